@@ -1,0 +1,43 @@
+# Everything the project needs is installed by these targets into .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint format clean
+
+$(VENV)/.run: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.run requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+.env: | $(VENV)/.run
+	$(PY) -m securegather.devenv > .env
+	@echo "Wrote .env with a fresh development key and Twilio auth token."
+
+run: $(VENV)/.run .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@echo
+	@echo "SecureGather on http://127.0.0.1:8000  (webhook: POST /voice/)"
+	@echo "Simulate a call, in another terminal:"
+	@echo "  $(PY) manage.py simulate_call --card 1234 --pin 4321 --url http://127.0.0.1:8000"
+	@echo
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py securegather.wsgi
+
+test: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+format: $(VENV)/.dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,48 @@
+import getpass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from accounts.models import Account
+from calls.models import is_four_digits
+
+
+def ask_four_digits(label: str) -> str:
+    """Prompt twice without echo; the value never reaches the terminal, argv or shell history."""
+    value = getpass.getpass(f"{label} (4 digits, not shown): ")
+    if not is_four_digits(value):
+        raise CommandError(f"The {label.lower()} must be exactly 4 digits 0-9.")
+    if getpass.getpass(f"{label} again: ") != value:
+        raise CommandError(f"The two {label.lower()} entries differ.")
+    return value
+
+
+class Command(BaseCommand):
+    help = "Create an account; asks for the card's last 4 digits and the PIN without echo."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("number", help="account number, e.g. AC87654321")
+        parser.add_argument("--balance", default="0.00", help="balance, e.g. 12.55")
+        parser.add_argument(
+            "--caller",
+            action="append",
+            default=[],
+            metavar="E164",
+            help="only resolve for calls from this number (repeatable)",
+        )
+
+    def handle(
+        self, *args: Any, number: str, balance: str, caller: list[str], **options: Any
+    ) -> None:
+        if Account.objects.filter(number=number).exists():
+            raise CommandError(f"Account {number} already exists.")
+        try:
+            amount = Decimal(balance)
+        except InvalidOperation:
+            raise CommandError("--balance must be a number such as 12.55.") from None
+        account = Account(number=number, balance=amount, caller_numbers=caller)
+        account.set_credentials(ask_four_digits("Card last 4"), ask_four_digits("PIN"))
+        account.full_clean()
+        account.save()
+        self.stdout.write(self.style.SUCCESS(f"Created account {number}."))

@@ -1,0 +1,41 @@
+from unittest import mock
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from accounts.models import Account
+from accounts.resolvers import resolve
+
+pytestmark = pytest.mark.django_db
+
+
+def run(answers, *args):
+    with mock.patch("getpass.getpass", autospec=True, side_effect=answers) as getpass:
+        call_command("create_account", *args)
+    return getpass
+
+
+def test_create_account_asks_without_echo_and_seals(capsys):
+    getpass = run(
+        ["8264", "8264", "5937", "5937"], "AC99", "--balance", "3.50", "--caller", "+15551230000"
+    )
+    assert getpass.call_count == 4
+    out = capsys.readouterr().out
+    assert "Created account AC99" in out and "8264" not in out and "5937" not in out
+    account = Account.objects.get(number="AC99")
+    assert account.caller_numbers == ["+15551230000"]
+    assert resolve("8264", "5937", "+15551230000").balance == account.balance
+
+
+@pytest.mark.parametrize("answers", [["826", "826"], ["8264", "8265"], ["8264", "8264", "59a7"]])
+def test_bad_entries_are_refused_without_echo(answers):
+    with pytest.raises(CommandError) as excinfo:
+        run(answers, "AC99")
+    assert not any(a in str(excinfo.value) for a in answers)
+    assert not Account.objects.exists()
+
+
+def test_an_existing_account_is_not_overwritten(demo_account):
+    with pytest.raises(CommandError, match="already exists"):
+        run([], "AC12345678")

@@ -1,0 +1,58 @@
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+from django.test import override_settings
+
+from accounts.models import Account
+from accounts.resolvers import DatabaseResolver, Resolution, resolve
+
+pytestmark = pytest.mark.django_db
+
+
+def make(number, card, pin, callers=()):
+    account = Account(number=number, balance=Decimal("5.00"), caller_numbers=list(callers))
+    account.set_credentials(card, pin)
+    account.save()
+    return account
+
+
+def test_right_card_and_pin_resolve(demo_account):
+    assert resolve("1234", "4321", "+15005550006") == Resolution("AC12345678", Decimal("12.55"))
+
+
+@pytest.mark.parametrize(("card", "pin"), [("1234", "0000"), ("0000", "4321"), ("4321", "1234")])
+def test_wrong_digits_do_not_resolve(demo_account, card, pin):
+    assert resolve(card, pin, "+15005550006") is None
+
+
+def test_shared_card_digits_are_told_apart_by_pin():
+    make("AC1", "8264", "1111")
+    make("AC2", "8264", "2222")
+    assert resolve("8264", "2222", "").account_number == "AC2"
+    assert resolve("8264", "1111", "").account_number == "AC1"
+
+
+def test_equal_pins_on_two_accounts_have_different_digests():
+    assert make("AC1", "8264", "1111").pin_digest != make("AC2", "8264", "1111").pin_digest
+
+
+def test_caller_numbers_restrict_resolution():
+    make("AC1", "8264", "5937", callers=["+15551230000"])
+    assert resolve("8264", "5937", "+15551230000").account_number == "AC1"
+    assert resolve("8264", "5937", "+15559999999") is None
+
+
+def test_unknown_card_does_the_same_keyed_work_as_a_wrong_pin(demo_account):
+    with mock.patch.object(Account, "check_pin", autospec=True, return_value=False) as check:
+        DatabaseResolver().resolve("9999", "4321", "")
+        assert check.call_count == 1
+        DatabaseResolver().resolve("1234", "0000", "")
+        assert check.call_count == 2
+
+
+def test_account_made_under_an_old_key_still_resolves(demo_account):
+    with override_settings(SECUREGATHER_KEYS="new:" + "33" * 32 + ",test2:" + "22" * 32):
+        assert resolve("1234", "4321", "").account_number == "AC12345678"
+    with override_settings(SECUREGATHER_KEYS="new:" + "33" * 32):
+        assert resolve("1234", "4321", "") is None

@@ -1,0 +1,159 @@
+"""Play a whole call, signed as Twilio signs, and print what the caller would hear."""
+
+from __future__ import annotations
+
+import secrets
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from defusedxml import ElementTree as ET
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.test import Client
+from twilio.request_validator import RequestValidator
+
+# A webhook answer is final after a handful of steps; a loop longer than this is a bug.
+MAX_REQUESTS = 20
+
+Post = Callable[[str, dict[str, str]], tuple[int, str]]
+
+
+def http_transport(validator: RequestValidator) -> Post:
+    def post(url: str, params: dict[str, str]) -> tuple[int, str]:
+        # The scheme is checked in handle(): http or https only.
+        request = urllib.request.Request(  # noqa: S310
+            url,
+            data=urllib.parse.urlencode(params).encode(),
+            headers={
+                "X-Twilio-Signature": validator.compute_signature(url, params),
+                "User-Agent": "SecureGather simulate_call",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+        except urllib.error.URLError as exc:
+            raise CommandError(
+                f"Cannot reach {url} ({exc.reason}). Is `make run` running?"
+            ) from None
+
+    return post
+
+
+def in_process_transport(validator: RequestValidator) -> Post:
+    client = Client(HTTP_HOST="localhost", enforce_csrf_checks=True)
+    public = settings.SECUREGATHER_PUBLIC_URL.rstrip("/")
+
+    def post(url: str, params: dict[str, str]) -> tuple[int, str]:
+        path = urllib.parse.urlsplit(url).path
+        signed = (public or "http://localhost") + path
+        response = client.post(
+            path, params, HTTP_X_TWILIO_SIGNATURE=validator.compute_signature(signed, params)
+        )
+        return response.status_code, response.content.decode()
+
+    return post
+
+
+class Call:
+    """One simulated call: posts Twilio's parameters and follows the TwiML it gets back."""
+
+    def __init__(
+        self,
+        post: Post,
+        base_url: str,
+        caller: str,
+        account_sid: str,
+        keypresses: list[str],
+        write: Callable[[str], None],
+    ) -> None:
+        self.post, self.base_url, self.write = post, base_url, write
+        self.keypresses = deque(keypresses)
+        self.params = {
+            "CallSid": "CA" + secrets.token_hex(16),
+            "AccountSid": account_sid,
+            "From": caller,
+            "To": "+15005550001",
+            "Direction": "inbound",
+            "CallStatus": "in-progress",
+            "ApiVersion": "2010-04-01",
+        }
+
+    def request(self, url: str, extra: dict[str, str] | None = None) -> str:
+        status, body = self.post(url, {**self.params, **(extra or {})})
+        if status != 200:
+            raise CommandError(
+                f"POST {urllib.parse.urlsplit(url).path} answered {status}: {body[:200]}"
+            )
+        return body
+
+    def play(self) -> None:
+        url = urllib.parse.urljoin(self.base_url, "/voice/")
+        body = self.request(url)
+        for _ in range(MAX_REQUESTS):
+            following = self.follow(ET.fromstring(body), url)
+            if following is None:
+                break
+            url, extra = following
+            body = self.request(url, extra)
+        else:
+            raise CommandError(f"The call did not end within {MAX_REQUESTS} requests.")
+        self.request(
+            urllib.parse.urljoin(self.base_url, "/voice/status/"), {"CallStatus": "completed"}
+        )
+        self.write("(call ended)")
+
+    def follow(self, response: Element, url: str) -> tuple[str, dict[str, str]] | None:
+        """Act out one TwiML document; return the next request to make, or None at hang-up."""
+        for verb in response:
+            if verb.tag == "Say":
+                self.write(f"Caller hears: {verb.text}")
+            elif verb.tag == "Gather":
+                for say in verb.iter("Say"):
+                    self.write(f"Caller hears: {say.text}")
+                digits = self.keypresses.popleft() if self.keypresses else ""
+                self.write(f"Caller presses: {'*' * len(digits) or '(nothing)'}")
+                return urllib.parse.urljoin(url, verb.get("action", url)), {"Digits": digits}
+            elif verb.tag == "Redirect":
+                return urllib.parse.urljoin(url, verb.text or url), {}
+            elif verb.tag == "Hangup":
+                return None
+        return None
+
+
+class Command(BaseCommand):
+    help = "Simulate a caller: signed requests, keypad entries, and what the caller would hear."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--card", required=True, help="the card's last 4 digits to press")
+        parser.add_argument("--pin", required=True, help="the PIN to press")
+        parser.add_argument(
+            "--from", dest="caller", default="+15005550006", help="the caller's number"
+        )
+        parser.add_argument(
+            "--url",
+            help="a running server, e.g. http://127.0.0.1:8000 "
+            "(default: in-process, on this settings' database)",
+        )
+
+    def handle(
+        self, *args: Any, card: str, pin: str, caller: str, url: str | None, **options: Any
+    ) -> None:
+        if not settings.TWILIO_AUTH_TOKEN:
+            raise CommandError("TWILIO_AUTH_TOKEN is not set; it signs the simulated requests.")
+        validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
+        if url and urllib.parse.urlsplit(url).scheme not in {"http", "https"}:
+            raise CommandError("--url takes an http:// or https:// address.")
+        if url:
+            post, base = http_transport(validator), url.rstrip("/") + "/"
+        else:
+            post, base = in_process_transport(validator), "http://localhost/"
+        account_sid = settings.TWILIO_ACCOUNT_SID or "AC" + secrets.token_hex(16)
+        Call(post, base, caller, account_sid, [card, pin], self.stdout.write).play()

@@ -1,0 +1,51 @@
+import pytest
+
+from calls.models import CallSession
+from calls.tests.twiml import gather, spoken
+from conftest import CALL_SID, CALLER
+from securegather.models import AuditEvent
+
+
+@pytest.mark.django_db
+def test_incoming_call_opens_a_session_and_asks_for_the_card(call):
+    response = call.start()
+    g = gather(response)
+    assert g is not None
+    assert g.attrib == {
+        "input": "dtmf",
+        "numDigits": "4",
+        "timeout": "10",
+        "method": "POST",
+        "action": "/voice/card/",
+        "actionOnEmptyResult": "true",
+    }
+    assert "last 4 digits of your payment card" in spoken(response)
+    assert g.find("Say").get("language") == "en-US"
+    session = CallSession.objects.get(call_sid=CALL_SID)
+    assert (session.state, session.caller) == ("awaiting_card", CALLER)
+    event = AuditEvent.objects.get()
+    assert (event.event, event.caller) == ("call_started", "*" * 10 + "06")
+
+
+@pytest.mark.django_db
+def test_redelivered_incoming_webhook_does_not_reset_the_call(call):
+    call.start()
+    call.card("8264")
+    response = call.start()
+    assert gather(response).get("action") == "/voice/pin/"
+    assert CallSession.objects.get().state == "awaiting_pin"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sid", ["", "CA123", "XX" + "ab" * 16, "CA" + "zz" * 16, "CA" + "ab" * 40])
+def test_malformed_call_sid_is_a_bad_request(call, sid):
+    call.call_sid = sid
+    assert call.start().status_code == 400
+    assert not CallSession.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_webhook_needs_no_csrf_token(call):
+    # The client enforces CSRF like a browser would; Twilio never sends a token.
+    assert call.twilio.client.handler.enforce_csrf_checks
+    assert call.start().status_code == 200

@@ -1,0 +1,63 @@
+import threading
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import pytest
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from calls.models import CallSession
+
+
+def simulate(capsys, *args):
+    call_command("simulate_call", *args)
+    return capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_in_process_call_hears_the_account(demo_account, capsys):
+    out = simulate(capsys, "--card", "1234", "--pin", "4321")
+    assert "Caller hears: Please enter last 4 digits of your payment card number." in out
+    assert "Your account number is AC12345678 and your balance is 12.55" in out
+    assert "Caller presses: ****" in out and "(call ended)" in out
+    assert "1234" not in out.replace("AC12345678", "")
+    assert CallSession.objects.get().ended_at is not None
+
+
+@pytest.mark.django_db
+def test_in_process_wrong_pin_hears_not_found(demo_account, capsys):
+    out = simulate(capsys, "--card", "1234", "--pin", "0000")
+    assert "We were not able to locate you in our system. Goodbye." in out
+    assert "AC12345678" not in out
+
+
+@pytest.mark.django_db
+def test_bad_entries_play_the_reprompts(demo_account, capsys):
+    out = simulate(capsys, "--card", "12", "--pin", "43")  # the PIN lands at the card prompt
+    assert out.count("Sorry, that was not 4 digits.") == 2
+    assert "could not read your entry" in out
+
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_over_http_against_a_running_server(demo_account, capsys):
+    server = make_server("127.0.0.1", 0, WSGIHandler(), handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        out = simulate(capsys, "--card", "1234", "--pin", "4321", "--url", url)
+    finally:
+        server.shutdown()
+    assert "Your account number is AC12345678" in out
+
+
+def test_unreachable_server_is_a_clear_error():
+    with pytest.raises(CommandError, match="Is `make run` running"):
+        call_command(
+            "simulate_call", "--card", "1234", "--pin", "4321", "--url", "http://127.0.0.1:9"
+        )

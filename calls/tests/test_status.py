@@ -1,0 +1,43 @@
+import pytest
+
+from calls.models import CallSession
+from securegather.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def test_status_callback_wipes_what_is_left_and_ends_the_call(call):
+    call.start()
+    call.card("8264")
+    assert CallSession.objects.get().card is not None
+    response = call.status("completed")
+    assert response.status_code == 200
+    session = CallSession.objects.get()
+    assert (session.card, session.state, session.outcome) == (None, "finished", "hung_up")
+    assert session.ended_at is not None
+    event = AuditEvent.objects.get(event="call_ended")
+    assert event.detail == {"call_status": "completed"}
+
+
+def test_status_callback_keeps_a_known_outcome(call, demo_account):
+    call.start()
+    call.card("1234")
+    call.pin("4321")
+    call.status()
+    assert CallSession.objects.get().outcome == "verified"
+
+
+def test_status_for_an_unknown_call_is_accepted_quietly(call):
+    assert call.status().status_code == 200
+    assert not CallSession.objects.exists()
+
+
+def test_status_is_signed_too(call):
+    response = call.twilio.post("/voice/status/", call.base(), signature="bad")
+    assert response.status_code == 403
+
+
+def test_unknown_call_status_is_not_echoed(call):
+    call.start()
+    call.status("<script>")
+    assert AuditEvent.objects.get(event="call_ended").detail == {"call_status": "other"}

@@ -1,0 +1,80 @@
+"""What the caller hears: each answer of the call flow as a VoiceResponse.
+
+Prompts follow Twilio's tutorial word for word where it has them, so its users hear the same call.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from twilio.twiml.voice_response import VoiceResponse
+
+from accounts.resolvers import Resolution
+
+
+def _say(response: VoiceResponse, text: str) -> None:
+    response.say(text, language=settings.SECUREGATHER_LANGUAGE)
+
+
+def _gather(action: str, prompt: str, notice: str = "") -> VoiceResponse:
+    response = VoiceResponse()
+    if notice:
+        _say(response, notice)
+    gather = response.gather(
+        input="dtmf",
+        num_digits=4,
+        timeout=10,
+        method="POST",
+        action=reverse(action),
+        # A timeout posts back without Digits, so silence counts as a try and is re-prompted.
+        action_on_empty_result=True,
+    )
+    gather.say(prompt, language=settings.SECUREGATHER_LANGUAGE)
+    return response
+
+
+def ask_card(retry: bool = False) -> VoiceResponse:
+    return _gather(
+        "calls:card",
+        _("Please enter last 4 digits of your payment card number."),
+        _("Sorry, that was not 4 digits.") if retry else "",
+    )
+
+
+def ask_pin(retry: bool = False) -> VoiceResponse:
+    return _gather(
+        "calls:pin",
+        _("Please enter your unique 4 digit identification number"),
+        _("Sorry, that was not 4 digits.") if retry else "",
+    )
+
+
+def _goodbye(text: str) -> VoiceResponse:
+    response = VoiceResponse()
+    _say(response, text)
+    response.hangup()
+    return response
+
+
+def found(resolution: Resolution) -> VoiceResponse:
+    return _goodbye(
+        _("Thank you. Your account number is %(account)s and your balance is %(balance)s")
+        % {"account": resolution.account_number, "balance": resolution.balance}
+    )
+
+
+def not_found() -> VoiceResponse:
+    return _goodbye(_("We were not able to locate you in our system. Goodbye."))
+
+
+def retries_exhausted() -> VoiceResponse:
+    return _goodbye(_("Sorry, we could not read your entry. Please call again. Goodbye."))
+
+
+def resolver_unavailable() -> VoiceResponse:
+    return _goodbye(_("Sorry, we cannot check your details right now. Please try later. Goodbye."))
+
+
+def call_finished() -> VoiceResponse:
+    return _goodbye(_("This call has already been handled. Goodbye."))

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from calls import views
+
+app_name = "calls"
+urlpatterns = [
+    path("", views.incoming, name="incoming"),
+    path("card/", views.card, name="card"),
+    path("pin/", views.pin, name="pin"),
+    path("status/", views.status, name="status"),
+]

@@ -1,0 +1,147 @@
+"""Fixtures shared by every app's tests: signed Twilio requests, a call, and a plaintext scanner."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse
+from django.test import Client
+from twilio.request_validator import RequestValidator
+
+CALL_SID = "CA" + "ab" * 16
+CALLER = "+15005550006"
+ACCOUNT_SID = "AC" + "cd" * 16
+
+
+class TwilioClient:
+    """Posts as Twilio does: form-encoded and signed. Enforces CSRF: webhooks must not need it."""
+
+    def __init__(self) -> None:
+        self.client = Client(enforce_csrf_checks=True)
+        self.responses: list[HttpResponse] = []
+
+    def post(
+        self,
+        path: str,
+        params: dict[str, str],
+        *,
+        signed_url: str | None = None,
+        signature: str | None = None,
+        **extra: str,
+    ) -> HttpResponse:
+        if signature is None:
+            url = signed_url or f"http://testserver{path}"
+            signature = RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(url, params)
+        response = self.client.post(path, params, HTTP_X_TWILIO_SIGNATURE=signature, **extra)
+        self.responses.append(response)
+        return response
+
+
+@dataclass
+class FakeCall:
+    """One call's parameters, posted step by step."""
+
+    twilio: TwilioClient
+    call_sid: str = CALL_SID
+    caller: str = CALLER
+    params: dict[str, str] = field(default_factory=dict)
+
+    def base(self) -> dict[str, str]:
+        return {
+            "CallSid": self.call_sid,
+            "AccountSid": ACCOUNT_SID,
+            "From": self.caller,
+            "To": "+15005550001",
+            "CallStatus": "in-progress",
+            **self.params,
+        }
+
+    def start(self) -> HttpResponse:
+        return self.twilio.post("/voice/", self.base())
+
+    def card(self, digits: str | None) -> HttpResponse:
+        return self.twilio.post("/voice/card/", self._with_digits(digits))
+
+    def pin(self, digits: str | None) -> HttpResponse:
+        return self.twilio.post("/voice/pin/", self._with_digits(digits))
+
+    def status(self, call_status: str = "completed") -> HttpResponse:
+        return self.twilio.post("/voice/status/", {**self.base(), "CallStatus": call_status})
+
+    def _with_digits(self, digits: str | None) -> dict[str, str]:
+        return self.base() if digits is None else {**self.base(), "Digits": digits}
+
+
+@pytest.fixture
+def twilio() -> TwilioClient:
+    return TwilioClient()
+
+
+@pytest.fixture
+def call(twilio: TwilioClient, db: None) -> FakeCall:
+    return FakeCall(twilio)
+
+
+@pytest.fixture
+def demo_account(db: None):
+    from accounts.management.commands.seed_demo import seed_demo
+    from accounts.models import Account
+
+    seed_demo()
+    return Account.objects.get(number="AC12345678")
+
+
+def standalone(digits: str) -> re.Pattern[str]:
+    """The digits as a value of their own, not inside a hex digest, token or longer number."""
+    return re.compile(rf"(?<![0-9A-Za-z]){re.escape(digits)}(?![0-9A-Za-z])")
+
+
+def database_text() -> str:
+    """Every value of every table, read with raw SQL so no field can mask what a column holds."""
+    chunks = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
+            chunks.extend(repr(row) for row in cursor.fetchall())
+    return "\n".join(chunks)
+
+
+class PlaintextScanner:
+    def __init__(self, caplog: pytest.LogCaptureFixture, twilio: TwilioClient) -> None:
+        self.caplog, self.twilio = caplog, twilio
+
+    def places(self, *digits: str) -> list[str]:
+        """Where any of ``digits`` stands: database, log lines, responses (bodies and headers)."""
+        found = []
+        texts = {
+            "database": database_text(),
+            "logs": "\n".join(self.caplog.handler.format(record) for record in self.caplog.records),
+            "responses": "\n".join(
+                r.content.decode(errors="replace") + repr(r.headers.items())
+                for r in self.twilio.responses
+            ),
+        }
+        for value in digits:
+            found += [
+                f"{value} in {where}"
+                for where, text in texts.items()
+                if standalone(value).search(text)
+            ]
+        return found
+
+    def assert_absent(self, *digits: str) -> None:
+        assert self.places(*digits) == []
+
+
+@pytest.fixture
+def plaintext(
+    caplog: pytest.LogCaptureFixture, twilio: TwilioClient, db: None
+) -> Iterator[PlaintextScanner]:
+    caplog.set_level(logging.DEBUG)
+    yield PlaintextScanner(caplog, twilio)

@@ -1,0 +1,102 @@
+"""The audit log: one row for every step of every call and every security decision."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from django.db import models
+from django.http import HttpRequest
+
+
+def mask_phone(number: str) -> str:
+    """A caller number masked to its last 2 digits: enough to correlate, not to dial."""
+    if len(number) <= 2:
+        return "*" * len(number)
+    return "*" * (len(number) - 2) + number[-2:]
+
+
+def _ip_or_none(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+class AuditEvent(models.Model):
+    class Event(models.TextChoices):
+        CALL_STARTED = "call_started"
+        CARD_ENTERED = "card_entered"
+        PIN_ENTERED = "pin_entered"
+        VERIFIED = "verified"
+        NOT_FOUND = "not_found"
+        INVALID_INPUT = "invalid_input"
+        RETRIES_EXHAUSTED = "retries_exhausted"
+        LOCKED_OUT = "locked_out"
+        SIGNATURE_REJECTED = "signature_rejected"
+        FOREIGN_ACCOUNT = "foreign_account"
+        OUT_OF_ORDER = "out_of_order"
+        SESSION_EXPIRED = "session_expired"
+        CALL_ENDED = "call_ended"
+        RESOLVER_UNAVAILABLE = "resolver_unavailable"
+        STEP_FAILED = "step_failed"
+        KEY_ROTATED = "key_rotated"
+        AUDIT_VERIFIED = "audit_verified"
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success"
+        FAILURE = "failure"
+        INFO = "info"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    event = models.CharField(max_length=32, choices=Event.choices, db_index=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    # Who acted: "twilio" for webhooks, a staff username, or "system" for commands.
+    actor = models.CharField(max_length=150, default="twilio")
+    call_sid = models.CharField(max_length=64, blank=True, db_index=True)
+    caller = models.CharField("caller (masked)", max_length=32, blank=True)
+    # A number, not a foreign key: audit rows outlive the accounts they name.
+    account_number = models.CharField(max_length=32, blank=True, db_index=True)
+    key_id = models.CharField(max_length=32, blank=True)
+    origin_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["event", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event} {self.outcome}"
+
+    @classmethod
+    def record(
+        cls,
+        event: str,
+        outcome: str,
+        *,
+        request: HttpRequest | None = None,
+        call_sid: str = "",
+        caller: str = "",
+        account_number: str = "",
+        key_id: str = "",
+        actor: str = "twilio",
+        **detail: Any,
+    ) -> AuditEvent:
+        """Append one row. ``detail`` holds non-secret facts only: never digits, never tokens."""
+        origin_ip, user_agent = None, ""
+        if request is not None:
+            origin_ip = _ip_or_none(request.META.get("REMOTE_ADDR", ""))
+            user_agent = request.META.get("HTTP_USER_AGENT", "")[:200]
+        return cls.objects.create(
+            event=event,
+            outcome=outcome,
+            actor=actor,
+            call_sid=call_sid[:64],
+            caller=mask_phone(caller)[:32],
+            account_number=account_number,
+            key_id=key_id,
+            origin_ip=origin_ip,
+            user_agent=user_agent,
+            detail=detail,
+        )

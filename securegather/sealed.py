@@ -1,0 +1,129 @@
+"""Sealed values: a model field that stores keyring tokens and hands back masked objects.
+
+A row's sealed value is bound to its purpose (``app.Model.field``) and to the record it belongs to
+(the value of the field's ``context_field``), so a card token opens neither as a PIN nor under
+another call. Reading the attribute gives a :class:`Sealed`, whose ``str`` and ``repr`` are masked:
+admin pages, templates, log lines and tracebacks cannot print a digit or even the token by accident.
+Opening is an explicit call on the model: ``instance.unseal("field")``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from securegather.keyring import get_keyring, token_kid
+
+MASK = "••••"
+
+
+class Sealed:
+    """A token whose printed forms are masked. ``.token`` is for storage and rotation only."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    @property
+    def key_id(self) -> str | None:
+        return token_kid(self.token)
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __repr__(self) -> str:
+        return f"<Sealed {MASK} kid={self.key_id}>"
+
+    def __format__(self, spec: str) -> str:
+        return MASK
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sealed) and other.token == self.token
+
+    def __hash__(self) -> int:
+        return hash(self.token)
+
+
+class SealedField(models.CharField):
+    """A CharField of tokens; ``context_field`` names the field that identifies the record."""
+
+    description = "A value sealed with the keyring (AES-256-GCM)"
+
+    def __init__(self, *args: Any, context_field: str, **kwargs: Any) -> None:
+        self.context_field = context_field
+        kwargs.setdefault("max_length", 255)
+        kwargs.setdefault("null", True)
+        kwargs.setdefault("blank", True)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["context_field"] = self.context_field
+        return name, path, args, kwargs
+
+    def from_db_value(self, value: str | None, *args: Any) -> Sealed | None:
+        return None if value is None else Sealed(value)
+
+    def to_python(self, value: Any) -> Sealed | None:
+        if value is None or isinstance(value, Sealed):
+            return value
+        return Sealed(str(value))
+
+    def run_validators(self, value: Any) -> None:
+        # Validate the stored token (its length), not the masked object.
+        if isinstance(value, Sealed):
+            super().run_validators(value.token)
+
+    def get_prep_value(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, Sealed):
+            # A plain string here would be a plaintext on its way to a column.
+            raise TypeError(f"{self.name} takes a Sealed value; use instance.seal()")
+        return value.token
+
+    def value_to_string(self, obj: models.Model) -> str:
+        # Fixtures and serializers carry the token, never a plaintext.
+        value = self.value_from_object(obj)
+        return "" if value is None else value.token
+
+    def purpose(self) -> str:
+        return f"{self.model._meta.label}.{self.name}"
+
+    def context(self, instance: models.Model) -> str:
+        return f"{self.purpose()}:{getattr(instance, self.context_field)}"
+
+    def seal(self, instance: models.Model, plaintext: str) -> Sealed:
+        return Sealed(get_keyring().seal(plaintext, self.context(instance)))
+
+    def open(self, instance: models.Model) -> str:
+        value = getattr(instance, self.attname)
+        if value is None:
+            raise ValueError(f"{self.name} holds no sealed value")
+        return get_keyring().open(value.token, self.context(instance))
+
+
+class SealedFieldsMixin(models.Model):
+    """Model methods to seal into, open from and wipe SealedFields."""
+
+    class Meta:
+        abstract = True
+
+    def _sealed_field(self, name: str) -> SealedField:
+        field = self._meta.get_field(name)
+        if not isinstance(field, SealedField):
+            raise TypeError(f"{name} is not a SealedField")
+        return field
+
+    def seal(self, name: str, plaintext: str) -> None:
+        setattr(self, name, self._sealed_field(name).seal(self, plaintext))
+
+    def unseal(self, name: str) -> str:
+        return self._sealed_field(name).open(self)
+
+    @classmethod
+    def sealed_fields(cls) -> list[SealedField]:
+        return [f for f in cls._meta.get_fields() if isinstance(f, SealedField)]

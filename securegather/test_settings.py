@@ -1,0 +1,19 @@
+"""Settings for the test suite: fixed keys and token so tests sign and seal deterministically."""
+
+import os
+
+# Tests never depend on a developer's .env: these win over it.
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
+
+from securegather.settings import *  # noqa: F403
+
+SECUREGATHER_KEYS = "test2:" + "22" * 32 + ",test1:" + "11" * 32
+SECUREGATHER_KEYS_FILE = ""
+SECUREGATHER_PUBLIC_URL = ""
+TWILIO_AUTH_TOKEN = "test-auth-token-0000000000000000"  # noqa: S105
+TWILIO_ACCOUNT_SID = ""
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,106 @@
+"""The signature check and the TwiML answer to failures, exercised through the voice webhook."""
+
+from unittest import mock
+
+import pytest
+from django.test import override_settings
+
+from calls.models import CallSession
+from conftest import ACCOUNT_SID, CALL_SID
+from securegather.models import AuditEvent
+
+PARAMS = {"CallSid": CALL_SID, "AccountSid": ACCOUNT_SID, "From": "+15005550006"}
+
+
+@pytest.fixture(autouse=True)
+def _db(db):
+    pass
+
+
+def test_signed_request_is_accepted(twilio):
+    assert twilio.post("/voice/", PARAMS).status_code == 200
+
+
+def test_unsigned_request_is_refused_and_audited(twilio):
+    response = twilio.post("/voice/", PARAMS, signature="")
+    assert response.status_code == 403
+    event = AuditEvent.objects.get()
+    assert (event.event, event.outcome, event.call_sid) == (
+        "signature_rejected",
+        "failure",
+        CALL_SID,
+    )
+    assert not CallSession.objects.exists()
+
+
+def test_request_signed_with_another_token_is_refused(twilio):
+    with override_settings(TWILIO_AUTH_TOKEN="another-token"):
+        response = twilio.post("/voice/", PARAMS)  # signed with another-token…
+    assert (
+        twilio.post(
+            "/voice/", PARAMS, signature=response.request["HTTP_X_TWILIO_SIGNATURE"]
+        ).status_code
+        == 403
+    )  # …checked against the real one
+
+
+def test_altered_parameters_break_the_signature(twilio):
+    good = twilio.post("/voice/card/", {**PARAMS, "Digits": "8264"})
+    signature = good.request["HTTP_X_TWILIO_SIGNATURE"]
+    forged = twilio.post("/voice/card/", {**PARAMS, "Digits": "5937"}, signature=signature)
+    assert forged.status_code == 403
+
+
+def test_signature_for_another_path_is_refused(twilio):
+    response = twilio.post("/voice/card/", PARAMS, signed_url="http://testserver/voice/")
+    assert response.status_code == 403
+
+
+@override_settings(DEBUG=True)
+def test_debug_does_not_turn_the_check_off(twilio):
+    assert twilio.post("/voice/", PARAMS, signature="").status_code == 403
+
+
+@override_settings(TWILIO_AUTH_TOKEN="")
+def test_without_an_auth_token_everything_is_refused(twilio):
+    assert twilio.post("/voice/", PARAMS, signature="anything").status_code == 403
+
+
+@override_settings(SECUREGATHER_PUBLIC_URL="https://voice.example.com")
+def test_behind_a_proxy_the_public_url_is_what_twilio_signed(twilio):
+    ok = twilio.post("/voice/", PARAMS, signed_url="https://voice.example.com/voice/")
+    assert ok.status_code == 200
+    internal = twilio.post("/voice/", PARAMS, signed_url="http://testserver/voice/")
+    assert internal.status_code == 403
+
+
+@override_settings(TWILIO_ACCOUNT_SID=ACCOUNT_SID)
+def test_requests_for_another_twilio_account_are_refused(twilio):
+    assert twilio.post("/voice/", PARAMS).status_code == 200
+    other = {**PARAMS, "CallSid": "CA" + "ef" * 16, "AccountSid": "AC" + "00" * 16}
+    assert twilio.post("/voice/", other).status_code == 403
+    assert AuditEvent.objects.filter(event="foreign_account").count() == 1
+
+
+def test_get_is_not_allowed(twilio):
+    assert twilio.client.get("/voice/").status_code == 405
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_failing_step_answers_twiml_without_the_digits(twilio, plaintext, debug):
+    twilio.post("/voice/", PARAMS)
+    with (
+        override_settings(DEBUG=debug),
+        mock.patch(
+            "calls.models.CallSession.accept_card",
+            autospec=True,
+            side_effect=RuntimeError("boom"),
+        ),
+    ):
+        response = twilio.post("/voice/card/", {**PARAMS, "Digits": "8264"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/xml"
+    assert b"<Hangup />" in response.content and b"Sorry" in response.content
+    assert AuditEvent.objects.filter(event="step_failed").exists()
+    assert "RuntimeError" in plaintext.caplog.text
+    plaintext.assert_absent("8264")

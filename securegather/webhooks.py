@@ -1,0 +1,108 @@
+"""Decorators every Twilio-facing view wears: signature check and a TwiML answer to any failure.
+
+There is no setting that turns the signature check off, DEBUG included: a switch like that is how
+forged requests reach production.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.utils.crypto import constant_time_compare
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import VoiceResponse
+
+from securegather.models import AuditEvent
+
+logger = logging.getLogger(__name__)
+
+View = Callable[..., HttpResponse]
+
+
+def signed_url(request: HttpRequest) -> str:
+    """The URL Twilio signed: the public origin when a proxy sits in front, else this request's."""
+    if settings.SECUREGATHER_PUBLIC_URL:
+        return settings.SECUREGATHER_PUBLIC_URL.rstrip("/") + request.get_full_path()
+    return request.build_absolute_uri()
+
+
+def has_valid_signature(request: HttpRequest) -> bool:
+    token = settings.TWILIO_AUTH_TOKEN
+    signature = request.META.get("HTTP_X_TWILIO_SIGNATURE", "")
+    if not token or not signature:
+        return False
+    return RequestValidator(token).validate(signed_url(request), request.POST, signature)
+
+
+def _audit_rejection(request: HttpRequest, event: str) -> None:
+    sid = request.POST.get("CallSid", "")
+    # An unsigned request's CallSid is the sender's word: keep it only in Twilio's own shape.
+    if not (sid.startswith("CA") and len(sid) == 34 and sid.isascii() and sid.isalnum()):
+        sid = ""
+    AuditEvent.record(
+        event, AuditEvent.Outcome.FAILURE, request=request, call_sid=sid, path=request.path
+    )
+
+
+def twilio_signed(view: View) -> View:
+    """403 for a request without a valid X-Twilio-Signature or from another Twilio account."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if not has_valid_signature(request):
+            _audit_rejection(request, AuditEvent.Event.SIGNATURE_REJECTED)
+            return HttpResponseForbidden("Invalid Twilio signature.")
+        expected = settings.TWILIO_ACCOUNT_SID
+        if expected and not constant_time_compare(request.POST.get("AccountSid", ""), expected):
+            _audit_rejection(request, AuditEvent.Event.FOREIGN_ACCOUNT)
+            return HttpResponseForbidden("Requests for this Twilio account are not accepted.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def apology() -> VoiceResponse:
+    response = VoiceResponse()
+    response.say(
+        "Sorry, we cannot take your details right now. Please call again later. Goodbye.",
+        language=settings.SECUREGATHER_LANGUAGE,
+    )
+    response.hangup()
+    return response
+
+
+def twiml(response: VoiceResponse, status: int = 200) -> HttpResponse:
+    return HttpResponse(str(response), content_type="text/xml", status=status)
+
+
+def twiml_on_error(view: View) -> View:
+    """Any failure inside a step ends the call politely: HTTP 200 TwiML, never a debug page.
+
+    Twilio keeps whatever a webhook answers in its debugger, and Django's technical 500 page
+    prints POST data when DEBUG is on, so no error may reach Django's handler from here.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Exception as exc:
+            # The type and where it happened; messages and locals could carry request data.
+            logger.error("webhook %s failed: %s", request.path, type(exc).__name__, exc_info=True)
+            try:
+                AuditEvent.record(
+                    AuditEvent.Event.STEP_FAILED,
+                    AuditEvent.Outcome.FAILURE,
+                    request=request,
+                    path=request.path,
+                    error=type(exc).__name__,
+                )
+            except Exception:
+                logger.error("could not audit the failure of %s", request.path)
+            return twiml(apology())
+
+    return wrapper
