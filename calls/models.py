@@ -45,6 +45,8 @@ class CallSession(SealedFieldsMixin, models.Model):
     call_sid = models.CharField("CallSid", max_length=34, unique=True)
     account_sid = models.CharField("AccountSid", max_length=34, blank=True)
     caller = models.CharField(max_length=32, blank=True)
+    # The call's prompt language when the caller chose one; blank means the configured default.
+    language = models.CharField(max_length=8, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.AWAITING_CARD)
     outcome = models.CharField(max_length=24, choices=Outcome.choices, blank=True)
     # Invalid entries at the current prompt; reset when the prompt changes.

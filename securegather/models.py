@@ -25,6 +25,7 @@ def _ip_or_none(value: str) -> str | None:
 
 class AuditEvent(models.Model):
     class Event(models.TextChoices):
+        # The voice call
         CALL_STARTED = "call_started"
         CARD_ENTERED = "card_entered"
         PIN_ENTERED = "pin_entered"
@@ -32,16 +33,37 @@ class AuditEvent(models.Model):
         NOT_FOUND = "not_found"
         INVALID_INPUT = "invalid_input"
         RETRIES_EXHAUSTED = "retries_exhausted"
-        LOCKED_OUT = "locked_out"
-        SIGNATURE_REJECTED = "signature_rejected"
-        FOREIGN_ACCOUNT = "foreign_account"
         OUT_OF_ORDER = "out_of_order"
+        DUPLICATE_DELIVERY = "duplicate_delivery"
         SESSION_EXPIRED = "session_expired"
         CALL_ENDED = "call_ended"
         RESOLVER_UNAVAILABLE = "resolver_unavailable"
         STEP_FAILED = "step_failed"
+        # Security decisions
+        SIGNATURE_REJECTED = "signature_rejected"
+        FOREIGN_ACCOUNT = "foreign_account"
+        UNAUTHORIZED = "unauthorized"
+        REPLAY_REFUSED = "replay_refused"
+        MALFORMED_REQUEST = "malformed_request"
+        LOCKED_OUT = "locked_out"
+        UNLOCKED = "unlocked"
+        # Staff and operations
+        STAFF_LOGIN = "staff_login"
+        STAFF_LOGIN_FAILED = "staff_login_failed"
+        STAFF_LOCKED_OUT = "staff_locked_out"
+        STAFF_LOGOUT = "staff_logout"
+        RECORD_VIEWED = "record_viewed"
+        RECORD_CHANGED = "record_changed"
+        EXPORTED = "exported"
+        SESSIONS_PURGED = "sessions_purged"
         KEY_ROTATED = "key_rotated"
         AUDIT_VERIFIED = "audit_verified"
+
+    class Channel(models.TextChoices):
+        VOICE = "voice"
+        API = "api"
+        ADMIN = "admin"
+        SYSTEM = "system"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success"
@@ -51,6 +73,7 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     event = models.CharField(max_length=32, choices=Event.choices, db_index=True)
     outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.VOICE)
     # Who acted: "twilio" for webhooks, a staff username, or "system" for commands.
     actor = models.CharField(max_length=150, default="twilio")
     call_sid = models.CharField(max_length=64, blank=True, db_index=True)
@@ -81,6 +104,7 @@ class AuditEvent(models.Model):
         account_number: str = "",
         key_id: str = "",
         actor: str = "twilio",
+        channel: str = Channel.VOICE,
         **detail: Any,
     ) -> AuditEvent:
         """Append one row. ``detail`` holds non-secret facts only: never digits, never tokens."""
@@ -92,6 +116,7 @@ class AuditEvent(models.Model):
             event=event,
             outcome=outcome,
             actor=actor,
+            channel=channel,
             call_sid=call_sid[:64],
             caller=mask_phone(caller)[:32],
             account_number=account_number,
