@@ -26,6 +26,10 @@ class ResolverUnavailable(Exception):
     """The backend could not answer (timeout, outage): not the caller's fault, not a failure."""
 
 
+class Locked(Exception):
+    """The caller or the account is locked after too many failures: no verification is tried."""
+
+
 class Resolver(Protocol):
     def resolve(self, card_last4: str, pin: str, caller: str) -> Resolution | None: ...
 

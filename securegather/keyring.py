@@ -154,6 +154,10 @@ class Keyring:
         mac = hmac.new(self._digest_keys[kid], f"{purpose}|{value}".encode(), hashlib.sha256)
         return f"{kid}:{mac.hexdigest()}"
 
+    def key_for_audit(self, kid: str) -> Key | None:
+        """The key that signed audit rows under ``kid``, if the ring still holds it."""
+        return self.keys.get(kid)
+
     def digests(self, value: str, purpose: str) -> list[str]:
         """The digest under every key in the ring, primary first: finds rows not yet rotated."""
         return [self.digest(value, purpose, kid) for kid in self.keys]
