@@ -1,0 +1,118 @@
+"""A load generator for signed calls; benchmark scripts run it in a process of its own.
+
+A call is four steps, as Twilio makes them: incoming, card, PIN, status callback. The baseline
+plays the same number of requests against /bench/baseline/.
+"""
+
+from __future__ import annotations
+
+import http.client
+import secrets
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlsplit
+
+from twilio.request_validator import RequestValidator
+
+STEPS = ("/voice/", "/voice/card/", "/voice/pin/", "/voice/status/")
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    calls: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, seconds: float, ok: bool) -> None:
+        with self.lock:
+            self.latencies.append(seconds)
+            self.errors += not ok
+
+    def summary(self, elapsed: float) -> dict[str, float]:
+        ordered = sorted(self.latencies)
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
+        return {
+            "steps": len(ordered),
+            "calls": self.calls,
+            "errors": self.errors,
+            "elapsed": elapsed,
+            "steps_per_s": len(ordered) / elapsed if elapsed else 0.0,
+            "p50_ms": statistics.median(ordered) * 1000 if ordered else 0.0,
+            "p99_ms": p99 * 1000,
+        }
+
+
+class Caller:
+    def __init__(self, base_url: str, auth_token: str, baseline: bool) -> None:
+        parts = urlsplit(base_url)
+        self.host, self.port, self.base_url = parts.hostname, parts.port, base_url.rstrip("/")
+        self.validator = RequestValidator(auth_token)
+        self.baseline = baseline
+
+    def post(self, path: str, params: dict[str, str]) -> tuple[int, bytes]:
+        if self.baseline:
+            path, headers = "/bench/baseline/", {}
+        else:
+            signature = self.validator.compute_signature(self.base_url + path, params)
+            headers = {"X-Twilio-Signature": signature}
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.request("POST", path, urlencode(params), headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def call(
+        self, tally: Tally, card: str, pin: str, first_step_since: float | None = None
+    ) -> None:
+        """Play one call; the first step's latency counts from ``first_step_since`` if given."""
+        base = {
+            "CallSid": "CA" + secrets.token_hex(16),
+            "AccountSid": "AC" + "0" * 32,
+            "From": "+1555" + str(secrets.randbelow(10**7)).zfill(7),
+            "To": "+15005550001",
+        }
+        keys = [{}, {"Digits": card}, {"Digits": pin}, {"CallStatus": "completed"}]
+        for i, (path, extra) in enumerate(zip(STEPS, keys, strict=True)):
+            started = time.perf_counter()
+            try:
+                status, body = self.post(path, {**base, **extra})
+                ok = status == 200 and (self.baseline or i != 2 or b"AC12345678" in body)
+            except OSError:
+                ok = False
+            since = first_step_since if (i == 0 and first_step_since is not None) else started
+            tally.add(time.perf_counter() - since, ok)
+        with tally.lock:
+            tally.calls += 1
+
+
+def closed_loop(
+    base_url: str, auth_token: str, baseline: bool, concurrency: int, calls: int
+) -> dict[str, float]:
+    """``concurrency`` callers, each starting its next call as soon as one ends: saturation."""
+    caller, tally = Caller(base_url, auth_token, baseline), Tally()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for _ in range(calls):
+            pool.submit(caller.call, tally, "1234", "4321")
+    return tally.summary(time.perf_counter() - started)
+
+
+def open_loop(
+    base_url: str, auth_token: str, baseline: bool, interval: float, calls: int
+) -> dict[str, float]:
+    """A new call every ``interval`` seconds whatever the answers: latency under a steady rate."""
+    caller, tally = Caller(base_url, auth_token, baseline), Tally()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(256) as pool:
+        for i in range(calls):
+            due = started + i * interval
+            time.sleep(max(0.0, due - time.perf_counter()))
+            pool.submit(caller.call, tally, "1234", "4321", due)
+    return tally.summary(time.perf_counter() - started)

@@ -1,0 +1,90 @@
+"""Cost of security per call step: secured steps against a baseline view on the same server.
+
+    .venv/bin/python bench/steps.py [--db postgres|sqlite] [--calls 400] [--concurrency 8]
+
+Starts gunicorn (the project's gunicorn.conf.py) on a fresh database, then, from a load generator
+in a process of its own, plays (a) full signed calls through every step — incoming, card, PIN with
+account resolution, status callback — and (b) the same number of requests to /bench/baseline/, a
+Django view that returns a static <Gather> with no signature check and no database.
+
+Saturated: closed loop, requests back to back. Target: secured/baseline throughput >= 0.33.
+Realistic: open loop, a new call every 30 ms. Target: secured p99 < 50 ms, no errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import loadgen
+from bench.server import AUTH_TOKEN, bench_env, fresh_database, gunicorn, manage
+
+
+def in_own_process(fn, *args):  # type: ignore[no-untyped-def]
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def line(label: str, r: dict[str, float]) -> str:
+    return (
+        f"  {label:9s} {r['steps']:6.0f} steps  {r['steps_per_s']:8.1f} steps/s  "
+        f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']:.0f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Secured call steps against a baseline view.")
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--calls", type=int, default=400, help="calls per phase (4 steps each)")
+    parser.add_argument("--concurrency", type=int, default=8, help="closed-loop callers")
+    parser.add_argument("--interval", type=float, default=0.030, help="open loop: s between calls")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--port", type=int, default=8500)
+    args = parser.parse_args()
+
+    env = bench_env(fresh_database(args.db, "securegather_bench_steps"))
+    manage(env, "migrate", "--noinput")
+    manage(env, "seed_demo")
+    print(
+        f"{args.db}, {args.workers} gunicorn workers, {os.cpu_count()} cores, "
+        f"{args.calls} calls ({args.calls * 4} steps) per phase"
+    )
+    with gunicorn(env, args.port, args.workers) as url:
+        # One short warm-up of each, so imports and connections are not measured.
+        in_own_process(loadgen.closed_loop, url, AUTH_TOKEN, False, 2, 20)
+        in_own_process(loadgen.closed_loop, url, AUTH_TOKEN, True, 2, 20)
+        print(f"saturated (closed loop, {args.concurrency} callers back to back)")
+        base = in_own_process(
+            loadgen.closed_loop, url, AUTH_TOKEN, True, args.concurrency, args.calls
+        )
+        secured = in_own_process(
+            loadgen.closed_loop, url, AUTH_TOKEN, False, args.concurrency, args.calls
+        )
+        print(line("baseline", base))
+        print(line("secured", secured))
+        ratio = secured["steps_per_s"] / base["steps_per_s"]
+        print(f"  secured/baseline throughput {ratio:.2f}   (target >= 0.33)")
+        rate = 4 / args.interval
+        print(
+            f"realistic (open loop, a call every {args.interval * 1000:.0f} ms ≈ {rate:.0f} "
+            "steps/s)"
+        )
+        base = in_own_process(loadgen.open_loop, url, AUTH_TOKEN, True, args.interval, args.calls)
+        secured = in_own_process(
+            loadgen.open_loop, url, AUTH_TOKEN, False, args.interval, args.calls
+        )
+        print(line("baseline", base))
+        print(line("secured", secured))
+        print(
+            f"  secured p99 {secured['p99_ms']:.1f} ms   (target < 50 ms), "
+            f"errors {secured['errors']:.0f}   (target 0)"
+        )
+
+
+if __name__ == "__main__":
+    main()
