@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "securegather",
     "accounts",
     "calls",
+    "legacy",
 ]
 
 MIDDLEWARE = [
@@ -109,6 +110,11 @@ SECUREGATHER_LANGUAGE = env.str("SECUREGATHER_LANGUAGE", default="en-US")
 # Tries per prompt before the caller hears a goodbye.
 SECUREGATHER_MAX_TRIES = env.int("SECUREGATHER_MAX_TRIES", default=3)
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+
+# Tutorial-compatible API (POST /api/decrypt-gather): the tutorial's AES_SECRET, 64 hex
+# characters; unset, the API answers 404. With a token set, callers send "Authorization: Bearer".
+SECUREGATHER_LEGACY_KEY = env.str("SECUREGATHER_LEGACY_KEY", default="")
+SECUREGATHER_API_TOKEN = env.str("SECUREGATHER_API_TOKEN", default="")
 # Optional: when set, requests made for any other Twilio account are refused.
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 

@@ -1,0 +1,230 @@
+"""POST /api/decrypt-gather, fed ciphertexts made in Node.js exactly as the tutorial's Function."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from accounts.resolvers import Locked, ResolverUnavailable
+from legacy.models import AcceptedCiphertext
+from securegather.models import AuditEvent
+
+URL = "/api/decrypt-gather"
+LEGACY_KEY = "5e" * 32
+ENCRYPT_JS = Path(__file__).with_name("tutorial_encrypt.js")
+
+
+def tutorial_encrypt(*plaintexts: str, key: str = LEGACY_KEY) -> list[str]:
+    """Ciphertexts from Node's crypto, as the tutorial's AES.encrypt makes them.
+
+    No skip when node is missing: this is the test that proves the tutorial's users can switch.
+    """
+    result = subprocess.run(  # noqa: S603
+        ["node", str(ENCRYPT_JS), *plaintexts],  # noqa: S607
+        env={"AES_SECRET": key, "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def api(settings, twilio, db):
+    """A client posting as the tutorial's Function does (JSON, like axios), responses scanned."""
+    settings.SECUREGATHER_LEGACY_KEY = LEGACY_KEY
+    settings.SECUREGATHER_API_TOKEN = ""
+    client = Client(enforce_csrf_checks=True)
+
+    def post(card: str, pin: str, **extra: str):
+        body = json.dumps({"encryptedCardDigits": card, "encryptedPinDigits": pin})
+        response = client.post(URL, body, content_type="application/json", **extra)
+        twilio.responses.append(response)  # so the plaintext fixture scans it
+        return response
+
+    return post
+
+
+def events() -> list[str]:
+    return list(AuditEvent.objects.order_by("id").values_list("event", flat=True))
+
+
+def test_node_ciphertexts_resolve_the_demo_account(api, demo_account, plaintext):
+    card, pin = tutorial_encrypt("1234", "4321")
+    response = api(card, pin)
+    assert response.status_code == 200
+    assert response.json() == {"account": "AC12345678", "balance": "12.55"}
+    row = AuditEvent.objects.get(event=AuditEvent.Event.VERIFIED)
+    assert (row.channel, row.account_number) == ("api", "AC12345678")
+    plaintext.assert_absent("1234", "4321")
+
+
+def test_other_digits_get_no_data_found(api, demo_account, plaintext):
+    card, pin = tutorial_encrypt("1234", "0000")
+    response = api(card, pin)
+    assert (response.status_code, response.content) == (404, b"No data found")
+    assert events() == ["not_found"]
+    plaintext.assert_absent("1234", "0000")
+
+
+def test_replayed_ciphertexts_are_refused_and_audited(api, demo_account):
+    card, pin = tutorial_encrypt("1234", "4321")
+    assert api(card, pin).status_code == 200
+    response = api(card, pin)
+    assert (response.status_code, response.content) == (404, b"No data found")
+    assert events() == ["verified", "replay_refused"]
+    assert AuditEvent.objects.get(event="replay_refused").channel == "api"
+
+
+def test_one_replayed_ciphertext_is_enough_to_refuse(api, demo_account):
+    card, pin = tutorial_encrypt("1234", "4321")
+    assert api(card, pin).status_code == 200
+    fresh_pin = tutorial_encrypt("4321")[0]
+    assert api(card, fresh_pin).status_code == 404
+    assert api(card.upper(), fresh_pin).status_code == 404  # hex case makes no new ciphertext
+    assert events()[-2:] == ["replay_refused", "replay_refused"]
+
+
+def test_a_ciphertext_is_used_up_even_when_the_answer_was_not_found(api, demo_account):
+    card, pin = tutorial_encrypt("1234", "0000")
+    assert api(card, pin).status_code == 404
+    assert api(card, pin).status_code == 404
+    assert events() == ["not_found", "replay_refused"]
+
+
+def test_only_keyed_digests_of_ciphertexts_are_stored(api, demo_account):
+    card, pin = tutorial_encrypt("1234", "4321")
+    api(card, pin)
+    digests = list(AcceptedCiphertext.objects.values_list("digest", flat=True))
+    assert len(digests) == 2
+    assert all(d.startswith("test2:") and card not in d and pin not in d for d in digests)
+
+
+def test_form_posts_are_accepted_too(settings, demo_account):
+    settings.SECUREGATHER_LEGACY_KEY = LEGACY_KEY
+    card, pin = tutorial_encrypt("1234", "4321")
+    response = Client(enforce_csrf_checks=True).post(
+        URL, {"encryptedCardDigits": card, "encryptedPinDigits": pin}
+    )
+    assert response.json() == {"account": "AC12345678", "balance": "12.55"}
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        "not hex at all",
+        "abc",  # odd length
+        "00" * 27,  # shorter than nonce + tag
+        "00" * 200,  # longer than any keypad entry
+        "",
+    ],
+)
+def test_unreadable_ciphertexts_get_a_bare_400(api, demo_account, card):
+    pin = tutorial_encrypt("4321")[0]
+    response = api(card, pin)
+    assert (response.status_code, response.content) == (400, b"Bad request")
+    assert events() == ["malformed_request"]
+
+
+def test_a_tampered_tag_gets_the_same_bare_400(api, demo_account):
+    card, pin = tutorial_encrypt("1234", "4321")
+    tampered = card[:-2] + ("00" if card[-2:] != "00" else "01")
+    assert api(tampered, pin).content == b"Bad request"
+    assert AcceptedCiphertext.objects.count() == 0  # nothing is used up by a refused request
+
+
+def test_a_ciphertext_under_another_key_gets_a_bare_400(api, demo_account):
+    card, pin = tutorial_encrypt("1234", "4321", key="77" * 32)
+    assert api(card, pin).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"[1, 2]", b'{"encryptedCardDigits": 1234, "encryptedPinDigits": 1}']
+)
+def test_a_body_that_is_not_the_tutorials_object_gets_400(settings, db, body):
+    settings.SECUREGATHER_LEGACY_KEY = LEGACY_KEY
+    response = Client().post(URL, body, content_type="application/json")
+    assert (response.status_code, response.content) == (400, b"Bad request")
+
+
+@pytest.mark.parametrize("digits", ["", "12345", "12a4"])
+def test_decrypted_values_that_are_not_4_digits_find_nothing(api, demo_account, digits):
+    card, pin = tutorial_encrypt(digits, "4321")
+    assert api(card, pin).content == b"No data found"
+    assert events() == ["invalid_input"]
+
+
+def test_without_a_legacy_key_the_api_is_off(settings, db):
+    settings.SECUREGATHER_LEGACY_KEY = ""
+    card, pin = tutorial_encrypt("1234", "4321")
+    response = Client().post(URL, {"encryptedCardDigits": card, "encryptedPinDigits": pin})
+    assert response.status_code == 404
+    assert AuditEvent.objects.count() == 0
+
+
+def test_get_is_not_allowed(settings, db):
+    settings.SECUREGATHER_LEGACY_KEY = LEGACY_KEY
+    assert Client().get(URL).status_code == 405
+
+
+class TestBearerToken:
+    TOKEN = "api-token-for-tests-0123456789abcdef"
+
+    @pytest.fixture(autouse=True)
+    def _token(self, api, settings):
+        settings.SECUREGATHER_API_TOKEN = self.TOKEN
+
+    @pytest.mark.parametrize(
+        "header", [None, "Bearer wrong-token", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer "]
+    )
+    def test_a_missing_or_wrong_token_gets_401_and_an_audit_row(self, api, demo_account, header):
+        card, pin = tutorial_encrypt("1234", "4321")
+        extra = {} if header is None else {"HTTP_AUTHORIZATION": header}
+        response = api(card, pin, **extra)
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"].startswith("Bearer")
+        assert events() == ["unauthorized"]
+        assert AcceptedCiphertext.objects.count() == 0
+
+    def test_the_right_token_is_let_through(self, api, demo_account):
+        card, pin = tutorial_encrypt("1234", "4321")
+        response = api(card, pin, HTTP_AUTHORIZATION=f"Bearer {self.TOKEN}")
+        assert response.json()["account"] == "AC12345678"
+
+
+def test_a_locked_caller_or_account_finds_nothing(api, demo_account, monkeypatch):
+    def locked(card_last4: str, pin: str, caller: str):
+        raise Locked
+
+    monkeypatch.setattr("legacy.views.resolve", locked)
+    card, pin = tutorial_encrypt("1234", "4321")
+    assert (api(card, pin).status_code, events()) == (404, ["locked_out"])
+
+
+def test_an_unavailable_resolver_gets_503_without_detail(api, demo_account, monkeypatch):
+    def unavailable(card_last4: str, pin: str, caller: str):
+        raise ResolverUnavailable("backend timed out after 5 s")
+
+    monkeypatch.setattr("legacy.views.resolve", unavailable)
+    card, pin = tutorial_encrypt("1234", "4321")
+    response = api(card, pin)
+    assert (response.status_code, response.content) == (503, b"Service unavailable")
+    assert events() == ["resolver_unavailable"]
+
+
+def test_the_resolver_is_asked_without_a_caller_number(api, demo_account, monkeypatch):
+    seen = []
+
+    def spy(card_last4: str, pin: str, caller: str):
+        seen.append(caller)
+
+    monkeypatch.setattr("legacy.views.resolve", spy)
+    card, pin = tutorial_encrypt("1234", "4321")
+    api(card, pin)
+    assert seen == [""]

@@ -1,0 +1,119 @@
+"""POST /api/decrypt-gather: the backend of Twilio's tutorial, answering as its Function did.
+
+The tutorial's ``encrypted-gather`` Function posts ``encryptedCardDigits`` and
+``encryptedPinDigits`` (JSON, by axios) and speaks ``account`` and ``balance`` from a 200, or the
+not-found message for anything else. Unlike its ``decrypt-gather``, this one takes each ciphertext
+once, can require a bearer token, resolves through ``accounts`` (lockout included) and audits.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.db import transaction
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotFound,
+    JsonResponse,
+)
+from django.utils.crypto import constant_time_compare
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_POST
+
+from accounts.resolvers import Locked, ResolverUnavailable, resolve
+from calls.models import is_four_digits
+from legacy import ciphertext
+from legacy.models import AcceptedCiphertext
+from securegather.models import AuditEvent
+
+Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
+FIELDS = ("encryptedCardDigits", "encryptedPinDigits")
+
+
+def _audit(request: HttpRequest, event: str, outcome: str, **detail: object) -> None:
+    AuditEvent.record(
+        event, outcome, request=request, actor="api", channel=AuditEvent.Channel.API, **detail
+    )
+
+
+def _bad_request(request: HttpRequest, reason: str) -> HttpResponse:
+    # One answer for every unreadable request: a prober learns nothing about which check failed.
+    _audit(request, Event.MALFORMED_REQUEST, Outcome.FAILURE, reason=reason)
+    return HttpResponseBadRequest("Bad request", content_type="text/plain")
+
+
+def _not_found() -> HttpResponse:
+    return HttpResponseNotFound("No data found", content_type="text/plain")
+
+
+def _authorized(request: HttpRequest) -> bool:
+    token = settings.SECUREGATHER_API_TOKEN
+    if not token:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and constant_time_compare(given.strip(), token)
+
+
+def _fields(request: HttpRequest) -> dict[str, object] | None:
+    """The posted fields, from a JSON object (axios's default) or a form; None if unreadable."""
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return body if isinstance(body, dict) else None
+    return {name: request.POST.get(name) for name in FIELDS}
+
+
+@csrf_exempt
+@require_POST
+@never_cache
+@sensitive_post_parameters(*FIELDS)
+@sensitive_variables("fields", "raws", "card", "pin")
+def decrypt_gather(request: HttpRequest) -> HttpResponse:
+    """Decrypt both values, take each ciphertext once, resolve: 200 JSON or 404 "No data found"."""
+    key = ciphertext.legacy_key()
+    if key is None:
+        return _not_found()  # SECUREGATHER_LEGACY_KEY is not set: the API is off.
+    if not _authorized(request):
+        _audit(request, Event.UNAUTHORIZED, Outcome.FAILURE)
+        response = HttpResponse("Unauthorized", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="securegather"'
+        return response
+    fields = _fields(request)
+    if fields is None:
+        return _bad_request(request, "body")
+    try:
+        raws = [ciphertext.decode(fields.get(name)) for name in FIELDS]  # type: ignore[arg-type]
+        card, pin = (ciphertext.open_raw(raw, key) for raw in raws)
+    except ciphertext.UnreadableCiphertext:
+        return _bad_request(request, "ciphertext")
+    with transaction.atomic():
+        # Both are marked used before anything else happens: a replay of either is refused,
+        # whatever this request's outcome.
+        if not all([AcceptedCiphertext.accept(raw) for raw in raws]):
+            _audit(request, Event.REPLAY_REFUSED, Outcome.FAILURE)
+            return _not_found()
+    if not (is_four_digits(card) and is_four_digits(pin)):
+        _audit(request, Event.INVALID_INPUT, Outcome.FAILURE, reason="not_4_digits")
+        return _not_found()
+    try:
+        resolution = resolve(card, pin, caller="")
+    except Locked:
+        _audit(request, Event.LOCKED_OUT, Outcome.FAILURE)
+        return _not_found()
+    except ResolverUnavailable:
+        _audit(request, Event.RESOLVER_UNAVAILABLE, Outcome.FAILURE)
+        return HttpResponse("Service unavailable", status=503, content_type="text/plain")
+    if resolution is None:
+        _audit(request, Event.NOT_FOUND, Outcome.FAILURE)
+        return _not_found()
+    _audit(request, Event.VERIFIED, Outcome.SUCCESS, account_number=resolution.account_number)
+    return JsonResponse(
+        {"account": resolution.account_number, "balance": f"{resolution.balance:.2f}"}
+    )
