@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format clean
+# Translation catalogs are compiled here from the .po files under locale/, never committed.
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
+
+.PHONY: run test lint format clean messages
 
 $(VENV)/.run: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed")'
@@ -19,7 +22,12 @@ $(VENV)/.dev: $(VENV)/.run requirements-dev.txt
 	$(PY) -m securegather.devenv > .env
 	@echo "Wrote .env with a fresh development key and Twilio auth token."
 
-run: $(VENV)/.run .env
+locale/%/LC_MESSAGES/django.mo: locale/%/LC_MESSAGES/django.po $(VENV)/.run
+	$(VENV)/bin/pybabel compile --domain django --input-file $< --output-file $@ --statistics
+
+messages: $(CATALOGS)
+
+run: $(VENV)/.run .env $(CATALOGS)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) manage.py collectstatic --noinput --verbosity 0
@@ -30,7 +38,7 @@ run: $(VENV)/.run .env
 	@echo
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py securegather.wsgi
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(CATALOGS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -40,4 +48,4 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .hypothesis $(CATALOGS)

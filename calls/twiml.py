@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
-from twilio.twiml.voice_response import VoiceResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from accounts.resolvers import Resolution
+from securegather.languages import ENGLISH, django_language, say_language, spanish
 
 
-def _say(response: VoiceResponse, text: str) -> None:
-    response.say(text, language=settings.SECUREGATHER_LANGUAGE)
+def _say(response: VoiceResponse | Gather, text: str) -> None:
+    # The words and the voice follow the active translation: the call's language in a webhook.
+    response.say(text, language=say_language())
 
 
 def _gather(action: str, prompt: str, notice: str = "") -> VoiceResponse:
@@ -30,8 +33,32 @@ def _gather(action: str, prompt: str, notice: str = "") -> VoiceResponse:
         # A timeout posts back without Digits, so silence counts as a try and is re-prompted.
         action_on_empty_result=True,
     )
-    gather.say(prompt, language=settings.SECUREGATHER_LANGUAGE)
+    _say(gather, prompt)
     return response
+
+
+def offer_languages() -> VoiceResponse:
+    """ "For English press 1, para español oprima 2": each half spoken in its own language."""
+    response = VoiceResponse()
+    gather = response.gather(
+        input="dtmf",
+        num_digits=1,
+        # Silence is an answer too: the call goes on in SECUREGATHER_LANGUAGE.
+        timeout=5,
+        method="POST",
+        action=reverse("calls:language"),
+        action_on_empty_result=True,
+    )
+    with translation.override(django_language(ENGLISH)):
+        _say(gather, _("For English, press 1."))
+    with translation.override(django_language(spanish())):
+        _say(gather, _("For Spanish, press 2."))
+    return response
+
+
+def opening() -> VoiceResponse:
+    """The first answer of a call: the language menu when it is offered, else the card prompt."""
+    return offer_languages() if settings.SECUREGATHER_OFFER_LANGUAGES else ask_card()
 
 
 def ask_card(retry: bool = False) -> VoiceResponse:

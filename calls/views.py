@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -16,6 +17,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from accounts.resolvers import ResolverUnavailable
 from calls import twiml as say
 from calls.models import CallSession, is_call_sid, is_four_digits
+from securegather import languages
 from securegather.models import AuditEvent
 from securegather.webhooks import twilio_signed, twiml, twiml_on_error
 
@@ -104,7 +106,7 @@ def incoming(request: HttpRequest) -> HttpResponse:
         session, created = _locked_session(request)
         if created:
             _audit(request, session, Event.CALL_STARTED, Outcome.INFO)
-            return twiml(say.ask_card())
+            return twiml(say.opening())
         # Twilio redelivered the call's first webhook: answer with the prompt it is at.
         return twiml(_out_of_order(request, session, "incoming"))
 
@@ -172,6 +174,24 @@ def pin(request: HttpRequest) -> HttpResponse:
             account_number=resolution.account_number,
         )
         return twiml(say.found(resolution))
+
+
+@csrf_exempt
+@require_POST
+@twiml_on_error
+@twilio_signed
+def language(request: HttpRequest) -> HttpResponse:
+    """The opening menu's answer: 1 English, 2 Spanish, anything else the configured language."""
+    if bad := _require_call_sid(request):
+        return bad
+    with transaction.atomic():
+        session, created = _locked_session(request)
+        if created or session.state != CallSession.State.AWAITING_CARD:
+            return twiml(_out_of_order(request, session, "language"))
+        session.language = languages.for_keypress(request.POST.get("Digits", ""))
+        session.save()
+        with translation.override(languages.django_language(session.language)):
+            return twiml(say.ask_card())
 
 
 @csrf_exempt

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.checks import Error, register
 
 from securegather.keyring import TUTORIAL_SAMPLE_KEY, Keyring, KeyringError
+from securegather.languages import SAY_LANGUAGES
 
 
 @register()
@@ -60,3 +61,16 @@ def check_twilio(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 )
             )
     return errors
+
+
+@register()
+def check_language(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    if settings.SECUREGATHER_LANGUAGE in SAY_LANGUAGES:
+        return []
+    return [
+        Error(
+            "SECUREGATHER_LANGUAGE has no prompts in that language.",
+            hint=f"Use one of {', '.join(SAY_LANGUAGES)}.",
+            id="securegather.E030",
+        )
+    ]

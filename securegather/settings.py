@@ -37,6 +37,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "calls.middleware.CallLanguageMiddleware",
 ]
 
 ROOT_URLCONF = "securegather.urls"
@@ -105,8 +106,12 @@ SECUREGATHER_PUBLIC_URL = env.str("SECUREGATHER_PUBLIC_URL", default="")
 SECUREGATHER_RESOLVER = env.str(
     "SECUREGATHER_RESOLVER", default="accounts.resolvers.DatabaseResolver"
 )
-# The language of every <Say>.
+# The language callers hear: words (locale/<lang>/LC_MESSAGES/django.po, compiled by `make`)
+# and the <Say language>: en-US, es-MX or es-ES.
 SECUREGATHER_LANGUAGE = env.str("SECUREGATHER_LANGUAGE", default="en-US")
+# true: open each call with "For English press 1, para español oprima 2".
+SECUREGATHER_OFFER_LANGUAGES = env.bool("SECUREGATHER_OFFER_LANGUAGES", default=False)
+LOCALE_PATHS = [BASE_DIR / "locale"]
 # Tries per prompt before the caller hears a goodbye.
 SECUREGATHER_MAX_TRIES = env.int("SECUREGATHER_MAX_TRIES", default=3)
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")

@@ -13,9 +13,11 @@ from functools import wraps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext as _
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
+from securegather.languages import say_language
 from securegather.models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -68,8 +70,8 @@ def twilio_signed(view: View) -> View:
 def apology() -> VoiceResponse:
     response = VoiceResponse()
     response.say(
-        "Sorry, we cannot take your details right now. Please call again later. Goodbye.",
-        language=settings.SECUREGATHER_LANGUAGE,
+        _("Sorry, we cannot take your details right now. Please call again later. Goodbye."),
+        language=say_language(),
     )
     response.hangup()
     return response

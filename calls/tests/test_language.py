@@ -1,0 +1,103 @@
+"""The opening language menu (SECUREGATHER_OFFER_LANGUAGES) and /voice/language/."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+from calls.models import CallSession
+from calls.tests.twiml import gather, parse, spoken
+
+pytestmark = [pytest.mark.django_db]
+ENGLISH_CARD = "Please enter last 4 digits of your payment card number."
+SPANISH_CARD = "Por favor, ingrese los últimos 4 dígitos del número de su tarjeta de pago."
+
+
+def says(response) -> list[tuple[str | None, str | None]]:
+    return [(say.get("language"), say.text) for say in parse(response).iter("Say")]
+
+
+def choose(call, digits: str | None):
+    return call.twilio.post("/voice/language/", call._with_digits(digits))
+
+
+@pytest.fixture(autouse=True)
+def _offer(settings):
+    settings.SECUREGATHER_OFFER_LANGUAGES = True
+
+
+def test_the_call_opens_with_each_offer_in_its_own_language(call):
+    response = call.start()
+    assert says(response) == [
+        ("en-US", "For English, press 1."),
+        ("es-MX", "Para español, oprima 2."),
+    ]
+    assert gather(response).attrib == {
+        "input": "dtmf",
+        "numDigits": "1",
+        "timeout": "5",
+        "method": "POST",
+        "action": "/voice/language/",
+        "actionOnEmptyResult": "true",
+    }
+
+
+def test_pressing_2_speaks_the_rest_of_the_call_in_spanish(call, demo_account):
+    call.start()
+    response = choose(call, "2")
+    assert says(response) == [("es-MX", SPANISH_CARD)]
+    assert gather(response).get("action") == "/voice/card/"
+    assert CallSession.objects.get().language == "es-MX"
+    assert says(call.card("1234"))[0][0] == "es-MX"
+    assert says(call.pin("4321")) == [
+        ("es-MX", "Gracias. Su número de cuenta es AC12345678 y su saldo es 12.55")
+    ]
+
+
+@override_settings(SECUREGATHER_LANGUAGE="es-MX")
+def test_pressing_1_speaks_english_even_when_spanish_is_the_default(call, demo_account):
+    call.start()
+    assert says(choose(call, "1")) == [("en-US", ENGLISH_CARD)]
+    call.card("1234")
+    assert says(call.pin("0000")) == [
+        ("en-US", "We were not able to locate you in our system. Goodbye.")
+    ]
+
+
+@override_settings(SECUREGATHER_LANGUAGE="es-ES")
+def test_spanish_is_the_configured_spanish(call):
+    offer = call.start()
+    assert says(offer)[1] == ("es-ES", "Para español, oprima 2.")
+    assert says(choose(call, "2")) == [("es-ES", SPANISH_CARD)]
+
+
+@pytest.mark.parametrize("digits", [None, "", "9", "*"])
+def test_anything_else_goes_on_in_the_configured_language(call, digits):
+    call.start()
+    assert says(choose(call, digits)) == [("en-US", ENGLISH_CARD)]
+    assert CallSession.objects.get().language == "en-US"
+
+
+def test_a_choice_after_the_card_does_not_rewind_the_call(call):
+    call.start()
+    choose(call, "2")
+    call.card("1234")
+    response = choose(call, "1")
+    assert gather(response).get("action") == "/voice/pin/"
+    assert says(response)[0][0] == "es-MX"
+    assert CallSession.objects.get().language == "es-MX"
+
+
+def test_a_choice_for_an_unknown_call_starts_at_the_card(call):
+    response = choose(call, "2")
+    assert gather(response).get("action") == "/voice/card/"
+
+
+def test_the_language_webhook_is_signed(call):
+    response = call.twilio.post("/voice/language/", call.base(), signature="forged")
+    assert response.status_code == 403
+
+
+def test_without_the_offer_the_call_opens_at_the_card(call, settings):
+    settings.SECUREGATHER_OFFER_LANGUAGES = False
+    assert spoken(call.start()) == ENGLISH_CARD
