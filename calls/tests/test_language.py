@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.management import call_command
 from django.test import override_settings
 
 from calls.models import CallSession
@@ -101,3 +102,11 @@ def test_the_language_webhook_is_signed(call):
 def test_without_the_offer_the_call_opens_at_the_card(call, settings):
     settings.SECUREGATHER_OFFER_LANGUAGES = False
     assert spoken(call.start()) == ENGLISH_CARD
+
+
+def test_simulate_call_presses_the_menu_choice(demo_account, capsys):
+    call_command("simulate_call", "--card", "1234", "--pin", "4321", "--menu", "2")
+    out = capsys.readouterr().out
+    assert "Caller hears: For English, press 1." in out
+    assert "Caller presses: *\n" in out
+    assert "Caller hears: Gracias. Su número de cuenta es AC12345678 y su saldo es 12.55" in out

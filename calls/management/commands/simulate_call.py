@@ -73,9 +73,11 @@ class Call:
         account_sid: str,
         keypresses: list[str],
         write: Callable[[str], None],
+        menu: str = "",
     ) -> None:
         self.post, self.base_url, self.write = post, base_url, write
         self.keypresses = deque(keypresses)
+        self.menu = menu
         self.params = {
             "CallSid": "CA" + secrets.token_hex(16),
             "AccountSid": account_sid,
@@ -118,7 +120,10 @@ class Call:
             elif verb.tag == "Gather":
                 for say in verb.iter("Say"):
                     self.write(f"Caller hears: {say.text}")
-                digits = self.keypresses.popleft() if self.keypresses else ""
+                if verb.get("numDigits") == "1":  # the language menu, not a card or PIN
+                    digits = self.menu
+                else:
+                    digits = self.keypresses.popleft() if self.keypresses else ""
                 self.write(f"Caller presses: {'*' * len(digits) or '(nothing)'}")
                 return urllib.parse.urljoin(url, verb.get("action", url)), {"Digits": digits}
             elif verb.tag == "Redirect":
@@ -138,13 +143,25 @@ class Command(BaseCommand):
             "--from", dest="caller", default="+15005550006", help="the caller's number"
         )
         parser.add_argument(
+            "--menu",
+            default="",
+            help="what to press at the language menu (SECUREGATHER_OFFER_LANGUAGES): 1 or 2",
+        )
+        parser.add_argument(
             "--url",
             help="a running server, e.g. http://127.0.0.1:8000 "
             "(default: in-process, on this settings' database)",
         )
 
     def handle(
-        self, *args: Any, card: str, pin: str, caller: str, url: str | None, **options: Any
+        self,
+        *args: Any,
+        card: str,
+        pin: str,
+        caller: str,
+        url: str | None,
+        menu: str,
+        **options: Any,
     ) -> None:
         if not settings.TWILIO_AUTH_TOKEN:
             raise CommandError("TWILIO_AUTH_TOKEN is not set; it signs the simulated requests.")
@@ -156,4 +173,4 @@ class Command(BaseCommand):
         else:
             post, base = in_process_transport(validator), "http://localhost/"
         account_sid = settings.TWILIO_ACCOUNT_SID or "AC" + secrets.token_hex(16)
-        Call(post, base, caller, account_sid, [card, pin], self.stdout.write).play()
+        Call(post, base, caller, account_sid, [card, pin], self.stdout.write, menu).play()
