@@ -14,6 +14,10 @@ def main() -> None:
     print(f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}")
     print(f"SECUREGATHER_KEYS={new_key_entry()}")
     print(f"TWILIO_AUTH_TOKEN={secrets.token_hex(16)}")
+    print("# Local http: production's TLS defaults (redirect, HSTS, secure cookies) off.")
+    print("DJANGO_SECURE_SSL_REDIRECT=false")
+    print("DJANGO_SECURE_HSTS_SECONDS=0")
+    print("DJANGO_SECURE_COOKIES=false")
 
 
 if __name__ == "__main__":

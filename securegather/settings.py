@@ -1,5 +1,6 @@
 """Settings, read from the environment or a `.env` file beside manage.py (django-environ)."""
 
+import os
 from pathlib import Path
 
 import environ
@@ -7,8 +8,9 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-# A real environment variable wins over the same name in .env.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# A real environment variable wins over the same name in .env. DJANGO_ENV_FILE names another
+# file (e.g. /etc/securegather/env), or /dev/null to read none.
+environ.Env.read_env(os.environ.get("DJANGO_ENV_FILE", BASE_DIR / ".env"), overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # No default: a missing secret key is a start-up error, never a shared constant.
@@ -122,6 +124,23 @@ SECUREGATHER_LEGACY_KEY = env.str("SECUREGATHER_LEGACY_KEY", default="")
 SECUREGATHER_API_TOKEN = env.str("SECUREGATHER_API_TOKEN", default="")
 # Optional: when set, requests made for any other Twilio account are refused.
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+
+# --- Production security (`manage.py check --deploy` is clean with these defaults) --------------
+# Safe by default; the .env that `make run` writes turns them off, so local http keeps working.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+# Load balancers probe /healthz over plain http from inside the network: answer, don't redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Only the registrable domain's owner can enter the preload list; on voice.example.com it is inert.
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+# Behind a TLS-terminating proxy: the header it sets to "https", e.g. X-Forwarded-Proto. Only set
+# it when the proxy overwrites that header on every request: a client could send it otherwise.
+_proxy_ssl_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
 
 LOGGING = {
     "version": 1,

@@ -12,6 +12,8 @@ SECUREGATHER_KEYS_FILE = ""
 SECUREGATHER_PUBLIC_URL = ""
 TWILIO_AUTH_TOKEN = "test-auth-token-0000000000000000"  # noqa: S105
 TWILIO_ACCOUNT_SID = ""
+# The test client speaks http; TLS settings have their own test (test_deploy_check.py).
+SECURE_SSL_REDIRECT = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

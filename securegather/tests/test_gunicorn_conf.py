@@ -1,0 +1,43 @@
+"""gunicorn.conf.py: workers answer inside Twilio's 15 s; the access log holds no body."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+from django.conf import settings
+
+CONF = Path(settings.BASE_DIR) / "gunicorn.conf.py"
+
+
+def load(monkeypatch, **env: str) -> dict:
+    for name in ("GUNICORN_WORKERS", "GUNICORN_BIND"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(CONF))
+
+
+def test_workers_follow_the_cpu_count_up_to_8(monkeypatch):
+    monkeypatch.setattr("multiprocessing.cpu_count", lambda: 2)
+    assert load(monkeypatch)["workers"] == 5
+    monkeypatch.setattr("multiprocessing.cpu_count", lambda: 64)
+    assert load(monkeypatch)["workers"] == 8
+    assert load(monkeypatch, GUNICORN_WORKERS="3")["workers"] == 3
+
+
+def test_a_stuck_worker_is_restarted_well_before_twilio_gives_up_at_15_s(monkeypatch):
+    conf = load(monkeypatch)
+    assert conf["timeout"] <= 10 and conf["graceful_timeout"] <= 10
+
+
+def test_the_access_log_has_the_path_only(monkeypatch):
+    fmt = load(monkeypatch)["access_log_format"]
+    assert "%(U)s" in fmt
+    # %(r)s is the request line and %(q)s the query string; gunicorn has no body field.
+    assert "%(r)s" not in fmt and "%(q)s" not in fmt and "{" not in fmt
+
+
+def test_it_binds_to_loopback_unless_told(monkeypatch):
+    assert load(monkeypatch)["bind"] == "127.0.0.1:8000"
+    assert load(monkeypatch, GUNICORN_BIND="0.0.0.0:8000")["bind"] == "0.0.0.0:8000"

@@ -1,0 +1,42 @@
+"""GET /healthz: the database answers or the host is taken out of the load balancer."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import OperationalError, connection
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_reachable_database_is_200_ok(client):
+    response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_head_works_for_probes_that_send_it(client):
+    assert client.head("/healthz").status_code == 200
+
+
+def test_a_database_that_does_not_answer_is_503_without_detail(client, monkeypatch, caplog):
+    def refuse():
+        raise OperationalError('connection to server at "10.0.0.7", port 5432 failed')
+
+    monkeypatch.setattr(connection, "cursor", refuse)
+    response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
+    assert "10.0.0.7" not in response.content.decode() + caplog.text
+    assert "OperationalError" in caplog.text
+
+
+def test_it_needs_no_login_and_takes_no_post(client):
+    assert client.post("/healthz").status_code == 405
+
+
+def test_it_answers_plain_http_where_everything_else_redirects_to_https(settings):
+    settings.SECURE_SSL_REDIRECT = True
+    client = Client()
+    assert client.get("/healthz").status_code == 200
+    redirect = client.post("/voice/", {})
+    assert (redirect.status_code, redirect["Location"]) == (301, "https://testserver/voice/")
