@@ -61,3 +61,10 @@ def test_unreachable_server_is_a_clear_error():
         call_command(
             "simulate_call", "--card", "1234", "--pin", "4321", "--url", "http://127.0.0.1:9"
         )
+
+
+@pytest.mark.django_db
+def test_in_process_call_works_under_production_tls_settings(demo_account, capsys, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    out = simulate(capsys, "--card", "1234", "--pin", "4321")
+    assert "Your account number is AC12345678" in out

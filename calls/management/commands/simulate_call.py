@@ -49,14 +49,15 @@ def http_transport(validator: RequestValidator) -> Post:
 
 def in_process_transport(validator: RequestValidator) -> Post:
     client = Client(HTTP_HOST="localhost", enforce_csrf_checks=True)
+    # Under production settings plain http is redirected: post as if through the TLS proxy.
+    secure = settings.SECURE_SSL_REDIRECT
     public = settings.SECUREGATHER_PUBLIC_URL.rstrip("/")
+    origin = public or ("https" if secure else "http") + "://localhost"
 
     def post(url: str, params: dict[str, str]) -> tuple[int, str]:
         path = urllib.parse.urlsplit(url).path
-        signed = (public or "http://localhost") + path
-        response = client.post(
-            path, params, HTTP_X_TWILIO_SIGNATURE=validator.compute_signature(signed, params)
-        )
+        signature = validator.compute_signature(origin + path, params)
+        response = client.post(path, params, secure=secure, HTTP_X_TWILIO_SIGNATURE=signature)
         return response.status_code, response.content.decode()
 
     return post
