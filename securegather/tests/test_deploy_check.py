@@ -1,0 +1,94 @@
+"""`DJANGO_DEBUG=false manage.py check --deploy` is clean with the documented production env.
+
+The check runs in a subprocess on the real settings module, so what is tested is what a host
+reads from its environment, defaults included. DJANGO_ENV_FILE=/dev/null keeps a developer's
+.env (which turns the TLS settings off for local http) out of it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from securegather.keyring import new_key_entry
+
+BASE_DIR = Path(settings.BASE_DIR)
+DOC = BASE_DIR / "docs/deployment.md"
+PLACEHOLDERS = {
+    "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
+    "TWILIO_AUTH_TOKEN": lambda: secrets.token_hex(16),
+    "TWILIO_ACCOUNT_SID": lambda: "AC" + secrets.token_hex(16),
+    "SECUREGATHER_LEGACY_KEY": lambda: secrets.token_hex(32),
+    "SECUREGATHER_API_TOKEN": lambda: secrets.token_urlsafe(32),
+}
+
+
+def documented_env(marker: str) -> dict[str, str]:
+    """The NAME=value lines of the code block after ``<!-- marker -->`` in the deployment page."""
+    block = re.search(rf"<!-- {marker} -->\n```sh\n(.*?)```", DOC.read_text(), re.DOTALL)
+    assert block is not None, f"docs/deployment.md has no {marker} block"
+    env = {}
+    for line in block.group(1).splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.split("=", 1)
+            env[name] = PLACEHOLDERS[name]() if value.startswith("<") else value
+    return env
+
+
+def check_deploy(env: dict[str, str], keys_file: Path) -> subprocess.CompletedProcess[str]:
+    keys_file.write_text(new_key_entry() + "\n")
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "DJANGO_SETTINGS_MODULE": "securegather.settings",
+            "DJANGO_ENV_FILE": os.devnull,
+            **env,
+            # The documented path is the production host's; the test's keys live here.
+            "SECUREGATHER_KEYS_FILE": str(keys_file),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_documented_production_env_passes_check_deploy(tmp_path):
+    env = documented_env("production-env")
+    assert env["DJANGO_DEBUG"] == "false"
+    result = check_deploy(env, tmp_path / "keys")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+
+def test_with_the_tutorial_api_configured_too(tmp_path):
+    env = {**documented_env("production-env"), **documented_env("tutorial-env")}
+    result = check_deploy(env, tmp_path / "keys")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+
+@pytest.mark.parametrize(
+    ("override", "warning"),
+    [
+        ({"DJANGO_SECURE_HSTS_SECONDS": "0"}, "security.W004"),
+        ({"DJANGO_SECURE_SSL_REDIRECT": "false"}, "security.W008"),
+        ({"DJANGO_SECURE_COOKIES": "false"}, "security.W012"),
+        ({"DJANGO_DEBUG": "true"}, "security.W018"),
+        ({"SECUREGATHER_API_TOKEN": ""}, "legacy.W001"),
+    ],
+)
+def test_turning_a_protection_off_is_reported(tmp_path, override, warning):
+    """The development .env's overrides are exactly what check --deploy would complain about."""
+    env = {**documented_env("production-env"), **documented_env("tutorial-env"), **override}
+    result = check_deploy(env, tmp_path / "keys")
+    assert result.returncode == 1
+    assert warning in result.stderr
