@@ -64,7 +64,9 @@ def test_unreachable_server_is_a_clear_error():
 
 
 @pytest.mark.django_db
-def test_in_process_call_works_under_production_tls_settings(demo_account, capsys, settings):
+def test_in_process_call_works_under_production_settings(demo_account, capsys, settings):
     settings.SECURE_SSL_REDIRECT = True
+    settings.SECUREGATHER_PUBLIC_URL = "https://voice.example.com"
+    settings.ALLOWED_HOSTS = ["voice.example.com"]
     out = simulate(capsys, "--card", "1234", "--pin", "4321")
     assert "Your account number is AC12345678" in out

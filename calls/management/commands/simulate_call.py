@@ -48,10 +48,13 @@ def http_transport(validator: RequestValidator) -> Post:
 
 
 def in_process_transport(validator: RequestValidator) -> Post:
-    client = Client(HTTP_HOST="localhost", enforce_csrf_checks=True)
+    public = settings.SECUREGATHER_PUBLIC_URL.rstrip("/")
+    # The public host is one ALLOWED_HOSTS accepts on a production host; localhost elsewhere.
+    client = Client(
+        HTTP_HOST=urllib.parse.urlsplit(public).netloc or "localhost", enforce_csrf_checks=True
+    )
     # Under production settings plain http is redirected: post as if through the TLS proxy.
     secure = settings.SECURE_SSL_REDIRECT
-    public = settings.SECUREGATHER_PUBLIC_URL.rstrip("/")
     origin = public or ("https" if secure else "http") + "://localhost"
 
     def post(url: str, params: dict[str, str]) -> tuple[int, str]:
