@@ -1,8 +1,10 @@
 // Encrypts each argument exactly as the AES Function of Twilio's tutorial does
 // (aes-256-gcm, key from hex, 12-byte nonce, 16-byte tag, hex of nonce ‖ ciphertext ‖ tag)
 // and prints the ciphertexts as a JSON array. The key comes from AES_SECRET, as in a Function.
+// With --body, prints the JSON body the tutorial's Function posts to decrypt-gather instead.
 //
 //   AES_SECRET=<64 hex> node tutorial_encrypt.js 1234 4321
+//   AES_SECRET=<64 hex> node tutorial_encrypt.js --body 1234 4321
 const crypto = require("crypto");
 
 const ALGORITHM = {
@@ -30,4 +32,10 @@ if (!key || Buffer.from(key, "hex").length !== 32) {
   console.error("AES_SECRET must be 64 hex characters");
   process.exit(2);
 }
-console.log(JSON.stringify(process.argv.slice(2).map((digits) => encrypt(digits, key))));
+const args = process.argv.slice(2);
+if (args[0] === "--body") {
+  const [encryptedCardDigits, encryptedPinDigits] = args.slice(1).map((d) => encrypt(d, key));
+  console.log(JSON.stringify({ encryptedCardDigits, encryptedPinDigits }));
+} else {
+  console.log(JSON.stringify(args.map((digits) => encrypt(digits, key))));
+}
