@@ -45,6 +45,9 @@ def bench_env(database_url: str, **extra: str) -> dict[str, str]:
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         TWILIO_ACCOUNT_SID="",
         PYTHONPATH=str(ROOT),
+        # The load generator speaks plain http: no https redirect, and no developer .env.
+        DJANGO_SECURE_SSL_REDIRECT="false",
+        DJANGO_ENV_FILE=os.devnull,
         **extra,
     )
     return env
