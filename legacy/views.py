@@ -74,7 +74,7 @@ def _fields(request: HttpRequest) -> dict[str, object] | None:
 @require_POST
 @never_cache
 @sensitive_post_parameters(*FIELDS)
-@sensitive_variables("fields", "raws", "card", "pin")
+@sensitive_variables("key", "body", "fields", "raws", "card", "card_last4", "pin")
 def decrypt_gather(request: HttpRequest) -> HttpResponse:
     """Decrypt both values, take each ciphertext once, resolve: 200 JSON or 404 "No data found"."""
     key = ciphertext.legacy_key()
@@ -105,6 +105,8 @@ def decrypt_gather(request: HttpRequest) -> HttpResponse:
     try:
         resolution = resolve(card, pin, caller="")
     except Locked:
+        # 404, not 429: the Function says "not located" for any non-2xx anyway, and a status of
+        # its own would tell a guesser that the card or caller they are trying is a real one.
         _audit(request, Event.LOCKED_OUT, Outcome.FAILURE)
         return _not_found()
     except ResolverUnavailable:

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
+from django.utils import translation
 
 from calls.management.commands import simulate_call
 from calls.tests.twiml import gather, parse, spoken
@@ -28,6 +29,7 @@ def test_the_whole_call_is_spanish_with_es_mx_voices(call, demo_account, plainte
     responses = [call.start(), call.card("1234"), call.pin("4321")]
     assert [spoken(r) for r in responses] == [ASK_CARD, ASK_PIN, FOUND]
     assert all(say_languages(r) == {"es-MX"} for r in responses)
+    assert translation.get_language() == "en-us"  # the call's language ends with its request
     plaintext.assert_absent("1234", "4321")
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
+from django.views.debug import ExceptionReporter
 
 from accounts.resolvers import Locked, ResolverUnavailable
 from legacy.models import AcceptedCiphertext
+from legacy.views import decrypt_gather
 from securegather.models import AuditEvent
 
 URL = "/api/decrypt-gather"
@@ -228,3 +231,34 @@ def test_the_resolver_is_asked_without_a_caller_number(api, demo_account, monkey
     card, pin = tutorial_encrypt("1234", "4321")
     api(card, pin)
     assert seen == [""]
+
+
+def test_an_unexpected_failure_reports_no_digit_ciphertext_or_key(
+    settings, demo_account, monkeypatch
+):
+    """Django's error report (mail to ADMINS, the DEBUG page) shows locals and POST: not these."""
+    settings.SECUREGATHER_LEGACY_KEY = LEGACY_KEY
+
+    def broken(card_last4: str, pin: str, caller: str):
+        raise RuntimeError("resolver bug")
+
+    monkeypatch.setattr("legacy.views.resolve", broken)
+    for form in (True, False):
+        card, pin = tutorial_encrypt("1234", "4321")
+        fields = {"encryptedCardDigits": card, "encryptedPinDigits": pin}
+        factory = RequestFactory()
+        request = (
+            factory.post(URL, fields)
+            if form
+            else factory.post(URL, json.dumps(fields), content_type="application/json")
+        )
+        with pytest.raises(RuntimeError) as failure:
+            decrypt_gather(request)
+        # From the view down: this test's own frame holds the ciphertexts, of course.
+        report = ExceptionReporter(
+            request, failure.type, failure.value, failure.tb.tb_next
+        ).get_traceback_html()
+        assert "resolver bug" in report and "card_last4" in report  # locals are shown...
+        key_repr = html.escape(repr(bytes.fromhex(LEGACY_KEY)))
+        for secret in (card, pin, key_repr, "&#x27;1234&#x27;", "&#x27;4321&#x27;"):
+            assert secret not in report  # ...but not these
