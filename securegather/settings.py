@@ -117,13 +117,13 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 # Tries per prompt before the caller hears a goodbye.
 SECUREGATHER_MAX_TRIES = env.int("SECUREGATHER_MAX_TRIES", default=3)
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+# Optional: when set, requests made for any other Twilio account are refused.
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 
 # Tutorial-compatible API (POST /api/decrypt-gather): the tutorial's AES_SECRET, 64 hex
 # characters; unset, the API answers 404. With a token set, callers send "Authorization: Bearer".
 SECUREGATHER_LEGACY_KEY = env.str("SECUREGATHER_LEGACY_KEY", default="")
 SECUREGATHER_API_TOKEN = env.str("SECUREGATHER_API_TOKEN", default="")
-# Optional: when set, requests made for any other Twilio account are refused.
-TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 
 # --- Production security (`manage.py check --deploy` is clean with these defaults) --------------
 # Safe by default; the .env that `make run` writes turns them off, so local http keeps working.
