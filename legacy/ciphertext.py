@@ -45,7 +45,7 @@ def legacy_key() -> bytes | None:
     return parse_key(text) if text else None
 
 
-def decode(ciphertext: str) -> bytes:
+def decode(ciphertext: object) -> bytes:
     """The raw bytes of a hex ciphertext. Case does not matter: "AB" and "ab" are one value."""
     if not isinstance(ciphertext, str) or len(ciphertext) > MAX_HEX_CHARS:
         raise UnreadableCiphertext

@@ -89,7 +89,7 @@ def decrypt_gather(request: HttpRequest) -> HttpResponse:
     if fields is None:
         return _bad_request(request, "body")
     try:
-        raws = [ciphertext.decode(fields.get(name)) for name in FIELDS]  # type: ignore[arg-type]
+        raws = [ciphertext.decode(fields.get(name)) for name in FIELDS]
         card, pin = (ciphertext.open_raw(raw, key) for raw in raws)
     except ciphertext.UnreadableCiphertext:
         return _bad_request(request, "ciphertext")
