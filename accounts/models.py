@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.db import models
 
 from securegather.keyring import get_keyring
-from securegather.sealed import SealedField, SealedFieldsMixin
+from securegather.sealed import DigestField, SealedField, SealedFieldsMixin
 
 CARD_PURPOSE = "accounts.Account.card_last4"
 PIN_PURPOSE = "accounts.Account.pin"
@@ -22,9 +22,10 @@ class Account(SealedFieldsMixin, models.Model):
     card_last4 = SealedField(context_field="number")
     pin = SealedField(context_field="number")
     # Keyed digests ("kid:hex"). A 4-digit value has 10,000 possibilities, so a bare hash of it
-    # would be reversed in milliseconds; an HMAC under a keyring subkey is not.
-    card_digest = models.CharField(max_length=100, db_index=True, editable=False)
-    pin_digest = models.CharField(max_length=100, editable=False)
+    # would be reversed in milliseconds; an HMAC under a keyring subkey is not. The account
+    # number salts the PIN digest: equal PINs on two accounts differ.
+    card_digest = DigestField(purpose=CARD_PURPOSE, source="card_last4", db_index=True)
+    pin_digest = DigestField(purpose=PIN_PURPOSE, source="pin", salt_field="number")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -39,17 +40,12 @@ class Account(SealedFieldsMixin, models.Model):
         """The lookup digests of a card's last 4 under every key in the ring."""
         return get_keyring().digests(card_last4, CARD_PURPOSE)
 
-    def _pin_message(self, pin: str) -> str:
-        # The account number salts the PIN digest: equal PINs on two accounts differ.
-        return f"{self.number}|{pin}"
-
     def set_credentials(self, card_last4: str, pin: str) -> None:
         """Seal and digest both credentials under the primary key. Does not save."""
-        ring = get_keyring()
         self.seal("card_last4", card_last4)
         self.seal("pin", pin)
-        self.card_digest = ring.digest(card_last4, CARD_PURPOSE)
-        self.pin_digest = ring.digest(self._pin_message(pin), PIN_PURPOSE)
+        self.card_digest = self._meta.get_field("card_digest").compute(self, card_last4)
+        self.pin_digest = self._meta.get_field("pin_digest").compute(self, pin)
 
     def check_pin(self, pin: str) -> bool:
         """Compare in constant time, under whichever key made the stored digest."""
@@ -57,7 +53,8 @@ class Account(SealedFieldsMixin, models.Model):
         kid = self.pin_digest.partition(":")[0]
         known = kid in ring.keys
         # Do the keyed work even for an unknown key id: the answer's timing says nothing.
-        expected = ring.digest(self._pin_message(pin), PIN_PURPOSE, kid if known else None)
+        field = self._meta.get_field("pin_digest")
+        expected = field.compute(self, pin, kid if known else None)
         return hmac.compare_digest(expected, self.pin_digest) and known
 
     def accepts_caller(self, caller: str) -> bool:

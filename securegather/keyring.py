@@ -4,6 +4,10 @@ A keyring entry is ``kid:64-hex-chars``; entries are comma (or newline) separate
 primary: it seals and digests everything new. The others only open what they sealed before, so
 values keep opening while a rotation moves them to the primary.
 
+An entry ending in ``:retired`` (``kid:64-hex-chars:retired``) is a retired key: it never seals,
+digests, opens or matches a digest again, and is handed out only by :meth:`Keyring.key_for_audit`,
+so audit history signed under it stays verifiable after every sealed value has left it.
+
 Token format (text, safe for a CharField): ``sg1:<kid>:<hex(nonce ‖ ciphertext ‖ tag)>``.
 The version and key id are bound into the associated data as well, so a token whose header was
 edited does not open.
@@ -16,6 +20,7 @@ import hmac
 import os
 import re
 import secrets
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -37,8 +42,19 @@ KID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 TUTORIAL_SAMPLE_KEY = "a154eb4c759711bc2538a7cc021e9e9f17dd8aa63151c62ca28a82a4a404203d"
 
 
+RETIRED = "retired"
+
+
 class KeyringError(Exception):
-    """The keyring configuration is unusable. Messages never include key material."""
+    """The keyring configuration is unusable. Messages never include key material.
+
+    ``problem`` names what is wrong, one system check id each: missing, malformed, length,
+    duplicate, unreadable.
+    """
+
+    def __init__(self, message: str, problem: str = "malformed") -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 class SealError(Exception):
@@ -49,6 +65,7 @@ class SealError(Exception):
 class Key:
     kid: str
     secret: bytes = field(repr=False)
+    retired: bool = False
 
     def subkey(self, label: str) -> bytes:
         """A 32-byte key for one purpose, so sealing and digests never share key bytes."""
@@ -62,26 +79,67 @@ class Key:
         return hmac.new(self.subkey("check"), b"key-check-value", hashlib.sha256).hexdigest()[:16]
 
 
-def parse_entries(text: str) -> list[Key]:
-    """Parse ``kid:hex`` entries. Raises KeyringError naming the entry by position, not content."""
+def parse_problems(text: str) -> tuple[list[Key], list[KeyringError]]:
+    """Parse ``kid:hex[:retired]`` entries: the well-formed keys and every problem found.
+
+    Problems name an entry by position or key id, never by content.
+    """
     keys: list[Key] = []
+    problems: list[KeyringError] = []
     seen: set[str] = set()
     entries = [e.strip() for e in re.split(r"[,\n]", text) if e.strip()]
     for position, entry in enumerate(entries, start=1):
-        kid, sep, hexkey = entry.partition(":")
-        if not sep or not KID_PATTERN.fullmatch(kid):
-            raise KeyringError(f"entry {position} is not 'kid:hex' (kid: letters, digits, _ or -)")
+        kid, sep, rest = entry.partition(":")
+        hexkey, _, flag = rest.partition(":")
+        if not sep or not KID_PATTERN.fullmatch(kid) or flag not in {"", RETIRED}:
+            problems.append(
+                KeyringError(
+                    f"entry {position} is not 'kid:hex' or 'kid:hex:retired' "
+                    "(kid: letters, digits, _ or -)"
+                )
+            )
+            continue
         try:
             secret = bytes.fromhex(hexkey)
         except ValueError:
-            raise KeyringError(f"key {kid!r} is not hexadecimal") from None
+            problems.append(KeyringError(f"key {kid!r} is not hexadecimal"))
+            continue
         if len(secret) != KEY_BYTES:
-            raise KeyringError(f"key {kid!r} is {len(secret)} bytes, not {KEY_BYTES}")
+            problems.append(
+                KeyringError(f"key {kid!r} is {len(secret)} bytes, not {KEY_BYTES}", "length")
+            )
+            continue
         if kid in seen:
-            raise KeyringError(f"key id {kid!r} appears twice")
+            problems.append(KeyringError(f"key id {kid!r} appears twice", "duplicate"))
+            continue
         seen.add(kid)
-        keys.append(Key(kid, secret))
+        keys.append(Key(kid, secret, retired=flag == RETIRED))
+    if not problems and not any(not key.retired for key in keys):
+        message = "every key is retired" if keys else "no keys configured"
+        problems.append(
+            KeyringError(f"{message}: set SECUREGATHER_KEYS or SECUREGATHER_KEYS_FILE", "missing")
+        )
+    return keys, problems
+
+
+def parse_entries(text: str) -> list[Key]:
+    """Parse ``kid:hex[:retired]`` entries. Raises the first problem as a KeyringError."""
+    keys, problems = parse_problems(text)
+    if problems:
+        raise problems[0]
     return keys
+
+
+def read_keys_text() -> str:
+    """The keyring text from SECUREGATHER_KEYS_FILE when set, else SECUREGATHER_KEYS."""
+    if not settings.SECUREGATHER_KEYS_FILE:
+        return settings.SECUREGATHER_KEYS
+    try:
+        return Path(settings.SECUREGATHER_KEYS_FILE).read_text()
+    except OSError as exc:
+        raise KeyringError(
+            f"SECUREGATHER_KEYS_FILE cannot be read ({exc.strerror})", "unreadable"
+        ) from None
 
 
 def new_key_entry(kid: str | None = None) -> str:
@@ -94,31 +152,30 @@ def new_key_entry(kid: str | None = None) -> str:
 
 class Keyring:
     def __init__(self, keys: list[Key]) -> None:
-        if not keys:
+        active = [key for key in keys if not key.retired]
+        if not active:
             raise KeyringError(
-                "no keys configured: set SECUREGATHER_KEYS or SECUREGATHER_KEYS_FILE"
+                "no keys configured: set SECUREGATHER_KEYS or SECUREGATHER_KEYS_FILE", "missing"
             )
-        self.keys = {key.kid: key for key in keys}
-        self.primary = keys[0]
+        # Only active keys seal, open and digest; retired ones serve audit history alone.
+        self.keys = {key.kid: key for key in active}
+        self.retired = {key.kid: key for key in keys if key.retired}
+        self.primary = active[0]
         # AESGCM objects and digest subkeys are derived once per process, not per request.
-        self._aead = {key.kid: AESGCM(key.subkey("seal")) for key in keys}
-        self._digest_keys = {key.kid: key.subkey("digest") for key in keys}
+        self._aead = {key.kid: AESGCM(key.subkey("seal")) for key in active}
+        self._digest_keys = {key.kid: key.subkey("digest") for key in active}
         # The primary's encrypt, token header and associated-data prefix, ready for every seal.
         self._seal = self._aead[self.primary.kid].encrypt
         self._seal_header = f"{TOKEN_VERSION}:{self.primary.kid}:"
         self._seal_aad = f"{TOKEN_VERSION}|{self.primary.kid}|".encode()
+        # Seals made by this process and not yet added to the database's count (KeyRecord).
+        # A counter in memory, not a write per seal: sealing is on every call's hot path.
+        self.unrecorded_seals: Counter[str] = Counter()
+        self.recorded = False
 
     @classmethod
     def from_settings(cls) -> Keyring:
-        text = settings.SECUREGATHER_KEYS
-        if settings.SECUREGATHER_KEYS_FILE:
-            try:
-                text = Path(settings.SECUREGATHER_KEYS_FILE).read_text()
-            except OSError as exc:
-                raise KeyringError(
-                    f"SECUREGATHER_KEYS_FILE cannot be read ({exc.strerror})"
-                ) from None
-        return cls(parse_entries(text))
+        return cls(parse_entries(read_keys_text()))
 
     @property
     def kids(self) -> list[str]:
@@ -128,6 +185,7 @@ class Keyring:
         """Encrypt under the primary key, bound to ``context`` (purpose and record)."""
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._seal(nonce, plaintext.encode(), self._seal_aad + context.encode())
+        self.unrecorded_seals[self.primary.kid] += 1
         return f"{self._seal_header}{nonce.hex()}{sealed.hex()}"
 
     def open(self, token: str, context: str) -> str:
@@ -148,8 +206,8 @@ class Keyring:
         return f"{kid}:{mac.hexdigest()}"
 
     def key_for_audit(self, kid: str) -> Key | None:
-        """The key that signed audit rows under ``kid``, if the ring still holds it."""
-        return self.keys.get(kid)
+        """The key that signed audit rows under ``kid``, active or retired, if the ring holds it."""
+        return self.keys.get(kid) or self.retired.get(kid)
 
     def digests(self, value: str, purpose: str) -> list[str]:
         """The digest under every key in the ring, primary first: finds rows not yet rotated."""

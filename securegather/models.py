@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import models
+from django.db.models import F
 from django.http import HttpRequest
+from django.utils import timezone
+
+from securegather.keyring import Key, Keyring, KeyringError
 
 
 def mask_phone(number: str) -> str:
@@ -125,3 +131,61 @@ class AuditEvent(models.Model):
             user_agent=user_agent,
             detail=detail,
         )
+
+
+class KeyRecord(models.Model):
+    """What the database knows of a key id: the check value of its bytes, first use, seals.
+
+    A key id must always mean the same bytes: values sealed under it would stop opening and
+    digests stop matching if it did not. ``check_value`` is a keyed digest of a fixed label
+    (``Key.check_value``), never the key. ``sealed_count`` is approximate: each process adds its
+    seals in batches (``securegather.sealed.SEALS_PER_RECORD``), so a killed process's last few
+    are not counted.
+    """
+
+    kid = models.CharField("key id", max_length=32, unique=True)
+    check_value = models.CharField(max_length=16)
+    first_seen = models.DateTimeField(default=timezone.now)
+    sealed_count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["first_seen", "kid"]
+
+    def __str__(self) -> str:
+        return self.kid
+
+    @classmethod
+    def remember(cls, keys: Iterable[Key]) -> list[str]:
+        """Record unseen key ids; return the ids whose bytes differ from those recorded."""
+        keys = list(keys)
+        cls.objects.bulk_create(
+            [cls(kid=key.kid, check_value=key.check_value) for key in keys],
+            ignore_conflicts=True,  # another process may record the same id at the same time
+        )
+        return cls.changed(keys)
+
+    @classmethod
+    def changed(cls, keys: Iterable[Key]) -> list[str]:
+        """The ids among ``keys`` whose recorded check value is not theirs."""
+        values = {key.kid: key.check_value for key in keys}
+        recorded = cls.objects.filter(kid__in=values).values_list("kid", "check_value")
+        return sorted(kid for kid, check in recorded if check != values[kid])
+
+    @classmethod
+    def record_use(cls, ring: Keyring) -> None:
+        """On a process's first seal, check the ring's ids; then add its seals to the counts.
+
+        Raises KeyringError, and seals nothing more, when an id's bytes changed.
+        """
+        if not ring.recorded:
+            changed = cls.remember([*ring.keys.values(), *ring.retired.values()])
+            if changed:
+                raise KeyringError(
+                    f"key id {changed[0]!r} now holds other bytes than it did: "
+                    "values sealed under it would not open",
+                    "changed",
+                )
+            ring.recorded = True
+        seals, ring.unrecorded_seals = ring.unrecorded_seals, Counter()
+        for kid, count in seals.items():
+            cls.objects.filter(kid=kid).update(sealed_count=F("sealed_count") + count)

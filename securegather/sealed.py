@@ -5,6 +5,9 @@ A row's sealed value is bound to its purpose (``app.Model.field``) and to the re
 another call. Reading the attribute gives a :class:`Sealed`, whose ``str`` and ``repr`` are masked:
 admin pages, templates, log lines and tracebacks cannot print a digit or even the token by accident.
 Opening is an explicit call on the model: ``instance.unseal("field")``.
+
+A :class:`DigestField` holds a keyed digest of a sealed field's plaintext, for lookups. It names
+its purpose and its source field, so key rotation finds every digest column and re-derives it.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from typing import Any
 
 from django.db import models
 
-from securegather.keyring import get_keyring, token_kid
+from securegather.keyring import Keyring, get_keyring, token_kid
 
 MASK = "••••"
+# Seals a process makes before it adds them to the key's count in the database (KeyRecord):
+# one small write per 1,024 seals, never one per seal.
+SEALS_PER_RECORD = 1024
 
 
 class Sealed:
@@ -94,16 +100,65 @@ class SealedField(models.CharField):
         return f"{self.model._meta.label}.{self.name}"
 
     def context(self, instance: models.Model) -> str:
-        return f"{self.purpose()}:{getattr(instance, self.context_field)}"
+        return self.context_of(getattr(instance, self.context_field))
+
+    def context_of(self, record: object) -> str:
+        """The associated data for the record whose ``context_field`` holds ``record``."""
+        return f"{self.purpose()}:{record}"
 
     def seal(self, instance: models.Model, plaintext: str) -> Sealed:
-        return Sealed(get_keyring().seal(plaintext, self.context(instance)))
+        ring = get_keyring()
+        token = ring.seal(plaintext, self.context(instance))
+        if not ring.recorded or ring.unrecorded_seals.total() >= SEALS_PER_RECORD:
+            record_key_use(ring)
+        return Sealed(token)
 
     def open(self, instance: models.Model) -> str:
         value = getattr(instance, self.attname)
         if value is None:
             raise ValueError(f"{self.name} holds no sealed value")
         return get_keyring().open(value.token, self.context(instance))
+
+
+def record_key_use(ring: Keyring) -> None:
+    """Record the ring's check values (first use) and add this process's seals to the count."""
+    from securegather.models import KeyRecord  # models import this module: import at use
+
+    KeyRecord.record_use(ring)
+
+
+class DigestField(models.CharField):
+    """A keyed digest ("kid:hex") of the plaintext of the SealedField named ``source``.
+
+    With ``salt_field``, the digested message is ``"<salt_field value>|<plaintext>"``, so equal
+    values on two records have different digests.
+    """
+
+    description = "A keyed HMAC-SHA256 digest of a sealed value"
+
+    def __init__(self, *args: Any, purpose: str, source: str, salt_field: str = "", **kwargs: Any):
+        self.digest_purpose, self.source, self.salt_field = purpose, source, salt_field
+        kwargs.setdefault("max_length", 100)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.update(purpose=self.digest_purpose, source=self.source)
+        if self.salt_field:
+            kwargs["salt_field"] = self.salt_field
+        return name, path, args, kwargs
+
+    def message_of(self, plaintext: str, salt: object = None) -> str:
+        return f"{salt}|{plaintext}" if self.salt_field else plaintext
+
+    def message(self, instance: models.Model, plaintext: str) -> str:
+        salt = getattr(instance, self.salt_field) if self.salt_field else None
+        return self.message_of(plaintext, salt)
+
+    def compute(self, instance: models.Model, plaintext: str, kid: str | None = None) -> str:
+        """The digest of ``plaintext`` for this record, under ``kid`` (default: the primary)."""
+        return get_keyring().digest(self.message(instance, plaintext), self.digest_purpose, kid)
 
 
 class SealedFieldsMixin(models.Model):
@@ -127,3 +182,7 @@ class SealedFieldsMixin(models.Model):
     @classmethod
     def sealed_fields(cls) -> list[SealedField]:
         return [f for f in cls._meta.get_fields() if isinstance(f, SealedField)]
+
+    @classmethod
+    def digest_fields(cls) -> list[DigestField]:
+        return [f for f in cls._meta.get_fields() if isinstance(f, DigestField)]

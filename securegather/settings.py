@@ -103,6 +103,10 @@ STORAGES = {
 # Keyring: "kid:64-hex-chars" entries, comma separated, the first is primary; or a file of them.
 SECUREGATHER_KEYS = env.str("SECUREGATHER_KEYS", default="")
 SECUREGATHER_KEYS_FILE = env.str("SECUREGATHER_KEYS_FILE", default="")
+# Cryptoperiod of the primary key: a warning past either. Random 96-bit nonces allow at most
+# 2**32 seals per key (NIST SP 800-38D 8.3); 2**30 leaves a margin for uncounted seals.
+SECUREGATHER_KEY_MAX_SEALS = env.int("SECUREGATHER_KEY_MAX_SEALS", default=2**30)
+SECUREGATHER_KEY_MAX_AGE_DAYS = env.int("SECUREGATHER_KEY_MAX_AGE_DAYS", default=365)
 # The origin Twilio signs when a proxy sits in front, e.g. "https://voice.example.com".
 SECUREGATHER_PUBLIC_URL = env.str("SECUREGATHER_PUBLIC_URL", default="")
 SECUREGATHER_RESOLVER = env.str(

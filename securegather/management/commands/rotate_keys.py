@@ -1,0 +1,104 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+
+from securegather.keyring import KeyringError, get_keyring
+from securegather.models import AuditEvent
+from securegather.rotation import NO_KEY, Result, columns, rotate
+
+
+class Progress:
+    """A bar redrawn in place on a terminal; a line per tenth of the work otherwise."""
+
+    WIDTH = 30
+
+    def __init__(self, out: OutputWrapper) -> None:
+        self.out, self.tty, self.shown = out, out.isatty(), -1
+
+    def __call__(self, done: int, total: int) -> None:
+        fraction = min(done / total, 1.0) if total else 1.0
+        if self.tty:
+            bar = "#" * round(fraction * self.WIDTH)
+            self.out.write(
+                f"\r[{bar:<{self.WIDTH}}] {fraction:4.0%} {done}/{total} rows", ending=""
+            )
+            self.out.flush()
+        elif int(fraction * 10) > self.shown:
+            self.shown = int(fraction * 10)
+            self.out.write(f"{done}/{total} rows rotated")
+
+    def finish(self) -> None:
+        if self.tty:
+            self.out.write("")
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-seal every sealed value and re-derive every keyed digest under the primary key, in "
+        "batches of their own transactions. Safe to run while calls are served; resumable."
+    )
+    # Its job is to clear what the database checks report, so they must not stop it.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch-size", type=int, default=1000, help="rows per transaction")
+        parser.add_argument("--dry-run", action="store_true", help="count, change nothing")
+
+    def handle(self, *args: Any, batch_size: int, dry_run: bool, **options: Any) -> None:
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        try:
+            ring = get_keyring()
+            if dry_run:
+                return self.dry_run(ring)
+            progress = Progress(self.stdout)
+            result = rotate(ring, batch_size=batch_size, progress=progress)
+        except KeyringError as exc:
+            raise CommandError(f"The keyring is unusable: {exc}.") from None
+        progress.finish()
+        self.summarise(result, ring.primary.kid)
+
+    def dry_run(self, ring: Any) -> None:
+        total = 0
+        for column in columns():
+            for kid, n in sorted(column.counts().items()):
+                if kid in (ring.primary.kid, NO_KEY):
+                    continue
+                can = kid in ring.keys or column.kind == "digest"
+                verb = "would rotate" if can else "cannot rotate (key not in the ring)"
+                self.stdout.write(f"{column.label}: {n} under {kid!r} {verb}")
+                total += n if can else 0
+        self.stdout.write(f"Dry run: {total} values would move to {ring.primary.kid!r}.")
+
+    def summarise(self, result: Result, primary: str) -> None:
+        for label, n in sorted(result.rotated.items()):
+            self.stdout.write(f"{label}: {n} rotated")
+        rate = result.rows / result.seconds if result.seconds else 0
+        self.stdout.write(
+            f"Rotated {sum(result.rotated.values())} values in {result.rows} rows to "
+            f"{primary!r} in {result.seconds:.1f}s ({rate:.0f} rows/s)."
+        )
+        if result.stuck:
+            self.stdout.write(
+                self.style.ERROR(
+                    f"{result.stuck} rows hold values no active key opens: "
+                    "see `manage.py keyring_status`."
+                )
+            )
+        if result.remaining > result.stuck:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{result.remaining - result.stuck} rows were busy or new: run rotate_keys "
+                    "again."
+                )
+            )
+        AuditEvent.record(
+            AuditEvent.Event.KEY_ROTATED,
+            AuditEvent.Outcome.SUCCESS if not result.remaining else AuditEvent.Outcome.FAILURE,
+            actor="system",
+            channel=AuditEvent.Channel.SYSTEM,
+            key_id=primary,
+            rotated=dict(result.rotated),
+            rows=result.rows,
+            remaining=result.remaining,
+        )
