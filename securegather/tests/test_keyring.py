@@ -155,3 +155,49 @@ def test_settings_change_rebuilds_the_keyring():
     with override_settings(SECUREGATHER_KEYS=OLD):
         assert get_keyring().primary.kid == "old"
     assert get_keyring().primary.kid == "test2"
+
+
+RETIRED = "old:" + "11" * 32 + ":retired"
+
+
+def test_retired_key_never_seals_opens_or_digests():
+    token = ring(OLD).seal("8264", "ctx")
+    digest = ring(OLD).digest("8264", "purpose")
+    both = ring(f"{NEW},{RETIRED}")
+    assert both.kids == ["new"] and list(both.retired) == ["old"]
+    assert both.seal("8264", "ctx").startswith("sg1:new:")
+    with pytest.raises(SealError):
+        both.open(token, "ctx")
+    assert digest not in both.digests("8264", "purpose")
+    with pytest.raises(KeyError):
+        both.digest("8264", "purpose", "old")
+
+
+def test_retired_key_is_handed_out_for_audit_history_only():
+    both = ring(f"{RETIRED},{NEW}")  # a retired entry first does not make it primary
+    assert both.primary.kid == "new"
+    assert both.key_for_audit("old").retired
+    assert both.key_for_audit("old").secret == bytes.fromhex("11" * 32)
+    assert both.key_for_audit("new") is both.primary
+    assert both.key_for_audit("gone") is None
+
+
+def test_a_ring_of_retired_keys_only_is_refused():
+    with pytest.raises(KeyringError, match="every key is retired") as excinfo:
+        ring(RETIRED)
+    assert excinfo.value.problem == "missing"
+
+
+def test_keys_file_may_hold_retired_entries(tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text(f"{NEW}\n{RETIRED}\n")
+    with override_settings(SECUREGATHER_KEYS="ignored", SECUREGATHER_KEYS_FILE=str(keys)):
+        assert get_keyring().kids == ["new"]
+        assert get_keyring().key_for_audit("old") is not None
+
+
+def test_seals_are_counted_in_memory():
+    keyring = ring(f"{NEW},{OLD}")
+    for _ in range(3):
+        keyring.seal("8264", "ctx")
+    assert keyring.unrecorded_seals == {"new": 3}

@@ -2,8 +2,9 @@ import pytest
 from django.db import connection
 
 from accounts.models import Account
-from securegather.keyring import SealError, get_keyring
-from securegather.sealed import MASK, Sealed, SealedField
+from securegather.keyring import KeyringError, SealError, get_keyring
+from securegather.models import KeyRecord
+from securegather.sealed import MASK, SEALS_PER_RECORD, Sealed, SealedField
 
 
 def test_sealed_value_prints_masked_everywhere():
@@ -63,3 +64,46 @@ def test_field_knows_its_purpose_and_survives_migrations():
     _, _, _, kwargs = field.deconstruct()
     assert kwargs["context_field"] == "number"
     assert Account.sealed_fields() == [field, Account._meta.get_field("pin")]
+
+
+@pytest.mark.django_db
+def test_first_seal_records_each_key_check_value_never_the_key():
+    get_keyring.cache_clear()
+    Account(number="AC1").set_credentials("8264", "5937")
+    records = dict(KeyRecord.objects.values_list("kid", "check_value"))
+    assert records == {kid: key.check_value for kid, key in get_keyring().keys.items()}
+    assert not any(check in ("22" * 32 + "11" * 32) for check in records.values())
+
+
+@pytest.mark.django_db
+def test_seal_counts_reach_the_database_in_batches():
+    get_keyring.cache_clear()
+    account = Account(number="AC1")
+    account.seal("pin", "5937")  # the first seal records the ring and its count
+    assert KeyRecord.objects.get(kid="test2").sealed_count == 1
+    for _ in range(SEALS_PER_RECORD - 1):
+        account.seal("pin", "5937")
+    assert KeyRecord.objects.get(kid="test2").sealed_count == 1  # no write per seal
+    account.seal("pin", "5937")
+    assert KeyRecord.objects.get(kid="test2").sealed_count == 1 + SEALS_PER_RECORD
+
+
+@pytest.mark.django_db
+def test_a_key_id_whose_bytes_changed_seals_nothing():
+    KeyRecord.objects.create(kid="test2", check_value="0" * 16)
+    get_keyring.cache_clear()
+    with pytest.raises(KeyringError, match="'test2' now holds other bytes"):
+        Account(number="AC1").seal("pin", "5937")
+
+
+def test_digest_fields_name_purpose_and_source():
+    card, pin = Account.digest_fields()
+    assert (card.name, card.digest_purpose, card.source, card.salt_field) == (
+        "card_digest",
+        "accounts.Account.card_last4",
+        "card_last4",
+        "",
+    )
+    assert pin.message(Account(number="AC1"), "5937") == "AC1|5937"
+    _, _, _, kwargs = pin.deconstruct()
+    assert kwargs["purpose"] == "accounts.Account.pin" and kwargs["salt_field"] == "number"
