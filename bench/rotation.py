@@ -14,7 +14,6 @@ cryptography's AESGCM, keyset batches locked FOR UPDATE SKIP LOCKED and written 
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import re
 import subprocess
@@ -48,12 +47,11 @@ def seal_key(entry: str) -> tuple[str, AESGCM]:
 def seal(kid: str, aead: AESGCM, plaintext: bytes, context: str) -> str:
     nonce = os.urandom(12)
     body = aead.encrypt(nonce, plaintext, f"sg1|{kid}|{context}".encode())
-    return f"sg1:{kid}:" + base64.urlsafe_b64encode(nonce + body).rstrip(b"=").decode()
+    return f"sg1:{kid}:{nonce.hex()}{body.hex()}"
 
 
 def unseal(kid: str, aead: AESGCM, token: str, context: str) -> bytes:
-    body = token.rsplit(":", 1)[1]
-    raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    raw = bytes.fromhex(token.rsplit(":", 1)[1])
     return aead.decrypt(raw[:12], raw[12:], f"sg1|{kid}|{context}".encode())
 
 

@@ -20,7 +20,6 @@ import hmac
 import os
 import re
 import secrets
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -170,7 +169,8 @@ class Keyring:
         self._seal_aad = f"{TOKEN_VERSION}|{self.primary.kid}|".encode()
         # Seals made by this process and not yet added to the database's count (KeyRecord).
         # A counter in memory, not a write per seal: sealing is on every call's hot path.
-        self.unrecorded_seals: Counter[str] = Counter()
+        # Only the primary seals, so one number.
+        self.unrecorded_seals = 0
         self.recorded = False
 
     @classmethod
@@ -185,7 +185,7 @@ class Keyring:
         """Encrypt under the primary key, bound to ``context`` (purpose and record)."""
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._seal(nonce, plaintext.encode(), self._seal_aad + context.encode())
-        self.unrecorded_seals[self.primary.kid] += 1
+        self.unrecorded_seals += 1
         return f"{self._seal_header}{nonce.hex()}{sealed.hex()}"
 
     def open(self, token: str, context: str) -> str:

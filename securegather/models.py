@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -186,6 +185,6 @@ class KeyRecord(models.Model):
                     "changed",
                 )
             ring.recorded = True
-        seals, ring.unrecorded_seals = ring.unrecorded_seals, Counter()
-        for kid, count in seals.items():
-            cls.objects.filter(kid=kid).update(sealed_count=F("sealed_count") + count)
+        seals, ring.unrecorded_seals = ring.unrecorded_seals, 0
+        if seals:
+            cls.objects.filter(kid=ring.primary.kid).update(sealed_count=F("sealed_count") + seals)

@@ -311,7 +311,7 @@ def cryptoperiod_exceeded(ring: Keyring, now: datetime) -> tuple[int | None, int
     record = KeyRecord.objects.filter(kid=ring.primary.kid).first()
     if record is None:
         return None, None
-    seals = record.sealed_count + ring.unrecorded_seals[ring.primary.kid]
+    seals = record.sealed_count + ring.unrecorded_seals
     age = (now - record.first_seen).days
     return (
         seals if seals > settings.SECUREGATHER_KEY_MAX_SEALS else None,

@@ -109,7 +109,7 @@ class SealedField(models.CharField):
     def seal(self, instance: models.Model, plaintext: str) -> Sealed:
         ring = get_keyring()
         token = ring.seal(plaintext, self.context(instance))
-        if not ring.recorded or ring.unrecorded_seals.total() >= SEALS_PER_RECORD:
+        if not ring.recorded or ring.unrecorded_seals >= SEALS_PER_RECORD:
             record_key_use(ring)
         return Sealed(token)
 

@@ -139,7 +139,7 @@ def test_e008_counts_a_retired_key_as_lacking(demo):
 @pytest.mark.django_db
 @override_settings(SECUREGATHER_KEY_MAX_SEALS=3)
 def test_w001_primary_key_past_its_seal_limit(demo):
-    get_keyring().unrecorded_seals.clear()
+    get_keyring().unrecorded_seals = 0
     KeyRecord.objects.filter(kid="test2").update(sealed_count=4)
     assert database_checks() == ["securegather.W001"]
 

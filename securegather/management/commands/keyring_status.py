@@ -38,7 +38,7 @@ class Command(BaseCommand):
             if record is None:
                 used = "never used"
             else:
-                seals = record.sealed_count + ring.unrecorded_seals[key.kid]
+                seals = record.sealed_count + (ring.unrecorded_seals if key is ring.primary else 0)
                 used = f"first used {record.first_seen:%Y-%m-%d} "
                 used += f"({(now - record.first_seen).days} days ago), {seals} seals"
             flag = "  BYTES CHANGED (E007)" if key.kid in changed else ""
