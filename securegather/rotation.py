@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -225,72 +226,101 @@ def _rotate_rows(
 ) -> tuple[list[tuple[Any, dict[str, str]]], int]:
     """New values for each row: (pk, {attname: value}); and how many rows keep a value stuck."""
     primary = ring.primary.kid
+    # Labels and sealed fields looked up once a batch, not once a row.
+    plan = [
+        (
+            column.label,
+            column.field,
+            column.field
+            if isinstance(column.field, SealedField)
+            else column.model._meta.get_field(column.field.source),
+        )
+        for column in cols
+    ]
     updates, stuck = [], 0
     for pk, *values in fetched:
         row = dict(zip(names, values, strict=True))
-        opened: dict[str, str | None] = {}
+        opened: dict[str, str] = {}
         changes: dict[str, str] = {}
         unopened = False
-        for column in cols:
-            f, current = column.field, row[column.field.attname]
+        for label, f, sealed in plan:
+            current = row[f.attname]
             try:
-                if isinstance(f, SealedField):
+                if f is sealed:
                     if current is None or current.key_id == primary:
                         continue
-                    plaintext = _open(ring, f, row, opened)
-                    changes[f.attname] = ring.seal(plaintext, f.context_of(row[f.context_field]))
+                    plaintext = _open(ring, sealed, row, opened)
+                    changes[f.attname] = ring.seal(plaintext, opened[f"ctx:{f.attname}"])
                 else:
                     if not current or current.partition(":")[0] == primary:
                         continue
-                    plaintext = _open(ring, column.model._meta.get_field(f.source), row, opened)
+                    plaintext = _open(ring, sealed, row, opened)
                     salt = row[f.salt_field] if f.salt_field else None
                     message = f.message_of(plaintext, salt)
                     changes[f.attname] = ring.digest(message, f.digest_purpose)
             except SealError:
                 unopened = True
                 continue
-            rotated[column.label] += 1
+            rotated[label] += 1
         stuck += unopened
         if changes:
             updates.append((pk, changes))
     return updates, stuck
 
 
-def _open(ring: Keyring, sealed: SealedField, row: dict[str, Any], opened: dict[str, Any]) -> str:
-    """A row's sealed plaintext, opened once per row. SealError if there is none to open."""
+def _open(ring: Keyring, sealed: SealedField, row: dict[str, Any], opened: dict[str, str]) -> str:
+    """A row's sealed plaintext, opened once per row (its context kept beside it, as
+    ``ctx:<attname>``). SealError if there is none to open."""
     if sealed.attname not in opened:
         value = row[sealed.attname]
         if value is None:
             raise SealError("nothing to open")
         context = sealed.context_of(row[sealed.context_field])
         opened[sealed.attname] = ring.open(value.token, context)
+        opened[f"ctx:{sealed.attname}"] = context
     return opened[sealed.attname]
 
 
 def _write(model: type[models.Model], cols: list[Column], updates: list[tuple[Any, dict]]) -> None:
-    """One ``UPDATE ... FROM (VALUES ...)`` per batch, writing only the rotated columns."""
+    """One ``UPDATE ... FROM`` per batch, writing only the rotated columns of the rotated rows.
+
+    A column a row does not rotate is NULL in the batch and keeps its value (COALESCE).
+    """
     if not updates:
         return
     names = [c.field.attname for c in cols if any(c.field.attname in ch for _, ch in updates)]
     table = connection.ops.quote_name(model._meta.db_table)
     pk = connection.ops.quote_name(model._meta.pk.column)
     quoted = [connection.ops.quote_name(model._meta.get_field(n).column) for n in names]
-    # A column a row does not rotate is NULL in VALUES and keeps its value (COALESCE).
     assignments = ", ".join(f"{q} = COALESCE(v.c{i}, {table}.{q})" for i, q in enumerate(quoted))
-    per_row = len(names) + 1
-    chunk = max(1, MAX_PARAMETERS // per_row)
+    aliases = ", ".join(["id", *(f"c{i}" for i in range(len(names)))])
+    if connection.vendor == "postgresql":
+        # One array per column, bound server-side in binary: a statement of a few parameters that
+        # psycopg sends as they are, instead of quoting every value into the SQL text.
+        pk_type = model._meta.pk.db_type(connection)
+        arrays = ", ".join([f"%b::{pk_type}[]", *["%b::text[]"] * len(names)])
+        params = [[key for key, _ in updates]]
+        params += [[changes.get(name) for _, changes in updates] for name in names]
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} "  # noqa: S608 (names, not input)
+                f"FROM unnest({arrays}) AS v({aliases}) WHERE {table}.{pk} = v.id",
+                params,
+            )
+        return
     with connection.cursor() as cursor:
+        per_row = len(names) + 1
+        chunk = max(1, MAX_PARAMETERS // per_row)
         for start in range(0, len(updates), chunk):
             part = updates[start : start + chunk]
             rows = ", ".join(["(" + ", ".join(["%s"] * per_row) + ")"] * len(part))
-            params: list[Any] = []
+            values: list[Any] = []
             for key, changes in part:
-                params += [key, *(changes.get(name) for name in names)]
-            aliases = ", ".join(["id", *(f"c{i}" for i in range(len(names)))])
+                values += [key, *(changes.get(name) for name in names)]
             cursor.execute(
                 f"WITH v({aliases}) AS (VALUES {rows}) "  # noqa: S608 (names, not input)
                 f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{pk} = v.id",
-                params,
+                values,
             )
 
 
