@@ -324,10 +324,27 @@ def _write(model: type[models.Model], cols: list[Column], updates: list[tuple[An
             )
 
 
+def migrated_columns() -> list[Column]:
+    """The columns the database has already: checks run before ``migrate`` creates new ones."""
+    tables = set(connection.introspection.table_names())
+    found, described = [], {}
+    with connection.cursor() as cursor:
+        for column in columns():
+            table = column.model._meta.db_table
+            if table not in tables:
+                continue
+            if table not in described:
+                description = connection.introspection.get_table_description(cursor, table)
+                described[table] = {info.name for info in description}
+            if column.field.column in described[table]:
+                found.append(column)
+    return found
+
+
 def retired_or_absent(ring: Keyring) -> dict[str, dict[str, int]]:
     """Per column label, the count of values under each key id the ring cannot use."""
     found: dict[str, dict[str, int]] = {}
-    for column in columns():
+    for column in migrated_columns():
         lacking = {
             kid: n for kid, n in column.counts().items() if kid not in ring.keys and kid != NO_KEY
         }

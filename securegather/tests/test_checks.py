@@ -166,6 +166,20 @@ def test_database_checks_wait_for_migrate(monkeypatch):
 
 
 @pytest.mark.django_db
+def test_database_checks_skip_columns_not_migrated_yet(demo, monkeypatch):
+    from django.db import connection
+
+    tables = connection.introspection.table_names()
+    monkeypatch.setattr(
+        connection.introspection,
+        "table_names",
+        lambda *a, **k: [t for t in tables if t != "accounts_account"],
+    )
+    with override_settings(SECUREGATHER_KEYS="k3:" + "33" * 32):
+        assert database_checks() == []
+
+
+@pytest.mark.django_db
 def test_manage_check_with_database_reports_values_without_key(demo):
     with (
         override_settings(SECUREGATHER_KEYS="k3:" + "33" * 32),
