@@ -118,6 +118,7 @@ class Result:
     rows: int = 0
     stuck: int = 0  # rows left with a value no key in the ring opens
     remaining: int = 0  # rows still to rotate when the run ended
+    lacking: dict[str, dict[str, int]] = field(default_factory=dict)  # see retired_or_absent
     total: int = 0
     seconds: float = 0.0
 
@@ -145,6 +146,7 @@ def rotate(
     for model, cols in columns_by_model().items():
         _rotate_model(ring, model, cols, batch_size, result, progress)
     result.remaining = pending(ring)
+    result.lacking = retired_or_absent(ring)
     result.seconds = time.monotonic() - started
     return result
 

@@ -130,6 +130,7 @@ def test_values_no_key_opens_are_reported_and_left_alone(demo_account):
     with override_settings(SECUREGATHER_KEYS=f"{NEW},{TEST1}"):  # test2 is gone
         output = rotate_keys()
         assert "1 rows hold values no active key opens" in output
+        assert "accounts.Account.pin: 1 under 'test2', a key id the ring lacks" in output
         assert AuditEvent.objects.get(event="key_rotated").outcome == "failure"
     assert Account.objects.get().card_last4.key_id == "test2"
 

@@ -85,6 +85,11 @@ class Command(BaseCommand):
                     "see `manage.py keyring_status`."
                 )
             )
+        for label, per_kid in sorted(result.lacking.items()):
+            counts = ", ".join(f"{n} under {kid!r}" for kid, n in sorted(per_kid.items()))
+            self.stdout.write(
+                self.style.ERROR(f"{label}: {counts}, a key id the ring lacks or holds retired")
+            )
         if result.remaining > result.stuck:
             self.stdout.write(
                 self.style.WARNING(
@@ -94,7 +99,9 @@ class Command(BaseCommand):
             )
         AuditEvent.record(
             AuditEvent.Event.KEY_ROTATED,
-            AuditEvent.Outcome.SUCCESS if not result.remaining else AuditEvent.Outcome.FAILURE,
+            AuditEvent.Outcome.FAILURE
+            if result.remaining or result.lacking
+            else AuditEvent.Outcome.SUCCESS,
             actor="system",
             channel=AuditEvent.Channel.SYSTEM,
             key_id=primary,
