@@ -171,9 +171,13 @@ def _rotate_model(
         if rows.count() <= stuck:
             break
         if not moved:
-            # Rows skipped because a call step holds their lock: let it commit, try again.
-            time.sleep(PASS_PAUSE_SECONDS)
+            _wait_for_locked_rows()
     result.stuck += stuck
+
+
+def _wait_for_locked_rows() -> None:
+    """Rows were skipped because a call step holds their lock: let it commit, try again."""
+    time.sleep(PASS_PAUSE_SECONDS)
 
 
 def _passes(

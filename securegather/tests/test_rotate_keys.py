@@ -9,12 +9,15 @@ from django.db import connection, connections
 from django.test import override_settings
 
 from accounts.models import Account
+from accounts.resolvers import DatabaseResolver
 from calls.models import CallSession
 from calls.tests.twiml import spoken
 from conftest import FakeCall, TwilioClient
 from securegather import rotation
+from securegather.keyring import get_keyring
 from securegather.models import AuditEvent, KeyRecord
 from securegather.rotation import columns
+from securegather.sealed import record_key_use
 
 pytestmark = pytest.mark.django_db
 
@@ -160,6 +163,55 @@ def test_a_key_whose_bytes_changed_stops_rotation(demo_account):
 def test_batch_size_must_be_positive(db):
     with pytest.raises(CommandError, match="at least 1"):
         rotate_keys("--batch-size", "0")
+
+
+SUCCESS = "Thank you. Your account number is AC12345678 and your balance is 12.55"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_session_a_call_step_holds_is_not_overwritten(demo_account):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks (SELECT ... FOR UPDATE SKIP LOCKED) need PostgreSQL")
+    call = FakeCall(TwilioClient())
+    call.start()
+    call.card("1234")  # sealed under test2
+    locked, go = threading.Event(), threading.Event()
+    resolve = DatabaseResolver.resolve
+    heard: list[str] = []
+
+    def resolve_slowly(self, *args):
+        locked.set()  # the PIN step holds the session's row lock from here to its commit
+        go.wait(timeout=3)  # bounded: a rotation that waits on the lock never says go
+        return resolve(self, *args)
+
+    def pin_step():
+        try:
+            heard.append(spoken(call.pin("4321")))
+        finally:
+            connections.close_all()
+
+    def let_the_step_commit():
+        go.set()
+        step.join()
+
+    step = threading.Thread(target=pin_step)
+    with (
+        override_settings(SECUREGATHER_KEYS=ROTATING),
+        mock.patch.object(DatabaseResolver, "resolve", resolve_slowly),
+        mock.patch.object(rotation, "_wait_for_locked_rows", side_effect=let_the_step_commit),
+    ):
+        # The ring is in use already: the step's first seal records nothing (no KeyRecord write
+        # for rotation to wait on), as in a process that has served calls before.
+        record_key_use(get_keyring())
+        step.start()
+        assert locked.wait(timeout=5)
+        rotate_keys()  # skips the locked session, lets the step commit, then finds it wiped
+        let_the_step_commit()
+    assert heard == [SUCCESS]
+    session = CallSession.objects.get()
+    assert (session.card, session.pin) == (None, None)  # no rotated card written over the wipe
+    assert kids_in_database() == {"k3"}
 
 
 @pytest.mark.postgres
