@@ -202,7 +202,9 @@ def _passes(
             last = fetched[-1][0]
             updates, stuck = _rotate_rows(ring, cols, names, fetched, result.rotated)
             _write(model, cols, updates)
-            KeyRecord.record_use(ring)
+        # Counted after the commit, so a batch never holds the key's row and call rows at once:
+        # a call step that flushes its own count under a lock cannot wait in a cycle with it.
+        KeyRecord.record_use(ring)
         result.rows += len(updates)
         yield len(updates), stuck
 
