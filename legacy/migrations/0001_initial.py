@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
             name='AcceptedCiphertext',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('digest', models.CharField(editable=False, max_length=100, unique=True)),
+                ('digest', models.CharField(editable=False, max_length=64, unique=True)),
                 ('accepted_at', models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
             options={

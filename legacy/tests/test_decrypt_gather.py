@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -101,12 +102,14 @@ def test_a_ciphertext_is_used_up_even_when_the_answer_was_not_found(api, demo_ac
     assert events() == ["not_found", "replay_refused"]
 
 
-def test_only_keyed_digests_of_ciphertexts_are_stored(api, demo_account):
+def test_only_digests_of_ciphertexts_are_stored(api, demo_account):
     card, pin = tutorial_encrypt("1234", "4321")
     api(card, pin)
     digests = list(AcceptedCiphertext.objects.values_list("digest", flat=True))
     assert len(digests) == 2
-    assert all(d.startswith("test2:") and card not in d and pin not in d for d in digests)
+    assert sorted(digests) == sorted(
+        hashlib.sha256(bytes.fromhex(value)).hexdigest() for value in (card, pin)
+    )
 
 
 def test_form_posts_are_accepted_too(settings, demo_account):
