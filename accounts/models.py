@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hmac
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import models
 
 from securegather.keyring import get_keyring
+from securegather.models import AuditEvent, mask_phone
 from securegather.sealed import DigestField, SealedField, SealedFieldsMixin
 
 CARD_PURPOSE = "accounts.Account.card_last4"
@@ -59,3 +62,101 @@ class Account(SealedFieldsMixin, models.Model):
 
     def accepts_caller(self, caller: str) -> bool:
         return not self.caller_numbers or caller in self.caller_numbers
+
+
+class Lockout(models.Model):
+    """Recent failed verifications of one caller number or one account, and its lock if any.
+
+    One row per caller or account, taken with a row lock for the whole of a verification, so
+    that workers on any number of hosts count the same failures and no two verifications of the
+    same caller or account overlap. Policy (how many, how long) lives in accounts.lockout.
+    """
+
+    class Scope(models.TextChoices):
+        CALLER = "caller"
+        ACCOUNT = "account"
+
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    # The caller's number, or the account's number.
+    key = models.CharField(max_length=32)
+    # When each failure of the current window happened (ISO 8601), oldest first.
+    failures = models.JSONField(default=list, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["scope", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="accounts_lockout_scope_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.masked_key}"
+
+    @property
+    def masked_key(self) -> str:
+        return mask_phone(self.key) if self.scope == self.Scope.CALLER else self.key
+
+    def is_locked(self, now: datetime) -> bool:
+        return self.locked_until is not None and now < self.locked_until
+
+    def recent_failures(self, now: datetime, window: timedelta) -> list[datetime]:
+        return [
+            when
+            for when in map(datetime.fromisoformat, self.failures)
+            if when > now - window and when <= now
+        ]
+
+    def fail(
+        self, now: datetime, *, limit: int, window: timedelta, duration: timedelta, **audit: Any
+    ) -> bool:
+        """Count one failure; lock (and audit) when it makes ``limit`` within ``window``.
+
+        True when this failure locked. Does not save.
+        """
+        recent = [*self.recent_failures(now, window), now]
+        if len(recent) < limit:
+            self.failures = [when.isoformat() for when in recent]
+            return False
+        self.failures, self.locked_until = [], now + duration
+        self._audit(
+            AuditEvent.Event.LOCKED_OUT,
+            AuditEvent.Outcome.FAILURE,
+            action="locked",
+            failures=len(recent),
+            until=self.locked_until.isoformat(),
+            **audit,
+        )
+        return True
+
+    def forget_failures(self) -> None:
+        """A verified call clears the account's count. Does not save."""
+        self.failures = []
+
+    def expire(self, now: datetime) -> bool:
+        """Clear a lock whose time is up (audited once, when next seen). Does not save."""
+        if self.locked_until is None or self.is_locked(now):
+            return False
+        self.locked_until = None
+        self._audit(
+            AuditEvent.Event.UNLOCKED, AuditEvent.Outcome.INFO, actor="system", reason="expired"
+        )
+        return True
+
+    def lift(self, by: str, *, channel: str = AuditEvent.Channel.SYSTEM) -> None:
+        """Staff lift the lock and forget the failures, audited under their name; saves."""
+        self.locked_until, self.failures = None, []
+        self.save()
+        self._audit(
+            AuditEvent.Event.UNLOCKED,
+            AuditEvent.Outcome.INFO,
+            actor=by,
+            channel=channel,
+            reason="lifted",
+        )
+
+    def _audit(self, event: str, outcome: str, **detail: Any) -> None:
+        if self.scope == self.Scope.CALLER:
+            AuditEvent.record(event, outcome, caller=self.key, scope=self.scope, **detail)
+        else:
+            AuditEvent.record(event, outcome, account_number=self.key, scope=self.scope, **detail)

@@ -1,19 +1,27 @@
 """Account resolution: (card last 4, PIN, caller number) → the caller's account, or nothing.
 
-Everything that checks a caller's digits goes through :func:`resolve`, which hands them to the
-backend named by ``SECUREGATHER_RESOLVER``. The plaintext digits live only inside that call.
+Everything that checks a caller's digits goes through :func:`resolve`, which enforces the lockout
+(accounts.lockout) and hands them to the backend named by ``SECUREGATHER_RESOLVER``. The
+plaintext digits live only inside that call.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
 from django.conf import settings
+from django.db import transaction
 from django.utils.module_loading import import_string
 
+from accounts import lockout
 from accounts.models import Account
+from securegather.models import AuditEvent
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,10 @@ class ResolverUnavailable(Exception):
 
 class Locked(Exception):
     """The caller or the account is locked after too many failures: no verification is tried."""
+
+    def __init__(self, scope: str, until: datetime) -> None:
+        super().__init__(scope)
+        self.scope, self.until = scope, until
 
 
 class Resolver(Protocol):
@@ -54,5 +66,36 @@ def get_resolver() -> Resolver:
     return import_string(settings.SECUREGATHER_RESOLVER)()
 
 
-def resolve(card_last4: str, pin: str, caller: str) -> Resolution | None:
-    return get_resolver().resolve(card_last4, pin, caller)
+def resolve(
+    card_last4: str,
+    pin: str,
+    caller: str,
+    *,
+    channel: str = AuditEvent.Channel.VOICE,
+    call_sid: str = "",
+) -> Resolution | None:
+    """The caller's account, or None (counted as a failure against the lockout).
+
+    Raises Locked, before any check of the PIN, when the caller or an account the card points
+    to is locked; raises ResolverUnavailable when the backend fails in any way, which counts
+    against no one: an outage is not a wrong PIN.
+    """
+    with transaction.atomic():
+        counters = lockout.Counters.hold(caller, lockout.accounts_for_card(card_last4))
+        if (row := counters.lock()) is not None:
+            raise Locked(row.scope, row.locked_until or counters.now)
+        try:
+            # A savepoint: a backend's database error must not abort the call's transaction.
+            with transaction.atomic():
+                resolution = get_resolver().resolve(card_last4, pin, caller)
+        except ResolverUnavailable:
+            raise
+        except Exception as exc:
+            # The type only: a backend's message may quote what it was given.
+            logger.warning("resolver failed: %s", type(exc).__name__)
+            raise ResolverUnavailable(type(exc).__name__) from None
+        if resolution is None:
+            counters.fail(channel=channel, call_sid=call_sid)
+        else:
+            counters.succeed(resolution.account_number)
+        return resolution

@@ -7,6 +7,7 @@ reads its state here. Sealed digits live only until the result is known.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -16,6 +17,9 @@ from accounts.resolvers import Resolution, resolve
 from securegather.sealed import SealedField, SealedFieldsMixin
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+# Twilio's I-Twilio-Idempotency-Token is opaque; anything else in the header is ignored.
+IDEMPOTENCY_TOKEN = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 # ASCII only: str.isdigit() and \d accept "١٢٣٤" and "¹²³⁴", which are not keypad presses.
 FOUR_DIGITS = re.compile(r"[0-9]{4}")
 
@@ -26,6 +30,19 @@ def is_call_sid(value: str) -> bool:
 
 def is_four_digits(value: str) -> bool:
     return FOUR_DIGITS.fullmatch(value) is not None
+
+
+def clean_caller(value: str) -> str:
+    """Twilio's From ("+15551234567", "client:alice", "anonymous"); anything unprintable → ""."""
+    return value[:32] if value.isascii() and value.isprintable() else ""
+
+
+def clean_account_sid(value: str) -> str:
+    return value if ACCOUNT_SID.fullmatch(value) else ""
+
+
+def clean_idempotency_token(value: str) -> str:
+    return value if IDEMPOTENCY_TOKEN.fullmatch(value) else ""
 
 
 class CallSession(SealedFieldsMixin, models.Model):
@@ -40,6 +57,8 @@ class CallSession(SealedFieldsMixin, models.Model):
         NOT_FOUND = "not_found"
         RETRIES_EXHAUSTED = "retries_exhausted"
         RESOLVER_UNAVAILABLE = "resolver_unavailable"
+        LOCKED_OUT = "locked_out"
+        EXPIRED = "expired"
         HUNG_UP = "hung_up"
 
     call_sid = models.CharField("CallSid", max_length=34, unique=True)
@@ -54,6 +73,10 @@ class CallSession(SealedFieldsMixin, models.Model):
     card = SealedField(context_field="call_sid")
     pin = SealedField(context_field="call_sid")
     account_number = models.CharField(max_length=32, blank=True)
+    # The last step's Twilio idempotency token and what it answered, so that a redelivery of
+    # that webhook hears the same answer without the step running twice. Cleared at call end.
+    idempotency_token = models.CharField(max_length=128, blank=True)
+    last_answer = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -67,6 +90,22 @@ class CallSession(SealedFieldsMixin, models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state == self.State.FINISHED
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.created_at + timedelta(seconds=settings.SECUREGATHER_SESSION_LIFETIME)
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def answered(self, token: str) -> str | None:
+        """What the step with this idempotency token answered, if it was this call's last."""
+        if token and token == self.idempotency_token and self.last_answer:
+            return self.last_answer
+        return None
+
+    def remember(self, token: str, answer: str) -> None:
+        self.idempotency_token, self.last_answer = token, answer if token else ""
 
     def accept_card(self, digits: str) -> None:
         self.seal("card", digits)
@@ -90,10 +129,13 @@ class CallSession(SealedFieldsMixin, models.Model):
     def verify(self) -> Resolution | None:
         """Resolve the sealed card and PIN, then wipe them whatever the answer.
 
-        Raises ResolverUnavailable (after wiping) when the backend cannot answer.
+        Raises ResolverUnavailable when the backend cannot answer and Locked when the caller or
+        the account is locked out, after wiping in either case.
         """
         try:
-            return resolve(self.unseal("card"), self.unseal("pin"), self.caller)
+            return resolve(
+                self.unseal("card"), self.unseal("pin"), self.caller, call_sid=self.call_sid
+            )
         finally:
             self.wipe()
 
@@ -104,6 +146,7 @@ class CallSession(SealedFieldsMixin, models.Model):
     def end(self) -> None:
         """The call is over (status callback): nothing sealed outlives it."""
         self.wipe()
+        self.idempotency_token = self.last_answer = ""
         self.ended_at = timezone.now()
         if not self.is_finished:
             self.finish(self.Outcome.HUNG_UP)

@@ -105,3 +105,11 @@ def resolver_unavailable() -> VoiceResponse:
 
 def call_finished() -> VoiceResponse:
     return _goodbye(_("This call has already been handled. Goodbye."))
+
+
+def locked() -> VoiceResponse:
+    return _goodbye(_("Sorry, there have been too many attempts. Please try again later. Goodbye."))
+
+
+def session_expired() -> VoiceResponse:
+    return _goodbye(_("Sorry, this call has timed out. Please call again. Goodbye."))

@@ -9,4 +9,5 @@ urlpatterns = [
     path("card/", views.card, name="card"),
     path("pin/", views.pin, name="pin"),
     path("status/", views.status, name="status"),
+    path("fallback/", views.fallback, name="fallback"),
 ]

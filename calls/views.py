@@ -1,26 +1,38 @@
 """The voice webhooks, one view per step. Each answers TwiML built by calls.twiml.
 
 Every step reads its state from the CallSession row, locked for the length of the step so that
-two deliveries of the same webhook cannot both advance it.
+two deliveries of the same webhook cannot both advance it; a redelivery (same
+I-Twilio-Idempotency-Token) hears the first answer again, and a call past its lifetime is refused.
 """
 
 from __future__ import annotations
 
+import logging
+
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.utils import translation
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.utils import timezone, translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from twilio.twiml.voice_response import VoiceResponse
 
-from accounts.resolvers import ResolverUnavailable
+from accounts import lockout
+from accounts.resolvers import Locked, ResolverUnavailable
 from calls import twiml as say
-from calls.models import CallSession, is_call_sid, is_four_digits
+from calls.models import (
+    CallSession,
+    clean_account_sid,
+    clean_caller,
+    clean_idempotency_token,
+    is_call_sid,
+    is_four_digits,
+)
 from securegather import languages
 from securegather.models import AuditEvent
-from securegather.webhooks import twilio_signed, twiml, twiml_on_error
+from securegather.webhooks import apology, has_valid_signature, twilio_signed, twiml, twiml_on_error
 
+logger = logging.getLogger(__name__)
 Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
 CALL_STATUSES = {
     "queued",
@@ -51,11 +63,44 @@ def _locked_session(request: HttpRequest) -> tuple[CallSession, bool]:
     session, created = CallSession.objects.get_or_create(
         call_sid=sid,
         defaults={
-            "account_sid": request.POST.get("AccountSid", "")[:34],
-            "caller": request.POST.get("From", "")[:32],
+            "account_sid": clean_account_sid(request.POST.get("AccountSid", "")),
+            "caller": clean_caller(request.POST.get("From", "")),
         },
     )
+    if not created:
+        # A racing delivery created it first: wait for that step to finish, then see its result.
+        session = CallSession.objects.select_for_update().get(pk=session.pk)
     return session, created
+
+
+def _reply(request: HttpRequest, session: CallSession, response: VoiceResponse) -> HttpResponse:
+    """Save the step with its answer, which a redelivery of the same webhook hears again."""
+    answer = str(response)
+    session.remember(_idempotency_token(request), answer)
+    session.save()
+    return HttpResponse(answer, content_type="text/xml")
+
+
+def _idempotency_token(request: HttpRequest) -> str:
+    return clean_idempotency_token(request.META.get("HTTP_I_TWILIO_IDEMPOTENCY_TOKEN", ""))
+
+
+def _refusal(request: HttpRequest, session: CallSession, step: str) -> HttpResponse | None:
+    """The answer to a redelivered step (the first one again) or to a call past its lifetime."""
+    if (answer := session.answered(_idempotency_token(request))) is not None:
+        _audit(request, session, Event.DUPLICATE_DELIVERY, Outcome.INFO, step=step)
+        return HttpResponse(answer, content_type="text/xml")
+    if not session.is_finished and session.is_expired(timezone.now()):
+        session.finish(CallSession.Outcome.EXPIRED)
+        _audit(request, session, Event.SESSION_EXPIRED, Outcome.FAILURE, step=step)
+        return _reply(request, session, say.session_expired())
+    return None
+
+
+def _locked_out(request: HttpRequest, session: CallSession, scope: str) -> HttpResponse:
+    session.finish(CallSession.Outcome.LOCKED_OUT)
+    _audit(request, session, Event.LOCKED_OUT, Outcome.FAILURE, action="refused", scope=scope)
+    return _reply(request, session, say.locked())
 
 
 def _reject_invalid(request: HttpRequest, session: CallSession, prompt: str) -> VoiceResponse:
@@ -70,10 +115,8 @@ def _reject_invalid(request: HttpRequest, session: CallSession, prompt: str) -> 
         tries=session.tries + 1,
     )
     if session.count_invalid():
-        session.save()
         _audit(request, session, Event.RETRIES_EXHAUSTED, Outcome.FAILURE, prompt=prompt)
         return say.retries_exhausted()
-    session.save()
     return say.ask_card(retry=True) if prompt == "card" else say.ask_pin(retry=True)
 
 
@@ -106,9 +149,13 @@ def incoming(request: HttpRequest) -> HttpResponse:
         session, created = _locked_session(request)
         if created:
             _audit(request, session, Event.CALL_STARTED, Outcome.INFO)
-            return twiml(say.opening())
+            if (lock := lockout.caller_lock(session.caller)) is not None:
+                return _locked_out(request, session, lock.scope)
+            return _reply(request, session, say.opening())
+        if refused := _refusal(request, session, "incoming"):
+            return refused
         # Twilio redelivered the call's first webhook: answer with the prompt it is at.
-        return twiml(_out_of_order(request, session, "incoming"))
+        return _reply(request, session, _out_of_order(request, session, "incoming"))
 
 
 @csrf_exempt
@@ -122,15 +169,16 @@ def card(request: HttpRequest) -> HttpResponse:
         return bad
     with transaction.atomic():
         session, created = _locked_session(request)
+        if not created and (refused := _refusal(request, session, "card")):
+            return refused
         if created or session.state != CallSession.State.AWAITING_CARD:
-            return twiml(_out_of_order(request, session, "card"))
+            return _reply(request, session, _out_of_order(request, session, "card"))
         digits = request.POST.get("Digits", "")
         if not is_four_digits(digits):
-            return twiml(_reject_invalid(request, session, "card"))
+            return _reply(request, session, _reject_invalid(request, session, "card"))
         session.accept_card(digits)
-        session.save()
         _audit(request, session, Event.CARD_ENTERED, Outcome.SUCCESS, key_id=session.card.key_id)
-        return twiml(say.ask_pin())
+        return _reply(request, session, say.ask_pin())
 
 
 @csrf_exempt
@@ -144,27 +192,28 @@ def pin(request: HttpRequest) -> HttpResponse:
         return bad
     with transaction.atomic():
         session, created = _locked_session(request)
+        if not created and (refused := _refusal(request, session, "pin")):
+            return refused
         if created or session.state != CallSession.State.AWAITING_PIN:
-            return twiml(_out_of_order(request, session, "pin"))
+            return _reply(request, session, _out_of_order(request, session, "pin"))
         digits = request.POST.get("Digits", "")
         if not is_four_digits(digits):
-            return twiml(_reject_invalid(request, session, "pin"))
+            return _reply(request, session, _reject_invalid(request, session, "pin"))
         session.accept_pin(digits)
         _audit(request, session, Event.PIN_ENTERED, Outcome.SUCCESS, key_id=session.pin.key_id)
         try:
             resolution = session.verify()
+        except Locked as exc:
+            return _locked_out(request, session, exc.scope)
         except ResolverUnavailable:
             session.finish(CallSession.Outcome.RESOLVER_UNAVAILABLE)
-            session.save()
             _audit(request, session, Event.RESOLVER_UNAVAILABLE, Outcome.FAILURE)
-            return twiml(say.resolver_unavailable())
+            return _reply(request, session, say.resolver_unavailable())
         if resolution is None:
             session.finish(CallSession.Outcome.NOT_FOUND)
-            session.save()
             _audit(request, session, Event.NOT_FOUND, Outcome.FAILURE)
-            return twiml(say.not_found())
+            return _reply(request, session, say.not_found())
         session.finish(CallSession.Outcome.VERIFIED, resolution.account_number)
-        session.save()
         AuditEvent.record(
             Event.VERIFIED,
             Outcome.SUCCESS,
@@ -173,7 +222,7 @@ def pin(request: HttpRequest) -> HttpResponse:
             caller=session.caller,
             account_number=resolution.account_number,
         )
-        return twiml(say.found(resolution))
+        return _reply(request, session, say.found(resolution))
 
 
 @csrf_exempt
@@ -186,12 +235,13 @@ def language(request: HttpRequest) -> HttpResponse:
         return bad
     with transaction.atomic():
         session, created = _locked_session(request)
+        if not created and (refused := _refusal(request, session, "language")):
+            return refused
         if created or session.state != CallSession.State.AWAITING_CARD:
-            return twiml(_out_of_order(request, session, "language"))
+            return _reply(request, session, _out_of_order(request, session, "language"))
         session.language = languages.for_keypress(request.POST.get("Digits", ""))
-        session.save()
         with translation.override(languages.django_language(session.language)):
-            return twiml(say.ask_card())
+            return _reply(request, session, say.ask_card())
 
 
 @csrf_exempt
@@ -218,3 +268,23 @@ def status(request: HttpRequest) -> HttpResponse:
                 call_status=call_status if call_status in CALL_STATUSES else "other",
             )
     return twiml(VoiceResponse())
+
+
+@csrf_exempt
+@require_POST
+@sensitive_post_parameters("Digits")
+def fallback(request: HttpRequest) -> HttpResponse:
+    """Twilio's fallback URL, called when a step failed or timed out: an apology, no database.
+
+    The database may be what failed, so nothing here touches it: a bad signature is refused
+    without an audit row, and the log line names only Twilio's error code.
+    """
+    if not has_valid_signature(request):
+        logger.warning("fallback refused: invalid Twilio signature")
+        return HttpResponseForbidden("Invalid Twilio signature.")
+    code = request.POST.get("ErrorCode", "")
+    # Twilio's error codes are 5 ASCII digits (11200: HTTP retrieval failure); nothing else.
+    if not (code.isascii() and code.isdigit() and len(code) == 5):
+        code = "?"
+    logger.error("fallback answered for Twilio error %s", code)
+    return twiml(apology())

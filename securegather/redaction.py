@@ -3,12 +3,18 @@
 Sealed values print masked by themselves; this filter is the net under everything else: request
 bodies, QueryDict reprs and tracebacks that mention a ``Digits`` parameter (``Digits``,
 ``encryptedCardDigits``, ``encryptedPinDigits``) in any of the forms Python and Django print.
+Error reports get the same care: :class:`WebhookReporterFilter` and :func:`describe`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import traceback
+from types import FrameType
+
+from django.http import HttpRequest
+from django.views.debug import SafeExceptionReporterFilter
 
 REDACTED = "[redacted]"
 # Digits=1234 · 'Digits': '1234' · "Digits": ["1234"] · Digits: 1234 (any key ending in "Digits")
@@ -38,3 +44,50 @@ class RedactDigitsFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+def describe(exc: BaseException) -> str:
+    """Where an exception went: each frame's file, line and function, and each type in its chain.
+
+    No exception message and no value: a database error quotes the statement's parameters, a
+    parsing error the text it choked on, and either could be what a caller typed.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    lines = []
+    for link in reversed(chain):
+        lines.append("Traceback (most recent call last):\n")
+        lines.extend(traceback.StackSummary.extract(traceback.walk_tb(link.__traceback__)).format())
+        lines.append(f"{type(link).__module__}.{type(link).__qualname__}\n")
+    return "".join(lines)
+
+
+class WebhookReporterFilter(SafeExceptionReporterFilter):
+    """Error reports without request data or local variables, whatever DEBUG says.
+
+    Django's filter works only with DEBUG off, and hides only the variables of functions marked
+    ``sensitive_variables``; a caller's digits sit in the locals of several frames of each step
+    and in the POST data, and the technical 500 page prints both when DEBUG is on.
+    """
+
+    def is_active(self, request: HttpRequest | None) -> bool:
+        return True
+
+    def get_post_parameters(self, request: HttpRequest | None) -> dict[str, str]:
+        if request is None:
+            return {}
+        try:
+            keys = list(request.POST)
+        except Exception:  # the body that broke the request would break the report too
+            return {}
+        return {key: self.cleansed_substitute for key in keys}
+
+    def get_traceback_frame_variables(
+        self, request: HttpRequest | None, tb_frame: FrameType
+    ) -> list[tuple[str, str]]:
+        return [(name, self.cleansed_substitute) for name in tb_frame.f_locals]

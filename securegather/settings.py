@@ -146,6 +146,19 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
 )
 
+# Lockout, PCI DSS v4.0 8.3.4 (at most 10 invalid attempts, locked at least 30 minutes): this many
+# failed verifications of a caller or an account within the window (seconds) lock it for the
+# duration (seconds).
+SECUREGATHER_LOCKOUT_FAILURES = env.int("SECUREGATHER_LOCKOUT_FAILURES", default=5)
+SECUREGATHER_LOCKOUT_WINDOW = env.int("SECUREGATHER_LOCKOUT_WINDOW", default=24 * 60 * 60)
+SECUREGATHER_LOCKOUT_DURATION = env.int("SECUREGATHER_LOCKOUT_DURATION", default=30 * 60)
+# A call's steps are refused this long (seconds) after it started; `purge_sessions` deletes
+# sessions older than the retention (seconds).
+SECUREGATHER_SESSION_LIFETIME = env.int("SECUREGATHER_SESSION_LIFETIME", default=10 * 60)
+SECUREGATHER_SESSION_RETENTION = env.int("SECUREGATHER_SESSION_RETENTION", default=24 * 60 * 60)
+# Error reports (DEBUG page, error mails) never show request data or local variables, DEBUG or not.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "securegather.redaction.WebhookReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

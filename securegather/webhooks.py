@@ -19,6 +19,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from securegather.languages import say_language
 from securegather.models import AuditEvent
+from securegather.redaction import describe
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ def twiml_on_error(view: View) -> View:
             return view(request, *args, **kwargs)
         except Exception as exc:
             # The type and where it happened; messages and locals could carry request data.
-            logger.error("webhook %s failed: %s", request.path, type(exc).__name__, exc_info=True)
+            logger.error(
+                "webhook %s failed: %s\n%s", request.path, type(exc).__name__, describe(exc)
+            )
             try:
                 AuditEvent.record(
                     AuditEvent.Event.STEP_FAILED,

@@ -1,0 +1,107 @@
+"""Lockout policy: failed verifications counted per caller number and per account, in the database.
+
+PCI DSS v4.0 8.3.4 asks for a lock after no more than 10 invalid attempts, for at least 30
+minutes; the defaults are 5 failures within 24 hours → locked for 30 minutes. Every counter
+lives in accounts.Lockout and is row-locked for the whole of a verification, so workers on any
+number of hosts share it and concurrent calls cannot slip extra guesses past the limit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import Account, Lockout
+
+# Only a dialable number is a caller of its own. "anonymous", "client:…" and withheld numbers
+# would all share one counter, and one caller's failures would lock all of them out.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def limit() -> int:
+    return settings.SECUREGATHER_LOCKOUT_FAILURES
+
+
+def window() -> timedelta:
+    return timedelta(seconds=settings.SECUREGATHER_LOCKOUT_WINDOW)
+
+
+def duration() -> timedelta:
+    return timedelta(seconds=settings.SECUREGATHER_LOCKOUT_DURATION)
+
+
+def counts_caller(caller: str) -> bool:
+    return E164.fullmatch(caller) is not None
+
+
+def accounts_for_card(card_last4: str) -> list[str]:
+    """The numbers of the accounts the card digits point to (any of them may be the caller's)."""
+    digests = Account.card_digests(card_last4)
+    return list(Account.objects.filter(card_digest__in=digests).values_list("number", flat=True))
+
+
+def caller_lock(caller: str) -> Lockout | None:
+    """The caller's lock, if one holds now: read without a row lock, to warn at the start."""
+    if not counts_caller(caller):
+        return None
+    row = Lockout.objects.filter(scope=Lockout.Scope.CALLER, key=caller).first()
+    return row if row is not None and row.is_locked(timezone.now()) else None
+
+
+@dataclass
+class Counters:
+    """The row-locked counters of one verification. Use inside transaction.atomic()."""
+
+    rows: list[Lockout]
+    now: datetime
+
+    @classmethod
+    def hold(cls, caller: str, account_numbers: Iterable[str]) -> Counters:
+        """Take (creating if needed) every counter, in one order, row-locked until commit."""
+        keys = {(Lockout.Scope.ACCOUNT.value, number) for number in account_numbers}
+        if counts_caller(caller):
+            keys.add((Lockout.Scope.CALLER.value, caller))
+        now = timezone.now()
+        rows = []
+        # A fixed order: two verifications that share counters never wait on each other in turn.
+        for scope, key in sorted(keys):
+            row, _ = Lockout.objects.select_for_update().get_or_create(scope=scope, key=key)
+            if row.expire(now):
+                row.save()
+            rows.append(row)
+        return cls(rows, now)
+
+    def lock(self) -> Lockout | None:
+        """The first counter that is locked now, if any."""
+        return next((row for row in self.rows if row.is_locked(self.now)), None)
+
+    def fail(self, **audit: Any) -> bool:
+        """Count the failure on every counter; True when it locked any of them."""
+        locked = False
+        for row in self.rows:
+            locked |= row.fail(
+                self.now, limit=limit(), window=window(), duration=duration(), **audit
+            )
+            row.save()
+        return locked
+
+    def succeed(self, account_number: str) -> None:
+        """The verified account starts afresh; the caller's count does not (see README)."""
+        for row in self.rows:
+            if row.scope == Lockout.Scope.ACCOUNT and row.key == account_number and row.failures:
+                row.forget_failures()
+                row.save()
+
+
+def lift(target: str, by: str) -> list[Lockout]:
+    """Lift every lock (and count) held by a caller number or an account number."""
+    rows = list(Lockout.objects.filter(key=target).exclude(locked_until=None, failures=[]))
+    for row in rows:
+        row.lift(by)
+    return rows
