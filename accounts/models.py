@@ -101,11 +101,7 @@ class Lockout(models.Model):
         return self.locked_until is not None and now < self.locked_until
 
     def recent_failures(self, now: datetime, window: timedelta) -> list[datetime]:
-        return [
-            when
-            for when in map(datetime.fromisoformat, self.failures)
-            if when > now - window and when <= now
-        ]
+        return [when for when in map(datetime.fromisoformat, self.failures) if when > now - window]
 
     def fail(
         self, now: datetime, *, limit: int, window: timedelta, duration: timedelta, **audit: Any

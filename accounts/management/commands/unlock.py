@@ -1,0 +1,20 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from accounts import lockout
+
+
+class Command(BaseCommand):
+    help = "Lift the lockout of a caller number (+15551234567) or an account number; audited."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("target", help="caller number (E.164) or account number")
+        parser.add_argument("--by", default="system", help="who lifts it, for the audit log")
+
+    def handle(self, *args: Any, target: str, by: str, **options: Any) -> None:
+        rows = lockout.lift(target, by=by)
+        if not rows:
+            raise CommandError(f"No lock or failed attempt is recorded for {target}.")
+        for row in rows:
+            self.stdout.write(self.style.SUCCESS(f"Lifted: {row.scope} {target}"))

@@ -1,0 +1,211 @@
+"""The lockout as every channel meets it: through accounts.resolvers.resolve()."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test import override_settings
+
+from accounts import lockout
+from accounts.models import Account, Lockout
+from accounts.resolvers import Locked, resolve
+from securegather.models import AuditEvent
+
+CALLER = "+15005550006"
+START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+def fail(times, caller=CALLER, card="1234"):
+    for _ in range(times):
+        assert resolve(card, "0000", caller) is None
+
+
+def lock(scope, key):
+    return Lockout.objects.get(scope=scope, key=key)
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.mark.django_db
+def test_the_fifth_failure_within_the_window_locks_caller_and_account(demo_account, clock):
+    fail(4)
+    assert resolve("1234", "4321", CALLER) is not None  # not yet locked
+    fail(1)
+    with pytest.raises(Locked):
+        resolve("1234", "4321", CALLER)
+    caller, account = lock("caller", CALLER), lock("account", "AC12345678")
+    assert caller.locked_until == START + timedelta(minutes=30)
+    # The right PIN in between cleared the account's count, not the caller's.
+    assert account.locked_until is None and len(account.failures) == 1
+
+
+@pytest.mark.django_db
+def test_a_lock_is_audited_once_with_scope_and_time(demo_account, clock):
+    fail(5, card="9999")
+    (event,) = AuditEvent.objects.filter(event="locked_out")
+    assert (event.outcome, event.caller, event.actor) == ("failure", "*" * 10 + "06", "twilio")
+    assert event.detail["scope"] == "caller" and event.detail["failures"] == 5
+    assert event.detail["until"] == (START + timedelta(minutes=30)).isoformat()
+
+
+@pytest.mark.django_db
+def test_locked_caller_with_the_right_pin_is_refused_without_a_pin_check(demo_account, clock):
+    fail(5, card="9999")
+    with (
+        mock.patch.object(Account, "check_pin", autospec=True) as check,
+        pytest.raises(Locked) as refused,
+    ):
+        resolve("1234", "4321", CALLER)
+    assert check.call_count == 0
+    assert (refused.value.scope, refused.value.until) == ("caller", START + timedelta(minutes=30))
+
+
+@pytest.mark.django_db
+def test_the_lock_lifts_after_30_minutes_and_the_lift_is_audited(demo_account, clock):
+    fail(5, card="9999")
+    clock.shift(timedelta(minutes=29, seconds=59))
+    with pytest.raises(Locked):
+        resolve("1234", "4321", CALLER)
+    clock.shift(timedelta(seconds=1))
+    assert resolve("1234", "4321", CALLER).account_number == "AC12345678"
+    event = AuditEvent.objects.get(event="unlocked")
+    assert (event.actor, event.detail) == ("system", {"scope": "caller", "reason": "expired"})
+
+
+@pytest.mark.django_db
+def test_failures_older_than_the_window_do_not_count(demo_account, clock):
+    fail(4)
+    clock.shift(timedelta(hours=24, seconds=1))
+    fail(4)
+    assert resolve("1234", "4321", CALLER) is not None
+    clock.shift(timedelta(hours=1))
+    fail(1)  # 5 within 24 h: 4 an hour ago and this one
+    with pytest.raises(Locked):
+        resolve("1234", "4321", CALLER)
+
+
+@pytest.mark.django_db
+def test_wrong_pins_from_many_callers_lock_the_account(demo_account, clock):
+    for n in range(5):
+        assert resolve("1234", "1111", f"+1500555000{n}") is None
+    with pytest.raises(Locked) as refused:
+        resolve("1234", "4321", "+15559990000")
+    assert refused.value.scope == "account"
+    assert AuditEvent.objects.get(event="locked_out").account_number == "AC12345678"
+
+
+@pytest.mark.django_db
+def test_every_account_the_card_points_to_counts_the_failure(demo_account, clock):
+    other = Account(number="AC87654321")
+    other.set_credentials("1234", "9876")
+    other.save()
+    fail(1, caller="")
+    assert {(row.key, len(row.failures)) for row in Lockout.objects.all()} == {
+        ("AC12345678", 1),
+        ("AC87654321", 1),
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("caller", ["", "anonymous", "client:alice", "+266696687"])
+def test_callers_without_a_number_of_their_own_share_no_counter(caller, clock):
+    fail(6, caller=caller, card="9999")
+    assert not Lockout.objects.exists()
+    assert resolve("9999", "0000", caller) is None
+
+
+@pytest.mark.django_db
+@override_settings(
+    SECUREGATHER_LOCKOUT_FAILURES=2,
+    SECUREGATHER_LOCKOUT_WINDOW=60,
+    SECUREGATHER_LOCKOUT_DURATION=3600,
+)
+def test_limits_come_from_settings(demo_account, clock):
+    fail(1, card="9999")
+    clock.shift(timedelta(seconds=61))
+    fail(1, card="9999")
+    assert lock("caller", CALLER).locked_until is None
+    fail(1, card="9999")
+    assert lock("caller", CALLER).locked_until == START + timedelta(seconds=61 + 3600)
+
+
+@pytest.mark.django_db
+def test_lift_clears_lock_and_count_and_audits_who(demo_account, clock):
+    fail(5)
+    lifted = lockout.lift("AC12345678", by="ops@example.com")
+    assert [row.scope for row in lifted] == ["account"]
+    assert resolve("1234", "4321", "+15559990000") is not None
+    event = AuditEvent.objects.get(event="unlocked")
+    assert (event.actor, event.channel, event.account_number) == (
+        "ops@example.com",
+        "system",
+        "AC12345678",
+    )
+
+
+@pytest.mark.django_db
+def test_a_failure_stores_times_only_no_digits(demo_account, clock, plaintext):
+    fail(5, card="8264")
+    plaintext.assert_absent("8264", "0000")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_made_on_one_connection_holds_on_another(demo_account):
+    def elsewhere():
+        try:
+            fail(5, card="9999")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    with pytest.raises(Locked):
+        resolve("1234", "4321", CALLER)
+
+
+class Counting:
+    """A resolver that counts what reaches it and answers "not found", slowly."""
+
+    calls = 0
+    guard = threading.Lock()
+
+    def resolve(self, card_last4, pin, caller):
+        with Counting.guard:
+            Counting.calls += 1
+        threading.Event().wait(0.02)  # long enough for the others to pile up behind the lock
+        return None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@override_settings(SECUREGATHER_RESOLVER="accounts.tests.test_lockout.Counting")
+def test_concurrent_guesses_cannot_slip_past_the_limit(demo_account):
+    Counting.calls = 0
+    start, outcomes = threading.Barrier(10), []
+
+    def guess():
+        try:
+            start.wait()
+            outcomes.append(resolve("1234", "0000", CALLER))
+        except Locked:
+            outcomes.append("locked")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=guess) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Counting.calls == 5
+    assert sorted(map(str, outcomes)) == ["None"] * 5 + ["locked"] * 5
+    assert AuditEvent.objects.filter(event="locked_out").count() == 2  # caller and account
