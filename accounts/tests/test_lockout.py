@@ -209,3 +209,16 @@ def test_concurrent_guesses_cannot_slip_past_the_limit(demo_account):
     assert Counting.calls == 5
     assert sorted(map(str, outcomes)) == ["None"] * 5 + ["locked"] * 5
     assert AuditEvent.objects.filter(event="locked_out").count() == 2  # caller and account
+
+
+@pytest.mark.django_db
+def test_unknown_card_and_wrong_pin_cost_the_same_keyed_work(demo_account):
+    from securegather.keyring import Keyring
+
+    def keyed_work(card, pin):
+        with mock.patch.object(Keyring, "digest", autospec=True, side_effect=real) as digest:
+            assert resolve(card, pin, "") is None
+        return [call.args[2] for call in digest.call_args_list]  # the purposes, in order
+
+    real = Keyring.digest
+    assert keyed_work("9999", "4321") == keyed_work("1234", "0000")

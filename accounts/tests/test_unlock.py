@@ -1,0 +1,39 @@
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import Lockout
+from accounts.resolvers import resolve
+from securegather.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def lock_out(caller="+15005550006"):
+    for _ in range(5):
+        resolve("1234", "0000", caller)
+
+
+def test_unlock_a_caller_number(demo_account, capsys):
+    lock_out()
+    call_command("unlock", "+15005550006", "--by", "alice")
+    assert "Lifted: caller +15005550006" in capsys.readouterr().out
+    row = Lockout.objects.get(scope="caller")
+    assert (row.locked_until, row.failures) == (None, [])
+    assert Lockout.objects.get(scope="account").locked_until is not None  # only what was named
+    event = AuditEvent.objects.get(event="unlocked")
+    assert (event.actor, event.caller) == ("alice", "*" * 10 + "06")
+    assert event.detail == {"scope": "caller", "reason": "lifted"}
+
+
+def test_unlock_an_account_number_lets_its_owner_in(demo_account, capsys):
+    lock_out()
+    call_command("unlock", "AC12345678")
+    assert "Lifted: account AC12345678" in capsys.readouterr().out
+    assert resolve("1234", "4321", "+15551112222").account_number == "AC12345678"
+    assert AuditEvent.objects.get(event="unlocked").actor == "system"
+
+
+def test_unlock_of_something_never_locked_is_an_error(db):
+    with pytest.raises(CommandError, match="No lock or failed attempt"):
+        call_command("unlock", "+15551234567")
+    assert not AuditEvent.objects.filter(event="unlocked").exists()
