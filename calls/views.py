@@ -30,6 +30,7 @@ from calls.models import (
 )
 from securegather import languages
 from securegather.models import AuditEvent
+from securegather.redaction import describe
 from securegather.webhooks import apology, has_valid_signature, twilio_signed, twiml, twiml_on_error
 
 logger = logging.getLogger(__name__)
@@ -279,12 +280,16 @@ def fallback(request: HttpRequest) -> HttpResponse:
     The database may be what failed, so nothing here touches it: a bad signature is refused
     without an audit row, and the log line names only Twilio's error code.
     """
-    if not has_valid_signature(request):
-        logger.warning("fallback refused: invalid Twilio signature")
-        return HttpResponseForbidden("Invalid Twilio signature.")
-    code = request.POST.get("ErrorCode", "")
-    # Twilio's error codes are 5 ASCII digits (11200: HTTP retrieval failure); nothing else.
-    if not (code.isascii() and code.isdigit() and len(code) == 5):
-        code = "?"
-    logger.error("fallback answered for Twilio error %s", code)
+    try:
+        if not has_valid_signature(request):
+            logger.warning("fallback refused: invalid Twilio signature")
+            return HttpResponseForbidden("Invalid Twilio signature.")
+        code = request.POST.get("ErrorCode", "")
+        # Twilio's error codes are 5 ASCII digits (11200: HTTP retrieval failure); nothing else.
+        if not (code.isascii() and code.isdigit() and len(code) == 5):
+            code = "?"
+        logger.error("fallback answered for Twilio error %s", code)
+    except Exception as exc:
+        # The last resort answers whatever happens, and never with a debug page.
+        logger.error("fallback failed: %s\n%s", type(exc).__name__, describe(exc))
     return twiml(apology())

@@ -66,7 +66,8 @@ def test_the_command_reports_and_audits_what_it_did(call, clock, capsys):
     clock.shift(timedelta(days=2))
     call_command("purge_sessions")
     assert capsys.readouterr().out == (
-        "Ended 1 stale call(s), deleted 1 session(s) past retention and 0 idle lockout counter(s).\n"
+        "Ended 1 stale call(s), deleted 1 session(s) past retention "
+        "and 0 idle lockout counter(s).\n"
     )
     event = AuditEvent.objects.get(event="sessions_purged")
     assert (event.actor, event.channel, event.detail) == (

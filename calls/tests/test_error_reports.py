@@ -1,0 +1,86 @@
+"""A step that fails leaks no digit: not in the answer, a log record, or Django's error report.
+
+Django's technical 500 page and error mails print POST data and every frame's local variables
+when DEBUG is on (sensitive_post_parameters only counts with DEBUG off), and a caller's digits
+sit in the locals of several frames of each step. WebhookReporterFilter hides both, always.
+"""
+
+import logging
+from unittest import mock
+
+import pytest
+from django.test import override_settings
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
+
+from calls.tests.twiml import hangs_up, spoken
+from conftest import standalone
+
+pytestmark = pytest.mark.django_db
+CARD, PIN = "8264", "5937"
+# Where each step is made to fail: deep enough that the digits are in the frames' locals.
+FAULTS = {
+    "": "accounts.lockout.caller_lock",
+    "card/": "calls.models.CallSession.accept_card",
+    "pin/": "accounts.lockout.Counters.hold",
+    "status/": "calls.models.CallSession.end",
+    "fallback/": "calls.views.has_valid_signature",
+}
+
+
+def fail_step(call, step, digits):
+    """Post a step whose insides raise; the exception, with its traceback, and the response."""
+    boom = RuntimeError("step failed")
+    with mock.patch(FAULTS[step], autospec=True, side_effect=boom):
+        response = call.twilio.post(f"/voice/{step}", {**call.base(), "Digits": digits})
+    return boom, response
+
+
+def report(response, exc, **kwargs):
+    reporter = ExceptionReporter(response.wsgi_request, type(exc), exc, exc.__traceback__)
+    return reporter.get_traceback_text() + reporter.get_traceback_html()
+
+
+def get_to(call, step):
+    if step != "":
+        call.start()
+    if step in ("pin/", "status/"):
+        call.card(CARD)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("step", list(FAULTS))
+def test_a_failing_step_leaks_no_digit(call, demo_account, plaintext, step, debug):
+    plaintext.caplog.set_level(logging.DEBUG)
+    get_to(call, step)
+    with override_settings(DEBUG=debug):
+        exc, response = fail_step(call, step, PIN)
+        text = report(response, exc)
+    assert response.status_code == 200
+    if step != "status/":
+        assert "Sorry" in spoken(response) and hangs_up(response)
+    assert "RuntimeError" in plaintext.caplog.text
+    assert "RuntimeError" in text and "********" in text  # a report, with values hidden
+    # Standalone: the HTML report's element ids are long numbers that may hold any 4 digits.
+    assert not standalone(PIN).search(text) and not standalone(CARD).search(text)
+    plaintext.assert_absent(CARD, PIN)
+
+
+@override_settings(DEBUG=True)
+def test_without_the_filter_the_debug_report_would_show_the_digits(call, plaintext):
+    """The test above can fail: Django's own filter, with DEBUG on, prints them."""
+    call.start()
+    exc, response = fail_step(call, "card/", CARD)
+    response.wsgi_request.exception_reporter_filter = SafeExceptionReporterFilter()
+    assert standalone(CARD).search(report(response, exc))
+
+
+def test_the_pin_step_holds_both_values_in_its_frames(call, demo_account):
+    """Where the PIN step fails, its frames do hold the plaintext card and PIN."""
+    get_to(call, "pin/")
+    exc, _ = fail_step(call, "pin/", PIN)
+    tb, frames = exc.__traceback__, []
+    while tb is not None:
+        frames.append(tb.tb_frame.f_locals)
+        tb = tb.tb_next
+    values = {value for local in frames for value in local.values() if isinstance(value, str)}
+    assert {CARD, PIN} <= values
