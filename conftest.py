@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,7 +13,13 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
+from hypothesis import settings as hypothesis_settings
 from twilio.request_validator import RequestValidator
+
+# CI runs the "ci" profile (HYPOTHESIS_PROFILE=ci in .ci/run): the full count of examples.
+hypothesis_settings.register_profile("ci", max_examples=2000, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("dev", max_examples=200, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 CALL_SID = "CA" + "ab" * 16
 CALLER = "+15005550006"

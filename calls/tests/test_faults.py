@@ -1,6 +1,5 @@
 """Faults: the database gone or failing mid-step, a resolver timing out or erroring."""
 
-
 import pytest
 from django.db import OperationalError, connection
 
