@@ -1,0 +1,293 @@
+"""Load: N concurrent simulated calls against gunicorn on PostgreSQL, for a fixed time.
+
+    .venv/bin/python bench/load.py --calls 50 --seconds 30
+
+Creates (dropping it first) the database named in --database-url, which must end in "_bench",
+migrates it, seeds the demo account and starts gunicorn with --workers workers on 127.0.0.1.
+Each simulated call is 4 signed webhooks back to back, with no pause for a caller to press keys
+(so 50 of them weigh far more than 50 real calls): "a call comes in", card, PIN and the status
+callback; 4 in 5 calls use the demo card and PIN, the others an unknown card. It prints calls
+completed, errors and p50/p99 step latency, then compares the audit rows in the database with
+the rows the served steps must have written: lost rows are a failure. gunicorn stops at the end,
+whatever happens; the exit status is 1 on any error or lost row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import platform
+import random
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+ACCOUNT_SID = "AC" + "cd" * 16
+# Audit rows each step writes when it is served as expected (calls/views.py).
+ROWS = {"start": 1, "card": 1, "pin": 2, "status": 1}
+PATHS = {
+    "start": "/voice/",
+    "card": "/voice/card/",
+    "pin": "/voice/pin/",
+    "status": "/voice/status/",
+}
+
+
+@dataclass
+class Tally:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in ROWS})
+    served: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    calls: int = 0
+
+
+class Caller:
+    """One client thread: plays calls back to back until the deadline."""
+
+    def __init__(self, port: int, token: str, tally: Tally, deadline: float, seed: int) -> None:
+        self.port, self.tally, self.deadline = port, tally, deadline
+        self.validator = RequestValidator(token)
+        self.random = random.Random(seed)  # noqa: S311  (which card a call uses; not a secret)
+
+    def post(self, step: str, params: dict[str, str]) -> tuple[int, str]:
+        path = PATHS[step]
+        url = f"http://127.0.0.1:{self.port}{path}"
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": self.validator.compute_signature(url, params),
+            "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
+        }
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        try:
+            started = time.perf_counter()
+            connection.request("POST", path, urllib.parse.urlencode(params), headers)
+            response = connection.getresponse()
+            body = response.read().decode()
+            elapsed = time.perf_counter() - started
+        finally:
+            connection.close()
+        with self.tally.lock:
+            self.tally.latencies[step].append(elapsed)
+        return response.status, body
+
+    def call(self) -> None:
+        known = self.random.random() < 0.8
+        card, pin = ("1234", "4321") if known else ("9999", "4321")
+        base = {
+            "CallSid": "CA" + secrets.token_hex(16),
+            "AccountSid": ACCOUNT_SID,
+            "From": f"+1555{self.random.randrange(10**7):07d}",
+            "To": "+15005550001",
+            "CallStatus": "in-progress",
+        }
+        expect = {
+            "start": ({}, "payment card"),
+            "card": ({"Digits": card}, "identification number"),
+            "pin": ({"Digits": pin}, "AC12345678" if known else "not able to locate you"),
+            "status": ({"CallStatus": "completed"}, "<Response />"),
+        }
+        for step, (extra, words) in expect.items():
+            try:
+                status, body = self.post(step, {**base, **extra})
+            except OSError as exc:
+                self.fail(f"{step}: {type(exc).__name__}")
+                return
+            if status != 200 or words not in body:
+                self.fail(f"{step}: HTTP {status}" + ("" if status != 200 else " unexpected"))
+                return
+            with self.tally.lock:
+                self.tally.served[step] += 1
+        with self.tally.lock:
+            self.tally.calls += 1
+
+    def fail(self, what: str) -> None:
+        with self.tally.lock:
+            self.tally.errors[what] += 1
+
+    def run(self) -> None:
+        while time.monotonic() < self.deadline:
+            self.call()
+
+
+def admin_url(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    name = parts.path.lstrip("/")
+    return urllib.parse.urlunsplit(parts._replace(path="/postgres")), name
+
+
+def recreate(url: str) -> None:
+    server, name = admin_url(url)
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def wait_for(port: int, server: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        if server.poll() is not None:
+            raise SystemExit("gunicorn exited at start; see its log above.")
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not listen on {port} within {seconds} s.")
+
+
+def audit_rows(url: str) -> int:
+    with psycopg.connect(url) as connection:
+        row = connection.execute("SELECT count(*) FROM securegather_auditevent").fetchone()
+    return row[0] if row else 0
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=50, help="concurrent calls (default 50)")
+    parser.add_argument("--seconds", type=float, default=30, help="how long to start new calls")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
+    parser.add_argument("--port", type=int, default=8250)
+    parser.add_argument(
+        "--database-url", default="postgres://postgres@127.0.0.1:5432/securegather_bench"
+    )
+    args = parser.parse_args()
+    if not urllib.parse.urlsplit(args.database_url).path.endswith("_bench"):
+        raise SystemExit("The database name must end in _bench: it is dropped and recreated.")
+
+    token = secrets.token_hex(16)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "securegather.settings",
+        "DATABASE_URL": args.database_url,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_DEBUG": "false",
+        "DJANGO_LOG_LEVEL": "WARNING",
+        "SECUREGATHER_KEYS": "bench:" + secrets.token_hex(32),
+        "SECUREGATHER_KEYS_FILE": "",
+        "SECUREGATHER_PUBLIC_URL": "",
+        "TWILIO_AUTH_TOKEN": token,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+    }
+    recreate(args.database_url)
+    for command in (["migrate", "--noinput", "--verbosity", "0"], ["seed_demo"]):
+        subprocess.run(  # noqa: S603  (our own interpreter and manage.py)
+            [PYTHON, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    server = subprocess.Popen(  # noqa: S603  (our own interpreter and gunicorn)
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "-c",
+            "gunicorn.conf.py",
+            "securegather.wsgi",
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--workers",
+            str(args.workers),
+            "--access-logfile",
+            "/dev/null",
+            "--log-level",
+            "warning",
+            # Its default path is per user, shared with any other gunicorn on the host.
+            "--no-control-socket",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    tally = Tally()
+    try:
+        wait_for(args.port, server)
+        deadline = time.monotonic() + args.seconds
+        started = time.monotonic()
+        callers = [
+            threading.Thread(target=Caller(args.port, token, tally, deadline, n).run)
+            for n in range(args.calls)
+        ]
+        for thread in callers:
+            thread.start()
+        for thread in callers:
+            thread.join()
+        elapsed = time.monotonic() - started
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+    found = audit_rows(args.database_url)
+    expected = sum(ROWS[step] * count for step, count in tally.served.items())
+    steps = sum(tally.served.values())
+    all_latencies = [x for values in tally.latencies.values() for x in values]
+    errors = sum(tally.errors.values())
+    print(f"machine        {machine()}")
+    print(
+        f"load           {args.calls} concurrent calls for {args.seconds:g} s, "
+        f"{args.workers} gunicorn workers, PostgreSQL"
+    )
+    print(
+        f"calls          {tally.calls} completed in {elapsed:.1f} s "
+        f"({tally.calls / elapsed:.1f} calls/s, {steps / elapsed:.0f} steps/s)"
+    )
+    print(f"errors         {errors}" + (f"  {dict(tally.errors)}" if errors else ""))
+    for step, values in tally.latencies.items():
+        print(
+            f"latency {step:<7}p50 {percentile(values, 50) * 1000:6.1f} ms   "
+            f"p99 {percentile(values, 99) * 1000:6.1f} ms   ({len(values)} requests)"
+        )
+    print(
+        f"latency all    p50 {percentile(all_latencies, 50) * 1000:6.1f} ms   "
+        f"p99 {percentile(all_latencies, 99) * 1000:6.1f} ms   "
+        f"mean {statistics.fmean(all_latencies or [0]) * 1000:.1f} ms"
+    )
+    print(
+        f"audit rows     {found} in the database, {expected} written by {steps} steps served: "
+        f"{expected - found} lost"
+    )
+    return 1 if errors or found != expected else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
