@@ -1,9 +1,10 @@
 """Load: N concurrent simulated calls against gunicorn on PostgreSQL, for a fixed time.
 
-    .venv/bin/python bench/load.py --calls 50 --seconds 30
+    .venv/bin/python bench/load.py [--calls 50] [--seconds 30] [--workers 4] [--port 8250]
+                                   [--database securegather_bench_load]
 
-Creates (dropping it first) the database named in --database-url, which must end in "_bench",
-migrates it, seeds the demo account and starts gunicorn with --workers workers on 127.0.0.1.
+Recreates the PostgreSQL database --database (bench/server.py), migrates it, seeds the demo
+account and starts gunicorn with --workers workers on 127.0.0.1.
 Each simulated call is 4 signed webhooks back to back, with no pause for a caller to press keys
 (so 50 of them weigh far more than 50 real calls): "a call comes in", card, PIN and the status
 callback; 4 in 5 calls use the demo card and PIN, the others an unknown card. It prints calls
@@ -20,9 +21,7 @@ import os
 import platform
 import random
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -33,11 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 from twilio.request_validator import RequestValidator
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.server import AUTH_TOKEN, bench_env, fresh_database, gunicorn, manage
+
 ACCOUNT_SID = "AC" + "cd" * 16
 # Audit rows each step writes when it is served as expected (calls/views.py).
 ROWS = {"start": 1, "card": 1, "pin": 2, "status": 1}
@@ -126,32 +126,6 @@ class Caller:
             self.call()
 
 
-def admin_url(url: str) -> tuple[str, str]:
-    parts = urllib.parse.urlsplit(url)
-    name = parts.path.lstrip("/")
-    return urllib.parse.urlunsplit(parts._replace(path="/postgres")), name
-
-
-def recreate(url: str) -> None:
-    server, name = admin_url(url)
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def wait_for(port: int, server: subprocess.Popen[bytes], seconds: float = 30) -> None:
-    until = time.monotonic() + seconds
-    while time.monotonic() < until:
-        if server.poll() is not None:
-            raise SystemExit("gunicorn exited at start; see its log above.")
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not listen on {port} within {seconds} s.")
-
-
 def audit_rows(url: str) -> int:
     with psycopg.connect(url) as connection:
         row = connection.execute("SELECT count(*) FROM securegather_auditevent").fetchone()
@@ -183,65 +157,19 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30, help="how long to start new calls")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
     parser.add_argument("--port", type=int, default=8250)
-    parser.add_argument(
-        "--database-url", default="postgres://postgres@127.0.0.1:5432/securegather_bench"
-    )
+    parser.add_argument("--database", default="securegather_bench_load", help="recreated")
     args = parser.parse_args()
-    if not urllib.parse.urlsplit(args.database_url).path.endswith("_bench"):
-        raise SystemExit("The database name must end in _bench: it is dropped and recreated.")
 
-    token = secrets.token_hex(16)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "securegather.settings",
-        "DATABASE_URL": args.database_url,
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DJANGO_DEBUG": "false",
-        "DJANGO_LOG_LEVEL": "WARNING",
-        "SECUREGATHER_KEYS": "bench:" + secrets.token_hex(32),
-        "SECUREGATHER_KEYS_FILE": "",
-        "SECUREGATHER_PUBLIC_URL": "",
-        "TWILIO_AUTH_TOKEN": token,
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-    }
-    recreate(args.database_url)
-    for command in (["migrate", "--noinput", "--verbosity", "0"], ["seed_demo"]):
-        subprocess.run(  # noqa: S603  (our own interpreter and manage.py)
-            [PYTHON, "manage.py", *command],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    server = subprocess.Popen(  # noqa: S603  (our own interpreter and gunicorn)
-        [
-            PYTHON,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "securegather.wsgi",
-            "--bind",
-            f"127.0.0.1:{args.port}",
-            "--workers",
-            str(args.workers),
-            "--access-logfile",
-            "/dev/null",
-            "--log-level",
-            "warning",
-            # Its default path is per user, shared with any other gunicorn on the host.
-            "--no-control-socket",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    database_url = fresh_database("postgres", args.database)
+    env = bench_env(database_url)
+    manage(env, "migrate", "--noinput", "--verbosity", "0")
+    manage(env, "seed_demo")
     tally = Tally()
-    try:
-        wait_for(args.port, server)
+    with gunicorn(env, args.port, args.workers):
         deadline = time.monotonic() + args.seconds
         started = time.monotonic()
         callers = [
-            threading.Thread(target=Caller(args.port, token, tally, deadline, n).run)
+            threading.Thread(target=Caller(args.port, AUTH_TOKEN, tally, deadline, n).run)
             for n in range(args.calls)
         ]
         for thread in callers:
@@ -249,15 +177,8 @@ def main() -> int:
         for thread in callers:
             thread.join()
         elapsed = time.monotonic() - started
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
-    found = audit_rows(args.database_url)
+    found = audit_rows(database_url)
     expected = sum(ROWS[step] * count for step, count in tally.served.items())
     steps = sum(tally.served.values())
     all_latencies = [x for values in tally.latencies.values() for x in values]
