@@ -37,8 +37,9 @@ class ResolverUnavailable(Exception):
 class Locked(Exception):
     """The caller or the account is locked after too many failures: no verification is tried."""
 
-    def __init__(self, scope: str, until: datetime) -> None:
+    def __init__(self, scope: str = "", until: datetime | None = None) -> None:
         super().__init__(scope)
+        # Which counter holds the lock ("caller" or "account") and until when.
         self.scope, self.until = scope, until
 
 
@@ -83,7 +84,7 @@ def resolve(
     with transaction.atomic():
         counters = lockout.Counters.hold(caller, lockout.accounts_for_card(card_last4))
         if (row := counters.lock()) is not None:
-            raise Locked(row.scope, row.locked_until or counters.now)
+            raise Locked(row.scope, row.locked_until)
         try:
             # A savepoint: a backend's database error must not abort the call's transaction.
             with transaction.atomic():

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 
@@ -15,12 +16,18 @@ from securegather.languages import django_language
 
 def call_language(request: HttpRequest) -> str:
     """The language the caller chose at the opening menu, else SECUREGATHER_LANGUAGE."""
-    if settings.SECUREGATHER_OFFER_LANGUAGES:
-        chosen = (
-            CallSession.objects.filter(call_sid=request.POST.get("CallSid", ""))
-            .values_list("language", flat=True)
-            .first()
-        )
+    # The fallback URL answers when the database may be down: it never asks it.
+    fallback = request.resolver_match is not None and request.resolver_match.url_name == "fallback"
+    if settings.SECUREGATHER_OFFER_LANGUAGES and not fallback:
+        try:
+            chosen = (
+                CallSession.objects.filter(call_sid=request.POST.get("CallSid", ""))
+                .values_list("language", flat=True)
+                .first()
+            )
+        except DatabaseError:
+            # The step itself will fail too, inside twiml_on_error: it apologises in this one.
+            return settings.SECUREGATHER_LANGUAGE
         if chosen:
             return chosen
     return settings.SECUREGATHER_LANGUAGE

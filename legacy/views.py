@@ -103,7 +103,7 @@ def decrypt_gather(request: HttpRequest) -> HttpResponse:
         _audit(request, Event.INVALID_INPUT, Outcome.FAILURE, reason="not_4_digits")
         return _not_found()
     try:
-        resolution = resolve(card, pin, caller="")
+        resolution = resolve(card, pin, caller="", channel=AuditEvent.Channel.API)
     except Locked:
         # 404, not 429: the Function says "not located" for any non-2xx anyway, and a status of
         # its own would tell a guesser that the card or caller they are trying is a real one.

@@ -222,3 +222,15 @@ def test_unknown_card_and_wrong_pin_cost_the_same_keyed_work(demo_account):
 
     real = Keyring.digest
     assert keyed_work("9999", "4321") == keyed_work("1234", "0000")
+
+
+@pytest.mark.django_db
+def test_a_lock_is_audited_under_the_channel_that_made_it(demo_account, clock):
+    for _ in range(5):
+        resolve("1234", "0000", "", channel=AuditEvent.Channel.API, call_sid="CA" + "0" * 32)
+    event = AuditEvent.objects.get(event="locked_out")
+    assert (event.channel, event.account_number, event.call_sid) == (
+        "api",
+        "AC12345678",
+        "CA" + "0" * 32,
+    )

@@ -42,3 +42,8 @@ def test_an_error_code_that_is_not_twilios_is_not_logged(twilio, caplog):
 @override_settings(DEBUG=True)
 def test_get_is_not_allowed(twilio):
     assert twilio.client.get("/voice/fallback/").status_code == 405
+
+
+@override_settings(SECUREGATHER_OFFER_LANGUAGES=True)
+def test_the_fallback_needs_no_database_with_the_language_menu_on(twilio):
+    assert "Sorry" in spoken(twilio.post("/voice/fallback/", PARAMS))

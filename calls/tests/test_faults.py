@@ -111,3 +111,12 @@ def test_a_failing_resolver_is_unavailable_not_a_wrong_pin(
     assert "resolver failed: " + ("TimeoutError" if backend == "TimesOut" else "") in logged
     assert "backend took too long" not in logged
     plaintext.assert_absent("1234", "4321")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_language_menu_on_a_dead_database_still_gets_an_apology(call, settings):
+    settings.SECUREGATHER_OFFER_LANGUAGES = True
+    call.start()
+    with connection.execute_wrapper(refuse()):
+        response = call.card("8264")
+    assert spoken(response) == APOLOGY and hangs_up(response)

@@ -10,6 +10,7 @@ import pytest
 from defusedxml import ElementTree as ET
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
+from django.utils import translation
 from django.utils.datastructures import MultiValueDict
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -18,18 +19,42 @@ from twilio.request_validator import RequestValidator
 from accounts.resolvers import Resolution
 from calls import twiml as say
 from conftest import ACCOUNT_SID, CALL_SID
+from securegather import languages
 from securegather.webhooks import apology
 
-ROUTES = ["/voice/", "/voice/card/", "/voice/pin/", "/voice/status/", "/voice/fallback/"]
+ROUTES = [
+    "/voice/",
+    "/voice/language/",
+    "/voice/card/",
+    "/voice/pin/",
+    "/voice/status/",
+    "/voice/fallback/",
+]
 TWILIO_NAMES = ["CallSid", "AccountSid", "From", "To", "Digits", "CallStatus", "ErrorCode"]
 # A few calls, so that examples meet sessions in every state.
 CALL_SIDS = [CALL_SID, "CA" + "01" * 16, "CA" + "02" * 16]
-PLAUSIBLE = [*CALL_SIDS, ACCOUNT_SID, "1234", "4321", "0000", "", "+15005550006", "completed"]
+PLAUSIBLE = [
+    *CALL_SIDS,
+    ACCOUNT_SID,
+    *("1", "2", "1234", "4321", "0000", ""),
+    *("+15005550006", "completed"),
+]
 FORM = "application/x-www-form-urlencoded"
 
 
 def everything_the_service_says() -> str:
-    answers = [
+    """Every answer in every language: a value found in these proves no echo either way."""
+    return "\n".join(said_in(language) for language in languages.SAY_LANGUAGES)
+
+
+def said_in(language: str) -> str:
+    with translation.override(languages.django_language(language)):
+        return answers()
+
+
+def answers() -> str:
+    spoken = [
+        say.offer_languages(),
         say.ask_card(),
         say.ask_card(retry=True),
         say.ask_pin(),
@@ -48,7 +73,7 @@ def everything_the_service_says() -> str:
         "Invalid Twilio signature.",
         "Requests for this Twilio account are not accepted.",
     ]
-    return "\n".join(map(str, answers)) + "\n".join(refusals)
+    return "\n".join(map(str, spoken)) + "\n".join(refusals)
 
 
 values = st.one_of(

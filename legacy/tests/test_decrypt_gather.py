@@ -205,7 +205,7 @@ class TestBearerToken:
 
 
 def test_a_locked_caller_or_account_finds_nothing(api, demo_account, monkeypatch):
-    def locked(card_last4: str, pin: str, caller: str):
+    def locked(card_last4: str, pin: str, caller: str, **context: str):
         raise Locked
 
     monkeypatch.setattr("legacy.views.resolve", locked)
@@ -214,7 +214,7 @@ def test_a_locked_caller_or_account_finds_nothing(api, demo_account, monkeypatch
 
 
 def test_an_unavailable_resolver_gets_503_without_detail(api, demo_account, monkeypatch):
-    def unavailable(card_last4: str, pin: str, caller: str):
+    def unavailable(card_last4: str, pin: str, caller: str, **context: str):
         raise ResolverUnavailable("backend timed out after 5 s")
 
     monkeypatch.setattr("legacy.views.resolve", unavailable)
@@ -227,7 +227,7 @@ def test_an_unavailable_resolver_gets_503_without_detail(api, demo_account, monk
 def test_the_resolver_is_asked_without_a_caller_number(api, demo_account, monkeypatch):
     seen = []
 
-    def spy(card_last4: str, pin: str, caller: str):
+    def spy(card_last4: str, pin: str, caller: str, **context: str):
         seen.append(caller)
 
     monkeypatch.setattr("legacy.views.resolve", spy)
@@ -242,7 +242,7 @@ def test_an_unexpected_failure_reports_no_digit_ciphertext_or_key(
     """Django's error report (mail to ADMINS, the DEBUG page) shows locals and POST: not these."""
     settings.SECUREGATHER_LEGACY_KEY = LEGACY_KEY
 
-    def broken(card_last4: str, pin: str, caller: str):
+    def broken(card_last4: str, pin: str, caller: str, **context: str):
         raise RuntimeError("resolver bug")
 
     monkeypatch.setattr("legacy.views.resolve", broken)
