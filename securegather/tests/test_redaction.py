@@ -38,3 +38,23 @@ def test_filter_redacts_arguments_and_tracebacks():
     formatted = logging.Formatter().format(record)
     assert "8264" not in formatted
     assert "ValueError" in formatted
+
+
+def test_describe_names_types_and_frames_but_no_message():
+    from securegather.redaction import describe
+
+    def inner(secret):
+        raise ValueError(f"invalid literal {secret}")
+
+    value = "".join(["82", "64"])  # not in any source line the traceback quotes
+    try:
+        try:
+            inner(value)
+        except ValueError as exc:
+            raise RuntimeError("wrapped " + str(exc)) from exc
+    except RuntimeError as exc:
+        text = describe(exc)
+    assert "builtins.ValueError" in text and "builtins.RuntimeError" in text
+    assert "in inner" in text
+    # The source lines are there (code, not data); the value in the messages is not.
+    assert "8264" not in text
