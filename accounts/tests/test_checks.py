@@ -1,0 +1,38 @@
+import pytest
+from django.test import override_settings
+
+from accounts.checks import check_lockout
+
+
+def ids():
+    return [message.id for message in check_lockout()]
+
+
+def test_the_defaults_pass():
+    assert ids() == []
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "SECUREGATHER_LOCKOUT_FAILURES",
+        "SECUREGATHER_LOCKOUT_WINDOW",
+        "SECUREGATHER_LOCKOUT_DURATION",
+    ],
+)
+def test_a_zero_setting_is_an_error(setting):
+    with override_settings(**{setting: 0}):
+        assert ids() == ["accounts.E001"]
+
+
+@pytest.mark.parametrize(("failures", "duration"), [(11, 1800), (5, 1799)])
+def test_a_lockout_weaker_than_pci_is_a_warning(failures, duration):
+    with override_settings(
+        SECUREGATHER_LOCKOUT_FAILURES=failures, SECUREGATHER_LOCKOUT_DURATION=duration
+    ):
+        assert ids() == ["accounts.W001"]
+
+
+@override_settings(SECUREGATHER_LOCKOUT_FAILURES=10, SECUREGATHER_LOCKOUT_DURATION=1800)
+def test_the_pci_limits_themselves_pass():
+    assert ids() == []
