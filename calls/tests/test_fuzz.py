@@ -105,8 +105,8 @@ def body_for(content_type: str, params: MultiValueDict) -> tuple[bytes | str, st
     return urlencode(pairs), content_type
 
 
-def assert_no_echo(text: str, params: MultiValueDict, said: str) -> None:
-    for key, items in params.lists():
+def assert_no_echo(text: str, params: MultiValueDict, said: str, *headers: str) -> None:
+    for key, items in [*params.lists(), ("", list(headers))]:
         for value in (key, *items):
             value = value.strip()
             # Short values and words the service says anyway prove nothing either way.
@@ -159,4 +159,4 @@ def test_any_request_gets_twiml_or_a_4xx_and_no_echo(
     if response.status_code == 200 and method != "HEAD":
         assert response["Content-Type"] == "text/xml"
         assert ET.fromstring(response.content).tag == "Response"
-    assert_no_echo(text, params, said)
+    assert_no_echo(text, params, said, *([token] if token else []))
