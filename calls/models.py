@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from accounts.resolvers import Resolution, resolve
 from securegather.sealed import SealedField, SealedFieldsMixin
@@ -100,7 +101,8 @@ class CallSession(SealedFieldsMixin, models.Model):
 
     def answered(self, token: str) -> str | None:
         """What the step with this idempotency token answered, if it was this call's last."""
-        if token and token == self.idempotency_token and self.last_answer:
+        # Not a secret, but compared as one all the same: no == on tokens.
+        if token and self.last_answer and constant_time_compare(token, self.idempotency_token):
             return self.last_answer
         return None
 
