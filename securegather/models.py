@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
+from securegather.auditchain import append
 from securegather.keyring import Key, Keyring, KeyringError
 
 
@@ -26,6 +28,10 @@ def _ip_or_none(value: str) -> str | None:
         return str(ipaddress.ip_address(value))
     except ValueError:
         return None
+
+
+class AppendOnlyError(Exception):
+    """Audit rows are written once and never changed or deleted."""
 
 
 class AuditEvent(models.Model):
@@ -75,7 +81,8 @@ class AuditEvent(models.Model):
         FAILURE = "failure"
         INFO = "info"
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set before the row is signed (auto_now_add would change it after): the MAC covers it.
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     event = models.CharField(max_length=32, choices=Event.choices, db_index=True)
     outcome = models.CharField(max_length=8, choices=Outcome.choices)
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.VOICE)
@@ -89,13 +96,26 @@ class AuditEvent(models.Model):
     origin_ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=200, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+    # The hash chain (securegather.auditchain): "kid:hex" HMACs of this row and the one before.
+    prev_mac = models.CharField("previous MAC", max_length=100, blank=True, editable=False)
+    mac = models.CharField("MAC", max_length=100, blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["event", "created_at"])]
+        permissions = [("export_auditevent", "Can export the audit log as CSV")]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event} {self.outcome}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The database refuses too (triggers); this says so before a query is made.
+        if not self._state.adding:
+            raise AppendOnlyError("audit rows cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise AppendOnlyError("audit rows cannot be deleted")
 
     @classmethod
     def record(
@@ -112,23 +132,27 @@ class AuditEvent(models.Model):
         channel: str = Channel.VOICE,
         **detail: Any,
     ) -> AuditEvent:
-        """Append one row. ``detail`` holds non-secret facts only: never digits, never tokens."""
+        """Append one row to the chain. ``detail`` holds non-secret facts only: never digits,
+        never tokens."""
         origin_ip, user_agent = None, ""
         if request is not None:
             origin_ip = _ip_or_none(request.META.get("REMOTE_ADDR", ""))
             user_agent = request.META.get("HTTP_USER_AGENT", "")[:200]
-        return cls.objects.create(
-            event=event,
-            outcome=outcome,
-            actor=actor,
-            channel=channel,
-            call_sid=call_sid[:64],
-            caller=mask_phone(caller)[:32],
-            account_number=account_number,
-            key_id=key_id,
-            origin_ip=origin_ip,
-            user_agent=user_agent,
-            detail=detail,
+        return append(
+            cls(
+                event=event,
+                outcome=outcome,
+                actor=actor[:150],
+                channel=channel,
+                call_sid=call_sid[:64],
+                caller=mask_phone(caller)[:32],
+                account_number=account_number[:32],
+                key_id=key_id[:32],
+                origin_ip=origin_ip,
+                user_agent=user_agent,
+                # As the database will hand it back, so the MAC signs what is stored.
+                detail=json.loads(json.dumps(detail)),
+            )
         )
 
 

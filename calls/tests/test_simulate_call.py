@@ -5,6 +5,7 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connections
 
 from calls.models import CallSession
 
@@ -41,6 +42,12 @@ def test_bad_entries_play_the_reprompts(demo_account, capsys):
 class Quiet(WSGIRequestHandler):
     def log_message(self, *args):
         pass
+
+    def handle(self):
+        super().handle()
+        # The server thread's connection would outlive the test and block dropping the test
+        # database on PostgreSQL (CONN_MAX_AGE keeps it open).
+        connections.close_all()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,0 +1,180 @@
+"""The audit log's hash chain: each row's HMAC covers its content and the previous row's MAC.
+
+A row's ``mac`` is ``kid:hex``: HMAC-SHA256 under the ``audit`` subkey of the keyring's primary
+key at the time it was written, over the row's canonical content and ``prev_mac`` (the MAC of the
+row before it, by id). Editing a row breaks its own MAC; deleting one breaks the link of the row
+after it; a row inserted out of band has no valid MAC, since the key is not in the database.
+
+Each row stores the previous MAC as well as its own, so a verifier that lacks an old key (retired
+from the ring) still checks every later link: a row's MAC needs only its own key, and the link is
+a comparison of stored values. Rows under a missing key are reported as unverifiable, not as
+tampered with.
+
+Appends are serialised so that two writers cannot both link to the same row: on PostgreSQL by a
+transaction-scoped advisory lock, on SQLite by the write lock that ``BEGIN IMMEDIATE`` takes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from django.db import connection, transaction
+
+from securegather.keyring import Key, get_keyring
+
+if TYPE_CHECKING:
+    from securegather.models import AuditEvent
+
+# Any 64-bit number of our own: the advisory lock every audit append takes on PostgreSQL.
+ADVISORY_LOCK_ID = 0x5EC0_A0D1_7C4A_1000
+PURPOSE = b"securegather.AuditEvent|"
+# The fields a MAC covers, in this order. Appending a field to the model means appending it here
+# (rows written before keep verifying only if the new field's empty value is left out for them).
+CHAINED_FIELDS = (
+    "created_at",
+    "event",
+    "outcome",
+    "channel",
+    "actor",
+    "call_sid",
+    "caller",
+    "account_number",
+    "key_id",
+    "origin_ip",
+    "user_agent",
+    "detail",
+)
+
+
+@lru_cache(maxsize=16)
+def _audit_key(key: Key) -> bytes:
+    return key.subkey("audit")
+
+
+def _canonical_ip(value: str | None) -> str:
+    # PostgreSQL's inet and Python spell some IPv6 forms differently: compare parsed addresses.
+    return str(ipaddress.ip_address(value)) if value else ""
+
+
+def _canonical_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def canonical(event: AuditEvent) -> bytes:
+    """The bytes a row's MAC covers: its content and the MAC of the row before it."""
+    values: dict[str, Any] = {name: getattr(event, name) for name in CHAINED_FIELDS}
+    values["created_at"] = _canonical_time(event.created_at)
+    values["origin_ip"] = _canonical_ip(event.origin_ip)
+    values["prev_mac"] = event.prev_mac
+    return json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+
+
+def compute_mac(event: AuditEvent, key: Key) -> str:
+    digest = hmac.new(_audit_key(key), PURPOSE + canonical(event), hashlib.sha256).hexdigest()
+    return f"{key.kid}:{digest}"
+
+
+def _lock_chain() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_ID])
+
+
+def append(event: AuditEvent) -> AuditEvent:
+    """Link ``event`` to the newest row, sign it with the primary key and insert it."""
+    from securegather.models import AuditEvent
+
+    key = get_keyring().primary
+    with transaction.atomic():
+        # The lock is held until the enclosing transaction ends, so the row read here stays the
+        # newest until this one is committed after it.
+        _lock_chain()
+        event.prev_mac = (
+            AuditEvent.objects.order_by("-id").values_list("mac", flat=True).first() or ""
+        )
+        event.mac = compute_mac(event, key)
+        event.save(force_insert=True)
+    return event
+
+
+@dataclass
+class Problem:
+    row_id: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row_id}: {self.reason}"
+
+
+@dataclass
+class Report:
+    """What a verification found. ``problems`` are tampering; a missing key is not."""
+
+    checked: int = 0
+    last_id: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+    # key id → rows signed under it that this keyring cannot check.
+    unverifiable: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_problem(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+
+def verify(rows: Iterable[AuditEvent]) -> Report:
+    """Check every row's MAC and link, in id order. Finds every problem, first one first."""
+    ring = get_keyring()
+    report = Report()
+    previous = ""
+    for row in rows:
+        report.checked += 1
+        report.last_id = row.id
+        kid, _, digest = row.mac.partition(":")
+        key = ring.key_for_audit(kid) if digest else None
+        if not digest:
+            report.problems.append(Problem(row.id, "has no MAC: written outside the audit log"))
+        elif key is not None and not hmac.compare_digest(compute_mac(row, key), row.mac):
+            report.problems.append(
+                Problem(row.id, "its MAC does not match its content: edited or forged")
+            )
+        elif row.prev_mac != previous:
+            # The row is as written, so the one it followed is gone, moved or replaced.
+            report.problems.append(
+                Problem(row.id, "does not follow the row before it: a row was deleted or inserted")
+            )
+        elif key is None:
+            report.unverifiable[kid] = report.unverifiable.get(kid, 0) + 1
+        previous = row.mac
+    return report
+
+
+def verify_log(chunk_size: int = 2000) -> Report:
+    """Verify the whole audit table, streamed in id order, and record that it was done."""
+    from securegather.models import AuditEvent
+
+    report = verify(AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size))
+    first = report.first_problem
+    AuditEvent.record(
+        AuditEvent.Event.AUDIT_VERIFIED,
+        AuditEvent.Outcome.SUCCESS if report.intact else AuditEvent.Outcome.FAILURE,
+        actor="system",
+        channel=AuditEvent.Channel.SYSTEM,
+        checked=report.checked,
+        last_id=report.last_id,
+        problems=len(report.problems),
+        first_bad_row=first.row_id if first else None,
+        unverifiable=sum(report.unverifiable.values()),
+    )
+    return report

@@ -1,0 +1,183 @@
+import json
+
+import pytest
+from django.test import override_settings
+
+from securegather import auditchain
+from securegather.models import AuditEvent
+from securegather.tests.auditlog import TABLE, raw, triggers_lifted
+
+pytestmark = pytest.mark.django_db
+
+KEY_A = "auditA:" + "aa" * 32
+KEY_B = "auditB:" + "bb" * 32
+
+
+def record(n: int = 1, **detail: object) -> list[AuditEvent]:
+    return [
+        AuditEvent.record(
+            AuditEvent.Event.CALL_STARTED,
+            AuditEvent.Outcome.INFO,
+            call_sid=f"CA{i:032x}",
+            caller="+15005550006",
+            **detail,
+        )
+        for i in range(n)
+    ]
+
+
+def verify() -> auditchain.Report:
+    return auditchain.verify(AuditEvent.objects.order_by("id"))
+
+
+def test_each_row_links_to_the_one_before_and_names_the_primary_key():
+    first, second, third = record(3)
+    assert first.prev_mac == ""
+    assert (second.prev_mac, third.prev_mac) == (first.mac, second.mac)
+    assert {row.mac.partition(":")[0] for row in (first, second, third)} == {"test2"}
+    assert len(third.mac.partition(":")[2]) == 64
+
+
+def test_an_untouched_log_verifies():
+    record(5, prompt="card", tries=2, ratio=0.5, nested={"b": [1, 2], "a": None})
+    report = verify()
+    assert (report.intact, report.checked, report.unverifiable) == (True, 5, {})
+
+
+def test_mac_covers_what_the_database_hands_back():
+    # Tuples become lists, keys sort: the MAC is over the stored JSON, not the Python call.
+    row = AuditEvent.record("call_started", "info", path=("a", "b"), z=1, a=2)
+    stored = AuditEvent.objects.get(pk=row.pk)
+    assert stored.detail == {"path": ["a", "b"], "z": 1, "a": 2}
+    assert auditchain.compute_mac(stored, auditchain.get_keyring().primary) == stored.mac
+
+
+def test_ipv6_origins_verify(rf):
+    request = rf.post("/voice/", REMOTE_ADDR="::ffff:10.0.0.1", HTTP_USER_AGENT="TwilioProxy/1.1")
+    AuditEvent.record("call_started", "info", request=request)
+    AuditEvent.record("call_started", "info", request=rf.post("/", REMOTE_ADDR="2001:DB8::1"))
+    assert verify().intact
+
+
+def test_an_edited_field_names_the_row():
+    rows = record(4)
+    with triggers_lifted():
+        raw(f"UPDATE {TABLE} SET outcome = %s WHERE id = %s", ["success", rows[2].id])  # noqa: S608
+    report = verify()
+    assert not report.intact
+    assert report.first_problem.row_id == rows[2].id
+    assert "edited or forged" in report.first_problem.reason
+    assert len(report.problems) == 1
+
+
+def test_an_edited_detail_is_caught():
+    rows = record(2, reason="empty")
+    with triggers_lifted():
+        raw(
+            f"UPDATE {TABLE} SET detail = %s WHERE id = %s",  # noqa: S608
+            [json.dumps({"reason": "not_4_digits"}), rows[0].id],
+        )
+    assert verify().first_problem.row_id == rows[0].id
+
+
+def test_a_deleted_row_is_caught_at_the_row_after_it():
+    rows = record(4)
+    with triggers_lifted():
+        raw(f"DELETE FROM {TABLE} WHERE id = %s", [rows[1].id])  # noqa: S608
+    problem = verify().first_problem
+    assert problem.row_id == rows[2].id
+    assert "does not follow the row before it" in problem.reason
+
+
+def test_deleting_the_first_row_is_caught():
+    rows = record(3)
+    with triggers_lifted():
+        raw(f"DELETE FROM {TABLE} WHERE id = %s", [rows[0].id])  # noqa: S608
+    assert verify().first_problem.row_id == rows[1].id
+
+
+def test_a_row_inserted_out_of_band_is_caught_even_when_linked():
+    rows = record(2)
+    # A forger can copy the last MAC into prev_mac, but cannot make the row's own MAC.
+    forged = AuditEvent(event="verified", outcome="success", prev_mac=rows[-1].mac, mac="test2:00")
+    forged.save(force_insert=True)
+    report = verify()
+    assert [p.row_id for p in report.problems] == [forged.id]
+    assert "edited or forged" in report.first_problem.reason
+
+
+def test_a_row_without_a_mac_is_caught():
+    record(1)
+    bare = AuditEvent(event="verified", outcome="success")
+    bare.save(force_insert=True)
+    assert "has no MAC" in verify().first_problem.reason
+
+
+def test_a_copied_mac_does_not_sign_other_content():
+    rows = record(2)
+    with triggers_lifted():
+        raw(
+            f"UPDATE {TABLE} SET call_sid = %s WHERE id = %s",  # noqa: S608
+            [rows[1].call_sid, rows[0].id],
+        )
+    assert verify().first_problem.row_id == rows[0].id
+
+
+def test_moving_a_row_to_the_end_is_caught():
+    rows = record(3)
+    with triggers_lifted():
+        raw(f"UPDATE {TABLE} SET id = %s WHERE id = %s", [rows[2].id + 10, rows[0].id])  # noqa: S608
+    assert [p.row_id for p in verify().problems] == [rows[1].id, rows[2].id + 10]
+
+
+def test_rows_under_a_key_the_ring_no_longer_holds_are_unverifiable_not_tampered():
+    with override_settings(SECUREGATHER_KEYS=KEY_A):
+        old = record(3)
+    with override_settings(SECUREGATHER_KEYS=f"{KEY_B},{KEY_A}"):
+        new = record(2)
+    with override_settings(SECUREGATHER_KEYS=KEY_B):
+        report = verify()
+    assert (report.intact, report.unverifiable, report.checked) == (True, {"auditA": 3}, 5)
+    assert new[0].prev_mac == old[-1].mac
+
+
+def test_links_after_unverifiable_rows_still_catch_tampering():
+    with override_settings(SECUREGATHER_KEYS=KEY_A):
+        old = record(2)
+    with override_settings(SECUREGATHER_KEYS=f"{KEY_B},{KEY_A}"):
+        new = record(3)
+    with triggers_lifted():
+        raw(f"DELETE FROM {TABLE} WHERE id = %s", [new[0].id])  # noqa: S608
+        raw(
+            f"UPDATE {TABLE} SET prev_mac = %s WHERE id = %s",  # noqa: S608
+            [old[-1].mac, new[1].id],
+        )
+    with override_settings(SECUREGATHER_KEYS=KEY_B):
+        report = verify()
+    # The forger relinked the row after the deletion, which breaks that row's own MAC.
+    assert [p.row_id for p in report.problems] == [new[1].id]
+    assert report.unverifiable == {"auditA": 2}
+
+
+def test_a_rotated_primary_signs_new_rows_and_old_ones_still_verify():
+    with override_settings(SECUREGATHER_KEYS=KEY_A):
+        record(2)
+    with override_settings(SECUREGATHER_KEYS=f"{KEY_B},{KEY_A}"):
+        (row,) = record(1)
+        assert row.mac.startswith("auditB:")
+        report = verify()
+    assert (report.intact, report.unverifiable) == (True, {})
+
+
+def test_verify_log_records_its_own_run():
+    record(2)
+    report = auditchain.verify_log()
+    row = AuditEvent.objects.order_by("id").last()
+    assert (row.event, row.outcome, row.actor, row.channel) == (
+        "audit_verified",
+        "success",
+        "system",
+        "system",
+    )
+    assert row.detail["checked"] == report.checked == 2
+    assert verify().intact
