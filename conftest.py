@@ -181,3 +181,32 @@ def _empty_audit_log_after_transactional_tests(request: pytest.FixtureRequest) -
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {appendonly.TABLE}")  # noqa: S608
     appendonly.create_triggers(connection)
+
+
+@pytest.fixture
+def superuser(db: None):
+    from securegather.tests.staff import make_staff
+
+    return make_staff("root", superuser=True)
+
+
+@pytest.fixture
+def ops_user(db: None):
+    from securegather.tests.staff import make_staff
+
+    return make_staff("olive", ops=True)
+
+
+@pytest.fixture
+def admin_client(superuser) -> Client:
+    """The superuser, signed in with password and TOTP (replaces pytest-django's fixture)."""
+    from securegather.tests.staff import verified_client
+
+    return verified_client(superuser)
+
+
+@pytest.fixture
+def ops_client(ops_user) -> Client:
+    from securegather.tests.staff import verified_client
+
+    return verified_client(ops_user)

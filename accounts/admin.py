@@ -1,9 +1,144 @@
+"""Accounts and lockouts in the admin.
+
+An account's card last-4 and PIN are write-only: typed into password inputs that are never filled
+back in, sealed on save, and shown afterwards only as "••••" with their key id."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
-from accounts.models import Lockout
+from accounts.models import Account, Lockout
+from securegather.admin_site import masked
 from securegather.models import AuditEvent
+
+# ASCII digits only: str.isdigit() and \d accept "١٢٣٤" and "¹²³⁴".
+FOUR_DIGITS = re.compile(r"[0-9]{4}")
+CREDENTIALS = ("card_last4", "pin")
+
+
+def four_digits(label: str, *, required: bool) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=required,
+        strip=False,
+        # render_value=False: the form never sends a credential back to the browser.
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Exactly 4 digits 0-9. Not shown again once saved."
+        + ("" if required else " Leave both blank to keep the current values."),
+    )
+
+
+class AccountForm(forms.ModelForm):
+    class Meta:
+        model = Account
+        fields = ["number", "balance", "caller_numbers"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        adding = self.instance._state.adding
+        self.fields["card_last4"] = four_digits("Card last 4", required=adding)
+        self.fields["pin"] = four_digits("PIN", required=adding)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        given = [name for name in CREDENTIALS if cleaned.get(name)]
+        for name in given:
+            if not FOUR_DIGITS.fullmatch(cleaned[name]):
+                # The message never repeats what was typed.
+                self.add_error(name, "Enter exactly 4 digits 0-9.")
+        if len(given) == 1:
+            # Both digests change together, and the PIN's is salted by the account.
+            missing = next(name for name in CREDENTIALS if name not in given)
+            self.add_error(missing, "Enter both the card last 4 and the PIN, or neither.")
+        return cleaned
+
+    def save(self, commit: bool = True) -> Account:
+        account = super().save(commit=False)
+        card, pin = self.cleaned_data.get("card_last4"), self.cleaned_data.get("pin")
+        if card and pin:
+            account.set_credentials(card, pin)
+        if commit:
+            account.save()
+        return account
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    form = AccountForm
+    list_display = ["number", "balance", "card_sealed", "pin_sealed", "updated_at"]
+    search_fields = ["=number"]
+    search_help_text = "Exact account number."
+    list_filter = ["created_at"]
+    readonly_fields = ["card_sealed", "pin_sealed", "created_at", "updated_at"]
+
+    def get_fields(self, request: HttpRequest, obj: Account | None = None) -> list[str]:
+        if obj is None:
+            return ["number", "balance", "caller_numbers", *CREDENTIALS]
+        if not self.has_change_permission(request, obj):
+            return ["number", "balance", "caller_numbers", *self.readonly_fields]
+        return ["number", "balance", "caller_numbers", *CREDENTIALS, *self.readonly_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Account | None = None) -> list[str]:
+        if obj is None:
+            return []
+        # Sealed values are bound to the account number: changing it would orphan them.
+        return ["number", *self.readonly_fields]
+
+    @admin.display(description="card last 4")
+    def card_sealed(self, obj: Account) -> str:
+        return masked(obj.card_last4)
+
+    @admin.display(description="PIN")
+    def pin_sealed(self, obj: Account) -> str:
+        return masked(obj.pin)
+
+    @method_decorator(sensitive_post_parameters(*CREDENTIALS))
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        response = super().changeform_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and object_id and response.status_code == 200:
+            obj = self.get_object(request, object_id)
+            if obj is not None:
+                AuditEvent.record(
+                    AuditEvent.Event.RECORD_VIEWED,
+                    AuditEvent.Outcome.INFO,
+                    request=request,
+                    actor=request.user.get_username(),
+                    channel=AuditEvent.Channel.ADMIN,
+                    account_number=obj.number,
+                    model="accounts.Account",
+                )
+        return response
+
+    def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        changed = sorted(set(form.changed_data) - set(CREDENTIALS))
+        if form.cleaned_data.get("pin"):
+            changed.append("credentials")
+        AuditEvent.record(
+            AuditEvent.Event.RECORD_CHANGED,
+            AuditEvent.Outcome.SUCCESS,
+            request=request,
+            actor=request.user.get_username(),
+            channel=AuditEvent.Channel.ADMIN,
+            account_number=obj.number,
+            model="accounts.Account",
+            action="changed" if change else "added",
+            fields=changed,
+        )
 
 
 @admin.register(Lockout)

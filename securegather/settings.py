@@ -1,6 +1,7 @@
 """Settings, read from the environment or a `.env` file beside manage.py (django-environ)."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -173,3 +174,30 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
 }
+
+# --- Staff admin: a second factor, lockout, idle sign-out (PCI DSS v4.0 8.3, 8.4, 8.2.8) ----
+# The admin site is django-otp's: a password alone does not reach it (a TOTP device is needed;
+# `manage.py enrol_totp USERNAME` makes one).
+INSTALLED_APPS[INSTALLED_APPS.index("django.contrib.admin")] = "securegather.apps.StaffAdminConfig"
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "axes"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # axes wants to be last
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+OTP_TOTP_ISSUER = "SecureGather"
+# 10 wrong passwords lock for 30 minutes (PCI DSS 8.3.4: at most 10 tries, at least 30 minutes).
+AXES_FAILURE_LIMIT = 10
+AXES_COOLOFF_TIME = timedelta(minutes=30)
+# Each username, and each address (password spraying across usernames), on its own count.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_SENSITIVE_PARAMETERS = ["otp_token"]
+# 15 idle minutes end a staff session (8.2.8): each request pushes the expiry forward.
+SESSION_COOKIE_AGE = 15 * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True

@@ -1,0 +1,105 @@
+"""Call sessions in the admin: what happened on a call, with its sealed digits masked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+
+from calls.models import CallSession
+from securegather.admin_site import ReadOnlyAdmin, masked
+from securegather.models import AuditEvent, mask_phone
+
+# The audit rows shown on a call's page; the audit log's own page has the rest.
+TRAIL_ROWS = 50
+
+
+@admin.register(CallSession)
+class CallSessionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "call_sid",
+        "caller_masked",
+        "state",
+        "outcome",
+        "account_number",
+        "card_sealed",
+        "pin_sealed",
+        "created_at",
+        "ended_at",
+    ]
+    list_filter = ["state", "outcome", "created_at"]
+    search_fields = ["=call_sid", "=account_number"]
+    search_help_text = "Exact CallSid or account number."
+    date_hierarchy = "created_at"
+    fields = [
+        "call_sid",
+        "account_sid",
+        "caller_masked",
+        "language",
+        "state",
+        "outcome",
+        "tries",
+        "card_sealed",
+        "pin_sealed",
+        "account_number",
+        "created_at",
+        "updated_at",
+        "ended_at",
+        "audit_trail",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="caller")
+    def caller_masked(self, obj: CallSession) -> str:
+        return mask_phone(obj.caller)
+
+    @admin.display(description="card last 4")
+    def card_sealed(self, obj: CallSession) -> str:
+        return masked(obj.card)
+
+    @admin.display(description="PIN")
+    def pin_sealed(self, obj: CallSession) -> str:
+        return masked(obj.pin)
+
+    @admin.display(description="audit trail")
+    def audit_trail(self, obj: CallSession) -> str:
+        rows = AuditEvent.objects.filter(call_sid=obj.call_sid).order_by("id")[:TRAIL_ROWS]
+        url = reverse("admin:securegather_auditevent_changelist")
+        lines = format_html_join(
+            "",
+            "<li>{} {} ({})</li>",
+            ((f"{e.created_at:%Y-%m-%d %H:%M:%S}", e.event, e.outcome) for e in rows),
+        )
+        return format_html(
+            '<ul class="audit-trail">{}</ul><a href="{}?{}">All audit rows for this call</a>',
+            lines,
+            url,
+            urlencode({"q": obj.call_sid}),
+        )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        session = self.get_object(request, object_id)
+        if response.status_code == 200 and session is not None:
+            # Who looked at which call, and when (PCI DSS 10.2.1.1: access to cardholder data).
+            AuditEvent.record(
+                AuditEvent.Event.RECORD_VIEWED,
+                AuditEvent.Outcome.INFO,
+                request=request,
+                actor=request.user.get_username(),
+                channel=AuditEvent.Channel.ADMIN,
+                call_sid=session.call_sid,
+                caller=session.caller,
+                model="calls.CallSession",
+            )
+        return response
