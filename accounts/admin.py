@@ -21,22 +21,25 @@ from securegather.models import AuditEvent
 
 # ASCII digits only: str.isdigit() and \d accept "١٢٣٤" and "¹²³⁴".
 FOUR_DIGITS = re.compile(r"[0-9]{4}")
-CREDENTIALS = ("card_last4", "pin")
+# Form-only fields: the model's own card_last4 and pin hold tokens and are not editable.
+CREDENTIALS = ("new_card_last4", "new_pin")
 
 
-def four_digits(label: str, *, required: bool) -> forms.CharField:
+def four_digits(label: str) -> forms.CharField:
     return forms.CharField(
         label=label,
-        required=required,
+        required=False,
         strip=False,
         # render_value=False: the form never sends a credential back to the browser.
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Exactly 4 digits 0-9. Not shown again once saved."
-        + ("" if required else " Leave both blank to keep the current values."),
+        help_text="Exactly 4 digits 0-9. Not shown again once saved.",
     )
 
 
 class AccountForm(forms.ModelForm):
+    new_card_last4 = four_digits("Card last 4")
+    new_pin = four_digits("PIN")
+
     class Meta:
         model = Account
         fields = ["number", "balance", "caller_numbers"]
@@ -44,8 +47,11 @@ class AccountForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         adding = self.instance._state.adding
-        self.fields["card_last4"] = four_digits("Card last 4", required=adding)
-        self.fields["pin"] = four_digits("PIN", required=adding)
+        for name in CREDENTIALS:
+            if name in self.fields:
+                self.fields[name].required = adding
+                if not adding:
+                    self.fields[name].help_text += " Leave both blank to keep the current ones."
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -62,7 +68,7 @@ class AccountForm(forms.ModelForm):
 
     def save(self, commit: bool = True) -> Account:
         account = super().save(commit=False)
-        card, pin = self.cleaned_data.get("card_last4"), self.cleaned_data.get("pin")
+        card, pin = self.cleaned_data.get("new_card_last4"), self.cleaned_data.get("new_pin")
         if card and pin:
             account.set_credentials(card, pin)
         if commit:
@@ -126,7 +132,7 @@ class AccountAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         changed = sorted(set(form.changed_data) - set(CREDENTIALS))
-        if form.cleaned_data.get("pin"):
+        if form.cleaned_data.get("new_pin"):
             changed.append("credentials")
         AuditEvent.record(
             AuditEvent.Event.RECORD_CHANGED,

@@ -1,0 +1,121 @@
+import contextlib
+import re
+from decimal import Decimal
+
+import pytest
+
+from accounts.models import Account
+from accounts.resolvers import resolve
+from conftest import standalone
+from securegather.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/accounts/account/"
+
+
+def add(client, **fields):
+    data = {"number": "AC55500011", "balance": "20.00", "caller_numbers": "[]"}
+    return client.post(f"{CHANGELIST}add/", {**data, **fields})
+
+
+def password_inputs(page: str) -> dict[str, str]:
+    return {
+        name: tag
+        for tag in re.findall(r"<input[^>]*>", page)
+        if (name := (re.search(r'name="([^"]+)"', tag) or [None, ""])[1])
+        in {"new_card_last4", "new_pin"}
+    }
+
+
+def test_adding_seals_the_credentials_and_the_account_resolves(admin_client):
+    response = add(admin_client, new_card_last4="7391", new_pin="2846")
+    assert response.status_code == 302
+    account = Account.objects.get(number="AC55500011")
+    assert account.balance == Decimal("20.00")
+    assert account.card_last4.key_id == "test2"
+    assert account.unseal("card_last4") == "7391" and account.check_pin("2846")
+    assert resolve("7391", "2846", "+15005550006").account_number == "AC55500011"
+    changed = AuditEvent.objects.get(event="record_changed")
+    assert (changed.actor, changed.account_number, changed.detail["action"]) == (
+        "root",
+        "AC55500011",
+        "added",
+    )
+    assert "credentials" in changed.detail["fields"]
+
+
+def test_the_credential_inputs_are_password_inputs_never_filled(admin_client, demo_account):
+    for url in (f"{CHANGELIST}add/", f"{CHANGELIST}{demo_account.pk}/change/"):
+        inputs = password_inputs(admin_client.get(url).content.decode())
+        assert set(inputs) == {"new_card_last4", "new_pin"}
+        assert all('type="password"' in tag and "value=" not in tag for tag in inputs.values())
+
+
+@pytest.mark.parametrize("bad", ["123", "12345", "١٢٣٤", "12a4", " 123", "12 4", "¹²³⁴"])
+def test_anything_but_four_ascii_digits_is_refused_without_echo(admin_client, bad):
+    response = add(admin_client, new_card_last4=bad, new_pin="2846")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Enter exactly 4 digits 0-9." in page
+    # Neither value comes back, in an input or anywhere else.
+    assert bad not in " ".join(re.findall(r"<input[^>]*>", page))
+    assert not standalone("2846").search(page)
+    assert not Account.objects.filter(number="AC55500011").exists()
+
+
+def test_a_failed_form_never_sends_the_pin_back(admin_client):
+    page = add(admin_client, new_card_last4="73", new_pin="2846").content.decode()
+    assert all("value=" not in tag for tag in password_inputs(page).values())
+    assert "2846" not in page
+
+
+def test_both_or_neither_on_change(admin_client, demo_account):
+    change = f"{CHANGELIST}{demo_account.pk}/change/"
+    data = {"balance": "99.00", "caller_numbers": "[]"}
+    page = admin_client.post(change, {**data, "new_pin": "2846"}).content.decode()
+    assert "Enter both the card last 4 and the PIN, or neither." in page
+    assert admin_client.post(change, data).status_code == 302
+    demo_account.refresh_from_db()
+    assert demo_account.balance == Decimal("99.00") and demo_account.check_pin("4321")
+    assert (
+        admin_client.post(change, {**data, "new_card_last4": "7391", "new_pin": "2846"}).status_code
+        == 302
+    )
+    demo_account.refresh_from_db()
+    assert demo_account.check_pin("2846") and demo_account.unseal("card_last4") == "7391"
+
+
+def test_the_number_cannot_change_since_sealed_values_are_bound_to_it(admin_client, demo_account):
+    change = f"{CHANGELIST}{demo_account.pk}/change/"
+    admin_client.post(change, {"number": "AC99999999", "balance": "1.00", "caller_numbers": "[]"})
+    demo_account.refresh_from_db()
+    assert demo_account.number == "AC12345678"
+
+
+def test_sealed_values_show_as_the_mask(admin_client, demo_account):
+    page = admin_client.get(f"{CHANGELIST}{demo_account.pk}/change/").content.decode()
+    assert "•••• (key test2)" in page
+    assert demo_account.card_last4.token not in page and demo_account.pin_digest not in page
+
+
+def test_ops_sees_an_account_without_any_input(ops_client, demo_account):
+    page = ops_client.get(f"{CHANGELIST}{demo_account.pk}/change/").content.decode()
+    assert password_inputs(page) == {}
+    assert "•••• (key test2)" in page
+    viewed = AuditEvent.objects.get(event="record_viewed")
+    assert (viewed.actor, viewed.account_number) == ("olive", "AC12345678")
+
+
+def test_credentials_are_hidden_from_error_reports(admin_client, rf):
+    from accounts.admin import AccountAdmin
+
+    request = rf.post(f"{CHANGELIST}add/", {"new_card_last4": "7391", "new_pin": "2846"})
+    request.user = None
+    from django.views.debug import SafeExceptionReporterFilter
+
+    # The view fails without a user; only how it marked the request matters here.
+    with contextlib.suppress(Exception):
+        AccountAdmin(Account, None).changeform_view(request)
+    cleansed = SafeExceptionReporterFilter().get_post_parameters(request)
+    assert cleansed["new_card_last4"] == cleansed["new_pin"] == "********************"

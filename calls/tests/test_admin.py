@@ -1,0 +1,62 @@
+import pytest
+
+from calls.models import CallSession
+from securegather.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/calls/callsession/"
+
+
+@pytest.fixture
+def session_mid_call(call, demo_account):
+    call.start()
+    call.card("7391")  # sealed on the session until the PIN arrives
+    return CallSession.objects.get()
+
+
+def test_sealed_digits_show_as_the_mask_and_key_id(admin_client, session_mid_call):
+    page = admin_client.get(f"{CHANGELIST}{session_mid_call.pk}/change/").content.decode()
+    assert "•••• (key test2)" in page
+    assert "7391" not in page
+    assert session_mid_call.card.token not in page
+    assert "**********06" in page and "+15005550006" not in page
+
+
+def test_changelist_masks_and_searches_by_call_sid(admin_client, session_mid_call):
+    page = admin_client.get(CHANGELIST, {"q": session_mid_call.call_sid}).content.decode()
+    assert session_mid_call.call_sid in page and "•••• (key test2)" in page
+    page = admin_client.get(CHANGELIST, {"q": "CA" + "0" * 32}).content.decode()
+    assert session_mid_call.call_sid not in page
+
+
+def test_viewing_a_call_is_audited_with_the_staff_member(ops_client, session_mid_call):
+    response = ops_client.get(f"{CHANGELIST}{session_mid_call.pk}/change/", REMOTE_ADDR="10.1.2.3")
+    assert response.status_code == 200
+    viewed = AuditEvent.objects.get(event="record_viewed")
+    assert (viewed.actor, viewed.channel, viewed.call_sid, viewed.caller) == (
+        "olive",
+        "admin",
+        session_mid_call.call_sid,
+        "**********06",
+    )
+    assert (viewed.origin_ip, viewed.detail) == ("10.1.2.3", {"model": "calls.CallSession"})
+
+
+def test_the_page_lists_the_calls_audit_trail(ops_client, session_mid_call):
+    page = ops_client.get(f"{CHANGELIST}{session_mid_call.pk}/change/").content.decode()
+    assert "call_started (info)" in page and "card_entered (success)" in page
+    assert f"/admin/securegather/auditevent/?q={session_mid_call.call_sid}" in page
+
+
+def test_a_missing_call_is_not_audited_as_viewed(ops_client, db):
+    assert ops_client.get(f"{CHANGELIST}999/change/").status_code == 302
+    assert not AuditEvent.objects.filter(event="record_viewed").exists()
+
+
+def test_nobody_edits_or_deletes_a_call_session(admin_client, session_mid_call):
+    change = f"{CHANGELIST}{session_mid_call.pk}/change/"
+    assert admin_client.post(change, {"state": "finished"}).status_code == 403
+    assert admin_client.post(f"{CHANGELIST}{session_mid_call.pk}/delete/").status_code == 403
+    assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
+    assert CallSession.objects.get().state == "awaiting_pin"

@@ -1,0 +1,117 @@
+import csv
+import io
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from securegather.models import AuditEvent
+from securegather.tests.staff import make_staff, verified_client
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/securegather/auditevent/"
+EXPORT = "/admin/securegather/auditevent/export.csv"
+
+
+def streamed_csv(response) -> list[dict[str, str]]:
+    assert response.streaming
+    body = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+@pytest.fixture
+def rows():
+    AuditEvent.record("call_started", "info", call_sid="CA" + "1" * 32, caller="+15005550006")
+    AuditEvent.record("not_found", "failure", call_sid="CA" + "1" * 32, account_number="")
+    AuditEvent.record("verified", "success", call_sid="CA" + "2" * 32, account_number="AC1")
+
+
+def test_superuser_can_neither_add_change_nor_delete_an_audit_row(admin_client, rows):
+    row = AuditEvent.objects.get(event="call_started")
+    change = f"{CHANGELIST}{row.pk}/change/"
+    assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
+    assert admin_client.post(change, {"outcome": "success"}).status_code == 403
+    assert admin_client.get(f"{CHANGELIST}{row.pk}/delete/").status_code == 403
+    assert admin_client.post(f"{CHANGELIST}{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    response = admin_client.post(
+        CHANGELIST, {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"}
+    )
+    assert response.status_code in {200, 302}
+    page = admin_client.get(change).content.decode()
+    assert 'name="_save"' not in page and "/delete/" not in page
+    assert AuditEvent.objects.get(pk=row.pk).outcome == "info"
+    assert AuditEvent.objects.filter(pk=row.pk).exists()
+
+
+def test_changelist_offers_no_actions_and_no_add_button(admin_client, rows):
+    page = admin_client.get(CHANGELIST).content.decode()
+    assert "action-checkbox" not in page
+    assert f"{CHANGELIST}add/" not in page
+
+
+def test_filters_search_and_date_hierarchy(admin_client, rows):
+    page = admin_client.get(CHANGELIST, {"event": "verified"}).content.decode()
+    assert "CA" + "2" * 32 in page and "CA" + "1" * 32 not in page
+    page = admin_client.get(CHANGELIST, {"q": "CA" + "1" * 32}).content.decode()
+    assert "CA" + "2" * 32 not in page and page.count("CA" + "1" * 32) >= 2
+    page = admin_client.get(CHANGELIST, {"q": "AC1"}).content.decode()
+    assert "CA" + "2" * 32 in page and "CA" + "1" * 32 not in page
+    page = admin_client.get(CHANGELIST, {"outcome": "failure"}).content.decode()
+    assert "not_found" in page
+    assert '<nav class="toplinks">' in page  # the date hierarchy
+    year = AuditEvent.objects.get(event="verified").created_at.year
+    page = admin_client.get(CHANGELIST, {"created_at__year": year + 1}).content.decode()
+    assert "CA" + "2" * 32 not in page
+
+
+def test_export_streams_the_filtered_rows_and_is_audited(admin_client, rows):
+    response = admin_client.get(EXPORT, {"q": "CA" + "1" * 32})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="audit-log-')
+    exported = streamed_csv(response)
+    assert [r["event"] for r in exported] == ["call_started", "not_found"]
+    assert exported[0]["caller"] == "**********06"
+    assert exported[0]["mac"].startswith("test2:")
+    export = AuditEvent.objects.filter(event="exported").get()
+    assert (export.actor, export.channel) == ("root", "admin")
+    assert export.detail["filters"] == {"q": "CA" + "1" * 32}
+
+
+def test_export_link_keeps_the_changelist_filters(admin_client, rows):
+    page = admin_client.get(CHANGELIST, {"event": "verified"}).content.decode()
+    assert f'href="{EXPORT}?event=verified"' in page
+
+
+def test_export_neutralises_spreadsheet_formulas(admin_client, client_ua_formula):
+    exported = streamed_csv(admin_client.get(EXPORT, {"event": "signature_rejected"}))
+    assert exported[0]["user_agent"] == '\'=HYPERLINK("http://evil")'
+
+
+@pytest.fixture
+def client_ua_formula(rf):
+    request = rf.post("/voice/", HTTP_USER_AGENT='=HYPERLINK("http://evil")')
+    AuditEvent.record("signature_rejected", "failure", request=request)
+
+
+def test_export_needs_its_own_permission():
+    viewer = make_staff("vera")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    client = verified_client(viewer)
+    assert client.get(CHANGELIST).status_code == 200
+    assert "Export CSV" not in client.get(CHANGELIST).content.decode()
+    assert client.get(EXPORT).status_code == 403
+    assert not AuditEvent.objects.filter(event="exported").exists()
+
+
+def test_ops_can_export(ops_client, rows):
+    assert "Export CSV" in ops_client.get(CHANGELIST).content.decode()
+    assert len(streamed_csv(ops_client.get(EXPORT))) == AuditEvent.objects.count() - 1
+    # The export's own row came after the rows it streamed.
+    assert AuditEvent.objects.order_by("id").last().event == "exported"
+
+
+def test_export_needs_a_signed_in_staff_member(rows):
+    response = Client().get(EXPORT)
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")

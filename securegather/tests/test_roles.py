@@ -1,0 +1,69 @@
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
+from django.db import connection
+
+from securegather.models import AuditEvent
+from securegather.roles import OPS_GROUP, ensure_ops_group
+from securegather.tests.adminpages import admin_urls, object_urls
+from securegather.tests.auditlog import TABLE
+
+pytestmark = pytest.mark.django_db
+
+
+def perms(group: Group) -> set[str]:
+    return {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
+
+
+def test_migrate_leaves_an_ops_group_that_views_and_exports_only():
+    assert perms(Group.objects.get(name=OPS_GROUP)) == {
+        "calls.view_callsession",
+        "accounts.view_account",
+        "securegather.view_auditevent",
+        "securegather.export_auditevent",
+    }
+
+
+def test_ensuring_resets_permissions_someone_added():
+    group = ensure_ops_group()
+    group.permissions.add(Permission.objects.get(codename="change_account"))
+    call_command("migrate", verbosity=0)
+    assert "accounts.change_account" not in perms(Group.objects.get(name=OPS_GROUP))
+
+
+def snapshot() -> dict[str, list[tuple]]:
+    """Every table's rows but the audit log's (each view adds a row) and the session's (each
+    request moves its expiry)."""
+    skip = {TABLE, "django_session"}
+    tables = {}
+    with connection.cursor() as cursor:
+        for table in set(connection.introspection.table_names()) - skip:
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
+            tables[table] = sorted(cursor.fetchall(), key=repr)
+    return tables
+
+
+def test_ops_can_view_every_page_and_change_nothing(ops_client, calls_made):
+    rows_before = AuditEvent.objects.count()
+    before = snapshot()
+    pages = list(admin_urls())
+    viewable = [url for url in pages if ops_client.get(url).status_code == 200]
+    assert any("/calls/callsession/" in url and url.endswith("/change/") for url in viewable)
+    assert any("/accounts/account/" in url and url.endswith("/change/") for url in viewable)
+    assert any("/securegather/auditevent/" in url and url.endswith("/change/") for url in viewable)
+    assert not any(url.endswith("/add/") or url.endswith("/delete/") for url in viewable)
+    for url in pages:
+        if url.endswith(("/add/", "/change/", "/delete/")):
+            response = ops_client.post(url, {"post": "yes", "balance": "0", "state": "finished"})
+            assert response.status_code in {302, 403}, url
+            if response.status_code == 302:  # off to sign in or back to a list: nothing saved
+                assert "/change/" not in response["Location"], url
+    assert snapshot() == before
+    assert AuditEvent.objects.count() > rows_before
+
+
+def test_ops_change_pages_have_no_save_button(ops_client, calls_made):
+    for url in object_urls("change"):
+        response = ops_client.get(url)
+        if response.status_code == 200:
+            assert 'name="_save"' not in response.content.decode(), url
