@@ -197,6 +197,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=30)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_SENSITIVE_PARAMETERS = ["otp_token"]
+AXES_VERBOSE = False  # no banner on every manage.py command
 # 15 idle minutes end a staff session (8.2.8): each request pushes the expiry forward.
 SESSION_COOKIE_AGE = 15 * 60
 SESSION_SAVE_EVERY_REQUEST = True
