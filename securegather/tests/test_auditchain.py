@@ -1,6 +1,9 @@
 import json
+from importlib import import_module
 
 import pytest
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 from django.test import override_settings
 
 from securegather import auditchain
@@ -181,3 +184,15 @@ def test_verify_log_records_its_own_run():
     )
     assert row.detail["checked"] == report.checked == 2
     assert verify().intact
+
+
+def test_the_migration_signs_rows_written_before_the_chain_existed():
+    migration = import_module("securegather.migrations.0002_audit_chain")
+    apps = MigrationLoader(connection).project_state(("securegather", "0002_audit_chain")).apps
+    with triggers_lifted():
+        for event in ("call_started", "card_entered", "verified"):
+            AuditEvent(event=event, outcome="info").save(force_insert=True)
+        assert not verify().intact
+        migration.chain_existing_rows(apps, type("SchemaEditor", (), {"connection": connection}))
+    report = verify()
+    assert (report.intact, report.checked) == (True, 3)
