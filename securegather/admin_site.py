@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest
@@ -17,6 +18,7 @@ from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from securegather.models import AuditEvent
 from securegather.sealed import MASK, Sealed
 
 
@@ -27,6 +29,21 @@ class StaffAuthenticationForm(OTPAdminAuthenticationForm):
     against every device's throttle); with one device there is nothing to choose, so sign-in is a
     single form: username, password and the 6-digit code.
     """
+
+    def _verify_token(self, user: Any, token: str, device: Device | None = None) -> Device:
+        try:
+            return super()._verify_token(user, token, device)
+        except forms.ValidationError:
+            # Here rather than on django-otp's signal, which does not carry the request.
+            AuditEvent.record(
+                AuditEvent.Event.STAFF_LOGIN_FAILED,
+                AuditEvent.Outcome.FAILURE,
+                request=self.request,
+                actor=user.get_username(),
+                channel=AuditEvent.Channel.ADMIN,
+                reason="second_factor",
+            )
+            raise
 
     def _chosen_device(self, user: Any) -> Device | None:
         device = super()._chosen_device(user)

@@ -1,6 +1,8 @@
 """Staff sign-ins, failures, lockouts and sign-outs, written to the audit log (PCI DSS 10.2.1.4,
-10.2.1.5). Passwords and one-time codes never reach a row: only the username, when it names an
-existing user (a password typed into the username box is not kept)."""
+10.2.1.5); a wrong one-time code is recorded by the admin's sign-in form (admin_site.py).
+
+Passwords and one-time codes never reach a row: only the username, when it names an existing user
+(a password typed into the username box is not kept)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
-from django_otp.forms import otp_verification_failed
 
 from securegather.models import AuditEvent
 
@@ -59,17 +60,6 @@ def staff_login_failed(
         request,
         _known(credentials.get("username")),
         reason="locked_out" if locked else "password",
-    )
-
-
-@receiver(otp_verification_failed, dispatch_uid="securegather.staff_otp_failed")
-def staff_second_factor_failed(sender: Any, user: Any, **kwargs: Any) -> None:
-    _record(
-        AuditEvent.Event.STAFF_LOGIN_FAILED,
-        AuditEvent.Outcome.FAILURE,
-        None,
-        user.get_username(),
-        reason="second_factor",
     )
 
 

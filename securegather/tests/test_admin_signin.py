@@ -58,6 +58,7 @@ def test_a_wrong_code_does_not_reach_the_admin_and_is_audited():
     assert not reaches_admin(client)
     failed = audit("staff_login_failed")
     assert [(e.actor, e.detail["reason"]) for e in failed] == [("olive", "second_factor")]
+    assert (failed[0].origin_ip, failed[0].channel) == ("127.0.0.1", "admin")
     assert wrong not in str(failed[0].detail)
 
 
