@@ -26,7 +26,9 @@ def _known(username: str | None) -> str:
     return UNKNOWN
 
 
-def _record(event: str, outcome: str, request: HttpRequest | None, actor: str, **detail: Any):
+def _record(
+    event: str, outcome: str, request: HttpRequest | None, actor: str, **detail: Any
+) -> None:
     AuditEvent.record(
         event,
         outcome,
