@@ -57,7 +57,6 @@ class StaffAuthenticationForm(OTPAdminAuthenticationForm):
 class StaffAdminSite(OTPAdminSite):
     site_header = "SecureGather"
     site_title = "SecureGather admin"
-    index_title = "Calls, accounts and the audit log"
     login_form = StaffAuthenticationForm
 
     def __init__(self, name: str = "admin") -> None:

@@ -96,7 +96,6 @@ def test_simulate_call_hears_spanish_in_every_say(demo_account, capsys, monkeypa
     assert {say.get("language") for say in says} == {"es-MX"}
 
 
-def test_admin_pages_keep_djangos_language(client, admin_user, settings):
+def test_admin_pages_keep_djangos_language(admin_client, settings):
     settings.SECUREGATHER_LANGUAGE = "es-MX"
-    client.force_login(admin_user)
-    assert "Site administration" in client.get("/admin/").content.decode()
+    assert "Site administration" in admin_client.get("/admin/").content.decode()

@@ -144,6 +144,16 @@ def test_rows_under_a_key_the_ring_no_longer_holds_are_unverifiable_not_tampered
     assert new[0].prev_mac == old[-1].mac
 
 
+def test_rows_under_a_retired_key_still_verify():
+    with override_settings(SECUREGATHER_KEYS=KEY_A):
+        record(2)
+    with override_settings(SECUREGATHER_KEYS=f"{KEY_B},{KEY_A}:retired"):
+        (row,) = record(1)
+        report = verify()
+    assert row.mac.startswith("auditB:")
+    assert (report.intact, report.unverifiable, report.checked) == (True, {}, 3)
+
+
 def test_links_after_unverifiable_rows_still_catch_tampering():
     with override_settings(SECUREGATHER_KEYS=KEY_A):
         old = record(2)
@@ -187,8 +197,8 @@ def test_verify_log_records_its_own_run():
 
 
 def test_the_migration_signs_rows_written_before_the_chain_existed():
-    migration = import_module("securegather.migrations.0002_audit_chain")
-    apps = MigrationLoader(connection).project_state(("securegather", "0002_audit_chain")).apps
+    migration = import_module("securegather.migrations.0003_audit_chain")
+    apps = MigrationLoader(connection).project_state(("securegather", "0003_audit_chain")).apps
     with triggers_lifted():
         for event in ("call_started", "card_entered", "verified"):
             AuditEvent(event=event, outcome="info").save(force_insert=True)
