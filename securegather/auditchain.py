@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, transaction
 
 from securegather.keyring import Key, get_keyring
+from securegather.sealed import record_key_use
 
 if TYPE_CHECKING:
     from securegather.models import AuditEvent
@@ -92,7 +93,12 @@ def append(event: AuditEvent) -> AuditEvent:
     """Link ``event`` to the newest row, sign it with the primary key and insert it."""
     from securegather.models import AuditEvent
 
-    key = get_keyring().primary
+    ring = get_keyring()
+    if not ring.recorded:
+        # Once a process: the database learns the key ids that sign, so that a verifier can tell a
+        # key that has left the ring from one that never existed (a forger's).
+        record_key_use(ring)
+    key = ring.primary
     with transaction.atomic():
         # The lock is held until the enclosing transaction ends, so the row read here stays the
         # newest until this one is committed after it.
@@ -133,9 +139,21 @@ class Report:
         return self.problems[0] if self.problems else None
 
 
-def verify(rows: Iterable[AuditEvent]) -> Report:
-    """Check every row's MAC and link, in id order. Finds every problem, first one first."""
+def known_key_ids() -> set[str]:
+    """Every key id this deployment has used (securegather.KeyRecord), in the ring or not."""
+    from securegather.models import KeyRecord
+
+    return set(KeyRecord.objects.values_list("kid", flat=True))
+
+
+def verify(rows: Iterable[AuditEvent], known: set[str] | None = None) -> Report:
+    """Check every row's MAC and link, in id order. Finds every problem, first one first.
+
+    A row under a key id the ring lacks is unverifiable if the id is ``known`` (a key that has
+    left the ring), and forged if not: otherwise a forger could sign under a made-up id.
+    """
     ring = get_keyring()
+    known = known_key_ids() if known is None else known
     report = Report()
     previous = ""
     for row in rows:
@@ -148,6 +166,10 @@ def verify(rows: Iterable[AuditEvent]) -> Report:
         elif key is not None and not hmac.compare_digest(compute_mac(row, key), row.mac):
             report.problems.append(
                 Problem(row.id, "its MAC does not match its content: edited or forged")
+            )
+        elif key is None and kid not in known:
+            report.problems.append(
+                Problem(row.id, f"signed under key id {kid!r}, which was never in use: forged")
             )
         elif row.prev_mac != previous:
             # The row is as written, so the one it followed is gone, moved or replaced.
@@ -164,7 +186,8 @@ def verify_log(chunk_size: int = 2000) -> Report:
     """Verify the whole audit table, streamed in id order, and record that it was done."""
     from securegather.models import AuditEvent
 
-    report = verify(AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size))
+    known = known_key_ids()
+    report = verify(AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size), known)
     first = report.first_problem
     AuditEvent.record(
         AuditEvent.Event.AUDIT_VERIFIED,

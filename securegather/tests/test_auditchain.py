@@ -109,6 +109,22 @@ def test_a_row_inserted_out_of_band_is_caught_even_when_linked():
     assert "edited or forged" in report.first_problem.reason
 
 
+def test_a_row_under_a_made_up_key_id_is_forged_not_unverifiable():
+    rows = record(2)
+    forged = AuditEvent(event="verified", outcome="success", prev_mac=rows[-1].mac, mac="ghost:00")
+    forged.save(force_insert=True)
+    report = verify()
+    assert [p.row_id for p in report.problems] == [forged.id]
+    assert "key id 'ghost', which was never in use: forged" in report.first_problem.reason
+    assert report.unverifiable == {}
+
+
+def test_signing_records_the_key_id_for_later_verifiers():
+    with override_settings(SECUREGATHER_KEYS=KEY_A):
+        record(1)
+    assert "auditA" in auditchain.known_key_ids()
+
+
 def test_a_row_without_a_mac_is_caught():
     record(1)
     bare = AuditEvent(event="verified", outcome="success")
