@@ -1,18 +1,17 @@
 import pytest
-from django.contrib.auth.models import User
 
 from accounts.models import Lockout
 from accounts.resolvers import resolve
 from securegather.models import AuditEvent
+from securegather.tests.staff import make_staff, verified_client
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff(client):
-    user = User.objects.create_superuser("ops", "ops@example.com", "a-long-password-1")
-    client.force_login(user)
-    return client
+def staff():
+    # The admin asks for a second factor: a superuser signed in with password and TOTP.
+    return verified_client(make_staff("ops", superuser=True))
 
 
 def test_lockouts_are_listed_with_the_caller_masked(staff, demo_account):
