@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account, Lockout
@@ -70,11 +71,17 @@ class Counters:
         keys = {(Lockout.Scope.ACCOUNT.value, number) for number in account_numbers}
         if counts_caller(caller):
             keys.add((Lockout.Scope.CALLER.value, caller))
-        # A fixed order: two verifications that share counters never wait on each other in turn.
-        rows = [
-            Lockout.objects.select_for_update().get_or_create(scope=scope, key=key)[0]
-            for scope, key in sorted(keys)
-        ]
+        # Every counter exists before it is locked (INSERT … ON CONFLICT DO NOTHING: one round
+        # trip, no savepoint), so even a caller's first verification has a row to wait on.
+        Lockout.objects.bulk_create(
+            [Lockout(scope=scope, key=key) for scope, key in keys], ignore_conflicts=True
+        )
+        # Locked in one fixed order (scope, key): two verifications that share counters never
+        # wait on each other in turn.
+        matches = Q()
+        for scope, key in keys:
+            matches |= Q(scope=scope, key=key)
+        rows = list(Lockout.objects.select_for_update().filter(matches).order_by("scope", "key"))
         # The time once every row is held: a failure counted while this one waited is older.
         now = timezone.now()
         for row in rows:

@@ -81,22 +81,30 @@ def resolve(
     to is locked; raises ResolverUnavailable when the backend fails in any way, which counts
     against no one: an outage is not a wrong PIN.
     """
-    with transaction.atomic():
+    locked = unavailable = None
+    # No savepoint of its own: what this block raises is decided inside it and raised after it,
+    # so the caller's transaction stays usable for its answer and audit rows.
+    with transaction.atomic(savepoint=False):
         counters = lockout.Counters.hold(caller, lockout.accounts_for_card(card_last4))
-        if (row := counters.lock()) is not None:
-            raise Locked(row.scope, row.locked_until)
-        try:
-            # A savepoint: a backend's database error must not abort the call's transaction.
-            with transaction.atomic():
-                resolution = get_resolver().resolve(card_last4, pin, caller)
-        except ResolverUnavailable:
-            raise
-        except Exception as exc:
-            # The type only: a backend's message may quote what it was given.
-            logger.warning("resolver failed: %s", type(exc).__name__)
-            raise ResolverUnavailable(type(exc).__name__) from None
-        if resolution is None:
-            counters.fail(channel=channel, call_sid=call_sid)
-        else:
-            counters.succeed(resolution.account_number)
-        return resolution
+        locked = counters.lock()
+        if locked is None:
+            try:
+                # A savepoint: a backend's database error must not abort the call's transaction.
+                with transaction.atomic():
+                    resolution = get_resolver().resolve(card_last4, pin, caller)
+            except ResolverUnavailable as exc:
+                unavailable = exc
+            except Exception as exc:
+                # The type only: a backend's message may quote what it was given.
+                logger.warning("resolver failed: %s", type(exc).__name__)
+                unavailable = ResolverUnavailable(type(exc).__name__)
+            else:
+                if resolution is None:
+                    counters.fail(channel=channel, call_sid=call_sid)
+                else:
+                    counters.succeed(resolution.account_number)
+    if locked is not None:
+        raise Locked(locked.scope, locked.locked_until)
+    if unavailable is not None:
+        raise unavailable
+    return resolution

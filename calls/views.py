@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.utils import timezone, translation
 from django.views.decorators.csrf import csrf_exempt
@@ -28,7 +28,7 @@ from calls.models import (
     is_call_sid,
     is_four_digits,
 )
-from securegather import languages
+from securegather import auditchain, languages
 from securegather.models import AuditEvent
 from securegather.redaction import describe
 from securegather.webhooks import apology, has_valid_signature, twilio_signed, twiml, twiml_on_error
@@ -55,23 +55,30 @@ def _audit(
     )
 
 
-def _locked_session(request: HttpRequest) -> tuple[CallSession, bool]:
-    """The call's session under a row lock, created (as a fresh start) if Twilio's is unknown."""
+def _locked_session(request: HttpRequest, *, new: bool = False) -> tuple[CallSession, bool]:
+    """The call's session under a row lock, created (as a fresh start) if Twilio's is unknown.
+
+    ``new``: the step that opens a call expects no row, so it inserts first (one round trip
+    fewer) and reads only when a racing delivery got there before it.
+    """
     sid = request.POST["CallSid"]
-    session = CallSession.objects.select_for_update().filter(call_sid=sid).first()
-    if session is not None:
+    if not new and (session := _select_locked(sid)) is not None:
         return session, False
-    session, created = CallSession.objects.get_or_create(
-        call_sid=sid,
-        defaults={
-            "account_sid": clean_account_sid(request.POST.get("AccountSid", "")),
-            "caller": clean_caller(request.POST.get("From", "")),
-        },
-    )
-    if not created:
+    try:
+        # A savepoint: on PostgreSQL a failed INSERT would abort the whole step's transaction.
+        with transaction.atomic():
+            return CallSession.objects.create(
+                call_sid=sid,
+                account_sid=clean_account_sid(request.POST.get("AccountSid", "")),
+                caller=clean_caller(request.POST.get("From", "")),
+            ), True
+    except IntegrityError:
         # A racing delivery created it first: wait for that step to finish, then see its result.
-        session = CallSession.objects.select_for_update().get(pk=session.pk)
-    return session, created
+        return CallSession.objects.select_for_update().get(call_sid=sid), False
+
+
+def _select_locked(sid: str) -> CallSession | None:
+    return CallSession.objects.select_for_update().filter(call_sid=sid).first()
 
 
 def _reply(request: HttpRequest, session: CallSession, response: VoiceResponse) -> HttpResponse:
@@ -146,8 +153,8 @@ def incoming(request: HttpRequest) -> HttpResponse:
     """ "A call comes in": open the session and ask for the card's last 4 digits."""
     if bad := _require_call_sid(request):
         return bad
-    with transaction.atomic():
-        session, created = _locked_session(request)
+    with transaction.atomic(), auditchain.batched():
+        session, created = _locked_session(request, new=True)
         if created:
             _audit(request, session, Event.CALL_STARTED, Outcome.INFO)
             if (lock := lockout.caller_lock(session.caller)) is not None:
@@ -168,7 +175,7 @@ def card(request: HttpRequest) -> HttpResponse:
     """The card's last 4 digits: validate, seal at once, ask for the PIN."""
     if bad := _require_call_sid(request):
         return bad
-    with transaction.atomic():
+    with transaction.atomic(), auditchain.batched():
         session, created = _locked_session(request)
         if not created and (refused := _refusal(request, session, "card")):
             return refused
@@ -191,7 +198,7 @@ def pin(request: HttpRequest) -> HttpResponse:
     """The PIN: validate, seal, resolve the account, speak the result, wipe."""
     if bad := _require_call_sid(request):
         return bad
-    with transaction.atomic():
+    with transaction.atomic(), auditchain.batched():
         session, created = _locked_session(request)
         if not created and (refused := _refusal(request, session, "pin")):
             return refused
@@ -234,7 +241,7 @@ def language(request: HttpRequest) -> HttpResponse:
     """The opening menu's answer: 1 English, 2 Spanish, anything else the configured language."""
     if bad := _require_call_sid(request):
         return bad
-    with transaction.atomic():
+    with transaction.atomic(), auditchain.batched():
         session, created = _locked_session(request)
         if not created and (refused := _refusal(request, session, "language")):
             return refused
@@ -253,10 +260,8 @@ def status(request: HttpRequest) -> HttpResponse:
     """Twilio's status callback: the call ended, so wipe whatever is still sealed."""
     if bad := _require_call_sid(request):
         return bad
-    with transaction.atomic():
-        session = (
-            CallSession.objects.select_for_update().filter(call_sid=request.POST["CallSid"]).first()
-        )
+    with transaction.atomic(), auditchain.batched():
+        session = _select_locked(request.POST["CallSid"])
         if session is not None and session.ended_at is None:
             session.end()
             session.save()

@@ -222,3 +222,31 @@ def test_the_migration_signs_rows_written_before_the_chain_existed():
         migration.chain_existing_rows(apps, type("SchemaEditor", (), {"connection": connection}))
     report = verify()
     assert (report.intact, report.checked) == (True, 3)
+
+
+def test_a_batch_appends_its_rows_at_its_end_in_order():
+    record(1)
+    with auditchain.batched():
+        held = record(3)
+        assert AuditEvent.objects.count() == 1  # nothing appended yet
+        assert all(row.pk is None for row in held)
+    assert list(AuditEvent.objects.order_by("id").values_list("call_sid", flat=True)[1:]) == [
+        row.call_sid for row in held
+    ]
+    assert verify().intact
+
+
+def test_a_batch_takes_the_chain_once_for_all_its_rows(django_assert_num_queries):
+    record(1)  # the process has recorded its key use
+    lock = 1 if connection.vendor == "postgresql" else 0
+    with django_assert_num_queries(lock + 2), auditchain.batched():  # lock, head, one INSERT
+        record(3)
+
+
+def test_a_batch_that_raises_appends_nothing():
+    with pytest.raises(RuntimeError), auditchain.batched():
+        record(2)
+        raise RuntimeError
+    assert not AuditEvent.objects.exists()
+    record(1)
+    assert verify().intact
