@@ -46,13 +46,13 @@ def seal_key(entry: str) -> tuple[str, AESGCM]:
 
 def seal(kid: str, aead: AESGCM, plaintext: bytes, context: str) -> str:
     nonce = os.urandom(12)
-    body = aead.encrypt(nonce, plaintext, f"sg1|{kid}|{context}".encode())
+    body = aead.encrypt(nonce, plaintext, f"sg1:{kid}|{context}".encode())
     return f"sg1:{kid}:{nonce.hex()}{body.hex()}"
 
 
 def unseal(kid: str, aead: AESGCM, token: str, context: str) -> bytes:
     raw = bytes.fromhex(token.rsplit(":", 1)[1])
-    return aead.decrypt(raw[:12], raw[12:], f"sg1|{kid}|{context}".encode())
+    return aead.decrypt(raw[:12], raw[12:], f"sg1:{kid}|{context}".encode())
 
 
 def ensure_database(url: str) -> None:
@@ -89,13 +89,13 @@ def fill(url: str, rows: int) -> None:
         conn.execute("TRUNCATE calls_callsession, securegather_keyrecord RESTART IDENTITY")
         columns = (
             "call_sid, account_sid, caller, language, state, outcome, tries, card, "
-            "account_number, created_at, updated_at"
+            "account_number, idempotency_token, last_answer, created_at, updated_at"
         )
         with conn.cursor().copy(f"COPY calls_callsession ({columns}) FROM STDIN") as copy:
             for n in range(rows):
                 sid = f"CA{n:032x}"
                 card = seal(kid, aead, f"{n % 10_000:04d}".encode(), CONTEXT + sid)
-                copy.write_row((sid, "", "", "", "awaiting_pin", "", 0, card, "", now, now))
+                copy.write_row((sid, "", "", "", "awaiting_pin", "", 0, card, "", "", "", now, now))
         conn.execute("ANALYZE calls_callsession")
 
 

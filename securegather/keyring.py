@@ -163,10 +163,12 @@ class Keyring:
         # AESGCM objects and digest subkeys are derived once per process, not per request.
         self._aead = {key.kid: AESGCM(key.subkey("seal")) for key in active}
         self._digest_keys = {key.kid: key.subkey("digest") for key in active}
-        # The primary's encrypt, token header and associated-data prefix, ready for every seal.
+        # Ready for every seal and open: the primary's encrypt, its token header ("sg1:kid") and
+        # associated-data prefix ("sg1:kid|"), and each key's decrypt by token header.
         self._seal = self._aead[self.primary.kid].encrypt
-        self._seal_header = f"{TOKEN_VERSION}:{self.primary.kid}:"
-        self._seal_aad = f"{TOKEN_VERSION}|{self.primary.kid}|".encode()
+        self._seal_header = f"{TOKEN_VERSION}:{self.primary.kid}"
+        self._seal_aad = f"{self._seal_header}|".encode()
+        self._decrypt = {f"{TOKEN_VERSION}:{kid}": aead.decrypt for kid, aead in self._aead.items()}
         # Seals made by this process and not yet added to the database's count (KeyRecord).
         # A counter in memory, not a write per seal: sealing is on every call's hot path.
         # Only the primary seals, so one number.
@@ -186,16 +188,16 @@ class Keyring:
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._seal(nonce, plaintext.encode(), self._seal_aad + context.encode())
         self.unrecorded_seals += 1
-        return f"{self._seal_header}{nonce.hex()}{sealed.hex()}"
+        return f"{self._seal_header}:{nonce.hex()}{sealed.hex()}"
 
     def open(self, token: str, context: str) -> str:
         """Decrypt a token sealed for ``context``. Raises SealError, with no detail, otherwise."""
+        # The header ("sg1:kid") is in the associated data: an edited header fails the tag.
+        header, _, body = token.rpartition(":")
         try:
-            # The version and key id are in the associated data: an edited header fails the tag.
-            version, kid, body = token.split(":")
             raw = bytes.fromhex(body)
-            aad = f"{version}|{kid}|{context}".encode()
-            return self._aead[kid].decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad).decode()
+            aad = f"{header}|{context}".encode()
+            return self._decrypt[header](raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad).decode()
         except (InvalidTag, ValueError, KeyError):
             raise SealError("token cannot be opened") from None
 

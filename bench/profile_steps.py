@@ -1,0 +1,100 @@
+"""Profile the call steps in-process: time per step, queries per step, and where the time goes.
+
+    .venv/bin/python bench/profile_steps.py [--db postgres|sqlite] [--calls 200] [--top 25]
+
+Runs the four webhook steps of a verified call through Django's test client (no HTTP server), on
+a fresh database, next to the baseline view, then profiles 100 calls with cProfile and prints the
+functions with the most time of their own. What it found, and what was removed, is in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import secrets
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.server import AUTH_TOKEN, bench_env, fresh_database, manage
+
+STEPS = (
+    ("incoming", "/voice/", {}),
+    ("card", "/voice/card/", {"Digits": "1234"}),
+    ("pin", "/voice/pin/", {"Digits": "4321"}),
+    ("status", "/voice/status/", {"CallStatus": "completed"}),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Profile the call steps in-process.")
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+
+    env = bench_env(fresh_database(args.db, "securegather_bench_profile"))
+    manage(env, "migrate", "--noinput")
+    manage(env, "seed_demo")
+    os.environ.update(env)
+
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(AUTH_TOKEN)
+    client = Client(HTTP_HOST="127.0.0.1")
+    counts: dict[str, int] = {}
+
+    def call(baseline: bool = False, count: bool = False) -> None:
+        base = {
+            "CallSid": "CA" + secrets.token_hex(16),
+            "AccountSid": "AC" + "0" * 32,
+            "From": "+1555" + str(secrets.randbelow(10**7)).zfill(7),
+        }
+        for name, path, extra in STEPS:
+            params = {**base, **extra}
+            path = "/bench/baseline/" if baseline else path
+            signature = validator.compute_signature(f"http://127.0.0.1{path}", params)
+            with CaptureQueriesContext(connection) as queries:
+                response = client.post(
+                    path,
+                    urlencode(params),
+                    HTTP_X_TWILIO_SIGNATURE=signature,
+                    content_type="application/x-www-form-urlencoded",
+                )
+            if response.status_code != 200:
+                raise SystemExit(f"{path} answered {response.status_code}")
+            if count:
+                counts[name] = len(queries.captured_queries)
+
+    for _ in range(20):
+        call()
+        call(baseline=True)
+    call(count=True)
+    print(f"{args.db}: queries per step  " + "  ".join(f"{k} {v}" for k, v in counts.items()))
+    for label, baseline in (("baseline", True), ("secured", False)):
+        started = time.perf_counter()
+        for _ in range(args.calls):
+            call(baseline=baseline)
+        per_step = (time.perf_counter() - started) / (args.calls * len(STEPS)) * 1000
+        print(f"{label:9s} {per_step:6.3f} ms per step (in-process, {args.calls} calls)")
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(100):
+        call()
+    profile.disable()
+    pstats.Stats(profile).sort_stats("tottime").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""How many queries each call step may make, so that none creeps in unnoticed.
+
+Counted on PostgreSQL, where a step costs the most (SQLite has no advisory lock: one fewer).
+Every step is one transaction (2: BEGIN/COMMIT, SAVEPOINT/RELEASE inside a test) that reads
+its session under a row lock (1), writes it back with its answer for redeliveries (1), and
+appends its audit rows in one batch: chain lock, chain head, one INSERT (3). That is 7; beyond it:
+
+- incoming: the session is inserted instead of read (+2: a savepoint, so that a racing
+  delivery's duplicate key does not abort the step) and the caller's lock is checked (+1): 10.
+- pin: the accounts the card points to (+1), their lockout counters created if missing and
+  row-locked (+2), and the resolver under a savepoint of its own so that a backend's database
+  error cannot abort the step (+3: savepoint, its query, release): 13; a wrong PIN also
+  writes the failure to each counter it holds, the caller's and the account's (+2): 15.
+"""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+BUDGET = {"incoming": 10, "card": 7, "pin": 13, "pin_failed": 15, "status": 7}
+
+
+def test_each_step_of_a_verified_call_stays_within_its_budget(
+    call, demo_account, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(BUDGET["incoming"]):
+        call.start()
+    with django_assert_max_num_queries(BUDGET["card"]):
+        call.card("1234")
+    with django_assert_max_num_queries(BUDGET["pin"]):
+        assert b"AC12345678" in call.pin("4321").content
+    with django_assert_max_num_queries(BUDGET["status"]):
+        call.status()
+
+
+def test_a_failed_pin_stays_within_the_pin_budget(
+    call, demo_account, django_assert_max_num_queries
+):
+    call.start()
+    call.card("1234")
+    with django_assert_max_num_queries(BUDGET["pin_failed"]):
+        assert b"not able to locate you" in call.pin("0000").content
