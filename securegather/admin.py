@@ -18,25 +18,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from securegather.admin_site import ReadOnlyAdmin
+from securegather.auditchain import CHAINED_FIELDS
 from securegather.models import AuditEvent
 
-CSV_FIELDS = [
-    "id",
-    "created_at",
-    "event",
-    "outcome",
-    "channel",
-    "actor",
-    "call_sid",
-    "caller",
-    "account_number",
-    "key_id",
-    "origin_ip",
-    "user_agent",
-    "detail",
-    "prev_mac",
-    "mac",
-]
+# Every column a MAC covers, then the chain itself: what an assessor needs to re-verify a row.
+CSV_FIELDS = ["id", *CHAINED_FIELDS, "prev_mac", "mac"]
 # A cell starting with one of these runs as a formula in a spreadsheet (CSV injection); user
 # agents and details come from outside, so such cells get a leading apostrophe.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
