@@ -172,7 +172,12 @@ class LockoutAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Lockout | None = None) -> bool:
         return False
 
-    @admin.action(description="Lift the lock and forget the failures (audited)")
+    def has_lift_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.lift_lockout")
+
+    @admin.action(
+        description="Lift the lock and forget the failures (audited)", permissions=["lift"]
+    )
     def lift(self, request: HttpRequest, queryset: QuerySet[Lockout]) -> None:
         rows = list(queryset)
         for row in rows:

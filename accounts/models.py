@@ -89,6 +89,9 @@ class Lockout(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["scope", "key"], name="accounts_lockout_scope_key")
         ]
+        # Lifting is its own right: "ops" may watch who is locked out without being able to
+        # undo a lock (a superuser has it; grant it to a group of supervisors).
+        permissions = [("lift_lockout", "Can lift a lockout")]
 
     def __str__(self) -> str:
         return f"{self.scope} {self.masked_key}"

@@ -1,5 +1,6 @@
-"""Staff roles. "ops" views calls, accounts and the audit log, exports the audit log, and changes
-nothing. Kept in step after every ``migrate`` (and test flush), so new databases have it."""
+"""Staff roles. "ops" views calls, accounts, lockouts and the audit log, exports the audit log,
+and changes nothing (lifting a lock takes ``accounts.lift_lockout``). Kept in step after every
+``migrate`` (and test flush), so new databases have it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ OPS_GROUP = "ops"
 OPS_PERMISSIONS = [
     ("calls", "view_callsession"),
     ("accounts", "view_account"),
+    ("accounts", "view_lockout"),
     ("securegather", "view_auditevent"),
     ("securegather", "export_auditevent"),
 ]

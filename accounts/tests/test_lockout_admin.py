@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth.models import Permission
 
 from accounts.models import Lockout
 from accounts.resolvers import resolve
@@ -43,3 +44,31 @@ def test_a_lockout_cannot_be_deleted_or_edited_from_the_admin(staff, demo_accoun
     assert staff.post(f"/admin/accounts/lockout/{row.pk}/delete/").status_code == 403
     assert staff.post(f"/admin/accounts/lockout/{row.pk}/change/", {}).status_code == 403
     assert Lockout.objects.count() == 2
+
+
+def test_ops_see_lockouts_but_cannot_lift_them(demo_account):
+    client = verified_client(make_staff("watcher", ops=True))
+    for _ in range(5):
+        resolve("1234", "0000", "+15005550006")
+    page = client.get("/admin/accounts/lockout/")
+    assert page.status_code == 200 and "AC12345678" in page.content.decode()
+    assert 'value="lift"' not in page.content.decode()
+    ids = [str(pk) for pk in Lockout.objects.values_list("pk", flat=True)]
+    client.post("/admin/accounts/lockout/", {"action": "lift", "_selected_action": ids})
+    assert Lockout.objects.exclude(locked_until=None).count() == 2
+    assert not AuditEvent.objects.filter(event="unlocked").exists()
+
+
+def test_the_lift_permission_alone_lets_a_supervisor_lift(demo_account):
+    supervisor = make_staff("supervisor")
+    supervisor.user_permissions.add(
+        Permission.objects.get(codename="view_lockout"),
+        Permission.objects.get(codename="lift_lockout"),
+    )
+    client = verified_client(supervisor)
+    for _ in range(5):
+        resolve("1234", "0000", "+15005550006")
+    ids = [str(pk) for pk in Lockout.objects.values_list("pk", flat=True)]
+    client.post("/admin/accounts/lockout/", {"action": "lift", "_selected_action": ids})
+    assert not Lockout.objects.exclude(locked_until=None).exists()
+    assert AuditEvent.objects.filter(event="unlocked", actor="supervisor").count() == 2

@@ -19,6 +19,7 @@ def test_migrate_leaves_an_ops_group_that_views_and_exports_only():
     assert perms(Group.objects.get(name=OPS_GROUP)) == {
         "calls.view_callsession",
         "accounts.view_account",
+        "accounts.view_lockout",
         "securegather.view_auditevent",
         "securegather.export_auditevent",
     }
