@@ -71,6 +71,10 @@ class Counters:
         keys = {(Lockout.Scope.ACCOUNT.value, number) for number in account_numbers}
         if counts_caller(caller):
             keys.add((Lockout.Scope.CALLER.value, caller))
+        if not keys:
+            # An unknown card from a caller without a number of its own: nothing to count. (An
+            # empty filter below would match, lock and count against every counter there is.)
+            return cls([], timezone.now())
         # Every counter exists before it is locked (INSERT … ON CONFLICT DO NOTHING: one round
         # trip, no savepoint), so even a caller's first verification has a row to wait on.
         Lockout.objects.bulk_create(

@@ -115,10 +115,14 @@ def test_every_account_the_card_points_to_counts_the_failure(demo_account, clock
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("caller", ["", "anonymous", "client:alice", "+266696687"])
-def test_callers_without_a_number_of_their_own_share_no_counter(caller, clock):
+def test_callers_without_a_number_of_their_own_share_no_counter(caller, clock, demo_account):
+    # Counters of others already exist: an unknown card from such a caller must not touch them.
+    fail(1, caller="+15005550006")
+    before = sorted(Lockout.objects.values_list("key", "failures", "locked_until"))
     fail(6, caller=caller, card="9999")
-    assert not Lockout.objects.exists()
+    assert sorted(Lockout.objects.values_list("key", "failures", "locked_until")) == before
     assert resolve("9999", "0000", caller) is None
+    assert resolve("1234", "4321", "+15005550006").account_number == "AC12345678"
 
 
 @pytest.mark.django_db
