@@ -187,13 +187,19 @@ def known_key_ids() -> set[str]:
 def verify(rows: Iterable[AuditEvent], known: set[str] | None = None) -> Report:
     """Check every row's MAC and link, in id order. Finds every problem, first one first.
 
-    A row under a key id the ring lacks is unverifiable if the id is ``known`` (a key that has
-    left the ring), and forged if not: otherwise a forger could sign under a made-up id.
+    A row under a key id the ring lacks is forged if the id is not ``known`` (a forger could
+    otherwise sign under a made-up id). If it is known — a key that has left the ring — the row
+    is unverifiable, provided a key rotation the ring can verify (``key_rotated``, which
+    rotate_keys records under the new key) comes after it: keys only move forward, so rows under
+    a dropped key belong before the rotation that replaced it. Without that anchor, whoever can
+    write to the database could rewrite the whole log under the id of a dropped key.
     """
     ring = get_keyring()
     known = known_key_ids() if known is None else known
     report = Report()
     previous = ""
+    # Rows under a dropped key not yet followed by a verified rotation: (row id, key id).
+    pending: list[tuple[int, str]] = []
     for row in rows:
         report.checked += 1
         report.last_id = row.id
@@ -215,8 +221,21 @@ def verify(rows: Iterable[AuditEvent], known: set[str] | None = None) -> Report:
                 Problem(row.id, "does not follow the row before it: a row was deleted or inserted")
             )
         elif key is None:
-            report.unverifiable[kid] = report.unverifiable.get(kid, 0) + 1
+            pending.append((row.id, kid))
+        elif row.event == "key_rotated":
+            for _, dropped in pending:
+                report.unverifiable[dropped] = report.unverifiable.get(dropped, 0) + 1
+            pending.clear()
         previous = row.mac
+    report.problems += [
+        Problem(
+            row_id,
+            f"signed under key id {kid!r}, which the ring lacks, and no verified key rotation "
+            "follows it: rewritten under a dropped key, or a key dropped without rotate_keys",
+        )
+        for row_id, kid in pending
+    ]
+    report.problems.sort(key=lambda problem: problem.row_id)
     return report
 
 

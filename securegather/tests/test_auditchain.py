@@ -29,6 +29,13 @@ def record(n: int = 1, **detail: object) -> list[AuditEvent]:
     ]
 
 
+def rotated() -> AuditEvent:
+    """The row rotate_keys records under the new primary once every value is moved."""
+    return AuditEvent.record(
+        AuditEvent.Event.KEY_ROTATED, AuditEvent.Outcome.SUCCESS, actor="system", channel="system"
+    )
+
+
 def verify() -> auditchain.Report:
     return auditchain.verify(AuditEvent.objects.order_by("id"))
 
@@ -154,10 +161,39 @@ def test_rows_under_a_key_the_ring_no_longer_holds_are_unverifiable_not_tampered
         old = record(3)
     with override_settings(SECUREGATHER_KEYS=f"{KEY_B},{KEY_A}"):
         new = record(2)
+        rotated()
     with override_settings(SECUREGATHER_KEYS=KEY_B):
         report = verify()
-    assert (report.intact, report.unverifiable, report.checked) == (True, {"auditA": 3}, 5)
+    assert (report.intact, report.unverifiable, report.checked) == (True, {"auditA": 3}, 6)
     assert new[0].prev_mac == old[-1].mac
+
+
+def test_rows_under_a_dropped_key_with_no_rotation_after_them_are_not_accepted():
+    with override_settings(SECUREGATHER_KEYS=KEY_A):
+        old = record(2)
+    with override_settings(SECUREGATHER_KEYS=KEY_B):
+        report = verify()
+    assert [p.row_id for p in report.problems] == [row.id for row in old]
+    assert "no verified key rotation follows it" in report.first_problem.reason
+    assert report.unverifiable == {}
+
+
+def test_a_log_rewritten_under_a_dropped_key_id_is_caught():
+    with override_settings(SECUREGATHER_KEYS=KEY_A):
+        record(1)
+    with override_settings(SECUREGATHER_KEYS=f"{KEY_B},{KEY_A}"):
+        record(1)
+        rotated()
+        later = record(2)
+    # Whoever can drop the triggers rewrites the rows after the rotation under the dropped id:
+    # those MACs cannot be checked, but nothing verified comes after them any more.
+    with triggers_lifted():
+        for row in later:
+            raw(f"UPDATE {TABLE} SET mac = %s WHERE id = %s", ["auditA:" + "0" * 64, row.id])  # noqa: S608
+    with override_settings(SECUREGATHER_KEYS=KEY_B):
+        report = verify()
+    assert report.first_problem.row_id == later[0].id
+    assert not report.intact
 
 
 def test_rows_under_a_retired_key_still_verify():
@@ -175,6 +211,7 @@ def test_links_after_unverifiable_rows_still_catch_tampering():
         old = record(2)
     with override_settings(SECUREGATHER_KEYS=f"{KEY_B},{KEY_A}"):
         new = record(3)
+        rotated()
     with triggers_lifted():
         raw(f"DELETE FROM {TABLE} WHERE id = %s", [new[0].id])  # noqa: S608
         raw(

@@ -81,9 +81,19 @@ def test_rows_under_a_retired_key_are_reported_apart_from_tampering(capsys):
     with override_settings(SECUREGATHER_KEYS=old):
         AuditEvent.record("call_started", "info")
     AuditEvent.record("call_started", "info")
+    AuditEvent.record("key_rotated", "success", actor="system", channel="system")
     result = verify_audit_log(capsys)
-    assert "Audit log intact: 2 rows checked." in result.out
+    assert "Audit log intact: 3 rows checked." in result.out
     assert "1 row(s) signed under key 'gone' cannot be checked" in result.err
+
+
+@pytest.mark.django_db
+def test_rows_under_a_dropped_key_without_a_rotation_after_them_fail(capsys):
+    with override_settings(SECUREGATHER_KEYS="gone:" + "cc" * 32):
+        (row,) = [AuditEvent.record("call_started", "info")]
+    AuditEvent.record("call_started", "info")
+    with pytest.raises(CommandError, match=f"row {row.id}: signed under key id 'gone'"):
+        verify_audit_log(capsys)
 
 
 @pytest.mark.django_db(transaction=True)
