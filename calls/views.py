@@ -8,6 +8,7 @@ I-Twilio-Idempotency-Token) hears the first answer again, and a call past its li
 from __future__ import annotations
 
 import logging
+from functools import wraps
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
@@ -31,7 +32,14 @@ from calls.models import (
 from securegather import auditchain, languages
 from securegather.models import AuditEvent
 from securegather.redaction import describe
-from securegather.webhooks import apology, has_valid_signature, twilio_signed, twiml, twiml_on_error
+from securegather.webhooks import (
+    View,
+    apology,
+    has_valid_signature,
+    twilio_signed,
+    twiml,
+    twiml_on_error,
+)
 
 logger = logging.getLogger(__name__)
 Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
@@ -67,14 +75,44 @@ def _locked_session(request: HttpRequest, *, new: bool = False) -> tuple[CallSes
     try:
         # A savepoint: on PostgreSQL a failed INSERT would abort the whole step's transaction.
         with transaction.atomic():
-            return CallSession.objects.create(
+            session = CallSession.objects.create(
                 call_sid=sid,
                 account_sid=clean_account_sid(request.POST.get("AccountSid", "")),
                 caller=clean_caller(request.POST.get("From", "")),
-            ), True
+            )
+            # No session, but the audit log knows the call: its session was purged, and this is
+            # a captured request played again (Twilio's signatures carry no time).
+            if AuditEvent.objects.filter(call_sid=sid).exists():
+                raise CallReplayed
+            return session, True
     except IntegrityError:
         # A racing delivery created it first: wait for that step to finish, then see its result.
         return CallSession.objects.select_for_update().get(call_sid=sid), False
+
+
+class CallReplayed(Exception):
+    """A step for a call that ended and was purged: refused, whatever its signature."""
+
+
+def refuses_replays(view: View) -> View:
+    """Answer a replayed call's step with a goodbye and an audit row; nothing else happens."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except CallReplayed:
+            AuditEvent.record(
+                Event.REPLAY_REFUSED,
+                Outcome.FAILURE,
+                request=request,
+                call_sid=request.POST["CallSid"],
+                caller=clean_caller(request.POST.get("From", "")),
+                step=request.path,
+            )
+            return twiml(say.call_finished())
+
+    return wrapper
 
 
 def _select_locked(sid: str) -> CallSession | None:
@@ -149,6 +187,7 @@ def _require_call_sid(request: HttpRequest) -> HttpResponse | None:
 @sensitive_post_parameters("Digits")
 @twiml_on_error
 @twilio_signed
+@refuses_replays
 def incoming(request: HttpRequest) -> HttpResponse:
     """ "A call comes in": open the session and ask for the card's last 4 digits."""
     if bad := _require_call_sid(request):
@@ -171,6 +210,7 @@ def incoming(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("Digits")
 @twiml_on_error
 @twilio_signed
+@refuses_replays
 def card(request: HttpRequest) -> HttpResponse:
     """The card's last 4 digits: validate, seal at once, ask for the PIN."""
     if bad := _require_call_sid(request):
@@ -194,6 +234,7 @@ def card(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("Digits")
 @twiml_on_error
 @twilio_signed
+@refuses_replays
 def pin(request: HttpRequest) -> HttpResponse:
     """The PIN: validate, seal, resolve the account, speak the result, wipe."""
     if bad := _require_call_sid(request):
@@ -237,6 +278,7 @@ def pin(request: HttpRequest) -> HttpResponse:
 @require_POST
 @twiml_on_error
 @twilio_signed
+@refuses_replays
 def language(request: HttpRequest) -> HttpResponse:
     """The opening menu's answer: 1 English, 2 Spanish, anything else the configured language."""
     if bad := _require_call_sid(request):

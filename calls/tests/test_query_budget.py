@@ -6,7 +6,9 @@ its session under a row lock (1), writes it back with its answer for redeliverie
 appends its audit rows in one batch: chain lock, chain head, one INSERT (3). That is 7; beyond it:
 
 - incoming: the session is inserted instead of read (+2: a savepoint, so that a racing
-  delivery's duplicate key does not abort the step) and the caller's lock is checked (+1): 10.
+  delivery's duplicate key does not abort the step), the audit log is asked whether the call was
+  seen before, as a replay after purge would have been (+1), and the caller's lock is checked
+  (+1): 11.
 - pin: the accounts the card points to (+1), their lockout counters created if missing and
   row-locked (+2), and the resolver under a savepoint of its own so that a backend's database
   error cannot abort the step (+3: savepoint, its query, release): 13; a wrong PIN also
@@ -17,7 +19,7 @@ import pytest
 
 pytestmark = pytest.mark.django_db
 
-BUDGET = {"incoming": 10, "card": 7, "pin": 13, "pin_failed": 15, "status": 7}
+BUDGET = {"incoming": 11, "card": 7, "pin": 13, "pin_failed": 15, "status": 7}
 
 
 def test_each_step_of_a_verified_call_stays_within_its_budget(

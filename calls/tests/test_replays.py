@@ -131,3 +131,25 @@ def test_racing_first_deliveries_open_one_session(call):
     assert len({response.content for response in responses}) == 1
     assert CallSession.objects.count() == 1
     assert events().count("call_started") == 1
+
+
+@pytest.mark.django_db
+def test_a_call_played_again_after_its_session_was_purged_hears_nothing(call, demo_account):
+    """Twilio's signatures carry no time: captured requests stay valid after retention."""
+    call.start()
+    call.card("1234")
+    assert b"AC12345678" in call.pin("4321").content
+    call.status()
+    CallSession.objects.all().delete()  # what purge_sessions does after the retention period
+    for step in (
+        call.start,
+        lambda: call.card("1234"),
+        lambda: call.card("1234"),
+        lambda: call.pin("4321"),
+    ):
+        response = step()
+        assert b"AC12345678" not in response.content
+        assert "already been handled" in spoken(response)
+    assert not CallSession.objects.exists()
+    assert AuditEvent.objects.filter(event="replay_refused").count() == 4
+    assert AuditEvent.objects.filter(event="verified").count() == 1
