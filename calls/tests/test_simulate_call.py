@@ -1,4 +1,5 @@
 import threading
+from unittest import mock
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
@@ -77,3 +78,26 @@ def test_in_process_call_works_under_production_settings(demo_account, capsys, s
     settings.ALLOWED_HOSTS = ["voice.example.com"]
     out = simulate(capsys, "--card", "1234", "--pin", "4321")
     assert "Your account number is AC12345678" in out
+
+
+@pytest.mark.django_db
+def test_digits_left_off_the_command_line_are_asked_without_echo(demo_account, capsys):
+    with mock.patch("getpass.getpass", autospec=True, side_effect=["1234", "4321"]) as ask:
+        out = simulate(capsys)
+    assert ask.call_count == 2
+    assert "Your account number is AC12345678" in out
+
+
+def test_an_answer_that_is_not_twiml_is_a_clear_error(settings):
+    def not_twiml(url, params):
+        return 200, "<html>a login page"
+
+    with (
+        mock.patch(
+            "calls.management.commands.simulate_call.in_process_transport",
+            autospec=True,
+            return_value=not_twiml,
+        ),
+        pytest.raises(CommandError, match="The answer is not TwiML"),
+    ):
+        call_command("simulate_call", "--card", "1234", "--pin", "4321")

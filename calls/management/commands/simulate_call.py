@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import secrets
 import urllib.error
 import urllib.parse
@@ -66,6 +67,13 @@ def in_process_transport(validator: RequestValidator) -> Post:
     return post
 
 
+def parse_twiml(body: str) -> Element:
+    try:
+        return ET.fromstring(body)
+    except ET.ParseError:
+        raise CommandError(f"The answer is not TwiML: {body[:200]!r}") from None
+
+
 class Call:
     """One simulated call: posts Twilio's parameters and follows the TwiML it gets back."""
 
@@ -104,7 +112,7 @@ class Call:
         url = urllib.parse.urljoin(self.base_url, "/voice/")
         body = self.request(url)
         for _ in range(MAX_REQUESTS):
-            following = self.follow(ET.fromstring(body), url)
+            following = self.follow(parse_twiml(body), url)
             if following is None:
                 break
             url, extra = following
@@ -141,8 +149,10 @@ class Command(BaseCommand):
     help = "Simulate a caller: signed requests, keypad entries, and what the caller would hear."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--card", required=True, help="the card's last 4 digits to press")
-        parser.add_argument("--pin", required=True, help="the PIN to press")
+        # On the command line only for made-up digits (the demo's): argv shows in `ps` and shell
+        # history. Left out, each is asked for without echo.
+        parser.add_argument("--card", help="the card's last 4 digits to press (default: asked)")
+        parser.add_argument("--pin", help="the PIN to press (default: asked)")
         parser.add_argument(
             "--from", dest="caller", default="+15005550006", help="the caller's number"
         )
@@ -160,8 +170,8 @@ class Command(BaseCommand):
     def handle(
         self,
         *args: Any,
-        card: str,
-        pin: str,
+        card: str | None,
+        pin: str | None,
         caller: str,
         url: str | None,
         menu: str,
@@ -176,5 +186,9 @@ class Command(BaseCommand):
             post, base = http_transport(validator), url.rstrip("/") + "/"
         else:
             post, base = in_process_transport(validator), "http://localhost/"
+        if card is None:
+            card = getpass.getpass("Card last 4 to press (not shown): ")
+        if pin is None:
+            pin = getpass.getpass("PIN to press (not shown): ")
         account_sid = settings.TWILIO_ACCOUNT_SID or "AC" + secrets.token_hex(16)
         Call(post, base, caller, account_sid, [card, pin], self.stdout.write, menu).play()
