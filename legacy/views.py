@@ -64,7 +64,8 @@ def _fields(request: HttpRequest) -> dict[str, object] | None:
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: "[[[[…" nested deeper than the parser goes.
             return None
         return body if isinstance(body, dict) else None
     return {name: request.POST.get(name) for name in FIELDS}
