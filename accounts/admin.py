@@ -134,17 +134,31 @@ class AccountAdmin(admin.ModelAdmin):
         changed = sorted(set(form.changed_data) - set(CREDENTIALS))
         if form.cleaned_data.get("new_pin"):
             changed.append("credentials")
-        AuditEvent.record(
-            AuditEvent.Event.RECORD_CHANGED,
-            AuditEvent.Outcome.SUCCESS,
-            request=request,
-            actor=request.user.get_username(),
-            channel=AuditEvent.Channel.ADMIN,
-            account_number=obj.number,
-            model="accounts.Account",
-            action="changed" if change else "added",
-            fields=changed,
-        )
+        _audit_change(request, obj, "changed" if change else "added", fields=changed)
+
+    def delete_model(self, request: HttpRequest, obj: Account) -> None:
+        super().delete_model(request, obj)
+        _audit_change(request, obj, "deleted")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
+        accounts = list(queryset)
+        super().delete_queryset(request, queryset)
+        for account in accounts:
+            _audit_change(request, account, "deleted")
+
+
+def _audit_change(request: HttpRequest, account: Account, action: str, **detail: Any) -> None:
+    AuditEvent.record(
+        AuditEvent.Event.RECORD_CHANGED,
+        AuditEvent.Outcome.SUCCESS,
+        request=request,
+        actor=request.user.get_username(),
+        channel=AuditEvent.Channel.ADMIN,
+        account_number=account.number,
+        model="accounts.Account",
+        action=action,
+        **detail,
+    )
 
 
 @admin.register(Lockout)
@@ -152,6 +166,9 @@ class LockoutAdmin(admin.ModelAdmin):
     list_display = ["scope", "masked_key", "failure_count", "locked_until", "updated_at"]
     list_filter = ["scope"]
     actions = ["lift"]
+    # The detail page too shows the caller's number masked, never the raw key column.
+    fields = list_display
+    readonly_fields = list_display
 
     @admin.display(description="key")
     def masked_key(self, row: Lockout) -> str:

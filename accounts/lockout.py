@@ -8,7 +8,6 @@ number of hosts share it and concurrent calls cannot slip extra guesses past the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,11 +17,10 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Account, Lockout
+from accounts.models import E164, Account, Lockout
 
-# Only a dialable number is a caller of its own. "anonymous", "client:…" and withheld numbers
-# would all share one counter, and one caller's failures would lock all of them out.
-E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+# Only a dialable (E164) number is a caller of its own. "anonymous", "client:…" and withheld
+# numbers would all share one counter, and one caller's failures would lock all of them out.
 # What Twilio puts in From when the number is withheld: ANONYMOUS, RESTRICTED, BLOCKED, UNKNOWN
 # and UNAVAILABLE spelled on a keypad.
 WITHHELD = {"+266696687", "+7378742833", "+2562533", "+8656696", "+86282452253"}

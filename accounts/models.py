@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from securegather.keyring import get_keyring
@@ -17,11 +19,25 @@ CARD_PURPOSE = "accounts.Account.card_last4"
 PIN_PURPOSE = "accounts.Account.pin"
 
 
+# A dialable number in E.164: "+" and 7 to 15 digits, the first not 0.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def validate_callers(value: object) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(number, str) and E164.fullmatch(number) for number in value
+    ):
+        raise ValidationError(
+            'Caller numbers are a list of E.164 numbers, e.g. ["+15551234567"].',
+            code="invalid_callers",
+        )
+
+
 class Account(SealedFieldsMixin, models.Model):
     number = models.CharField(max_length=32, unique=True)
     balance = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     # When not empty, the account resolves only for calls from these numbers (E.164).
-    caller_numbers = models.JSONField(default=list, blank=True)
+    caller_numbers = models.JSONField(default=list, blank=True, validators=[validate_callers])
     card_last4 = SealedField(context_field="number")
     pin = SealedField(context_field="number")
     # Keyed digests ("kid:hex"). A 4-digit value has 10,000 possibilities, so a bare hash of it
@@ -61,7 +77,9 @@ class Account(SealedFieldsMixin, models.Model):
         return hmac.compare_digest(expected, self.pin_digest) and known
 
     def accepts_caller(self, caller: str) -> bool:
-        return not self.caller_numbers or caller in self.caller_numbers
+        # A list, never a string: "caller in a_string" would match any part of a number.
+        numbers = self.caller_numbers if isinstance(self.caller_numbers, list) else []
+        return not self.caller_numbers or caller in numbers
 
 
 class Lockout(models.Model):

@@ -119,3 +119,30 @@ def test_credentials_are_hidden_from_error_reports(admin_client, rf):
         AccountAdmin(Account, None).changeform_view(request)
     cleansed = SafeExceptionReporterFilter().get_post_parameters(request)
     assert cleansed["new_card_last4"] == cleansed["new_pin"] == "********************"
+
+
+def test_deleting_an_account_is_audited(admin_client, demo_account):
+    page = f"/admin/accounts/account/{demo_account.pk}/delete/"
+    assert admin_client.post(page, {"post": "yes"}).status_code == 302
+    assert not Account.objects.exists()
+    event = AuditEvent.objects.get(event="record_changed")
+    assert (event.account_number, event.actor, event.detail["action"]) == (
+        "AC12345678",
+        "root",
+        "deleted",
+    )
+
+
+def test_deleting_accounts_in_bulk_is_audited_per_account(admin_client, demo_account):
+    other = Account(number="AC87654321")
+    other.set_credentials("8264", "5937")
+    other.save()
+    ids = [str(pk) for pk in Account.objects.values_list("pk", flat=True)]
+    admin_client.post(
+        "/admin/accounts/account/",
+        {"action": "delete_selected", "_selected_action": ids, "post": "yes"},
+    )
+    assert not Account.objects.exists()
+    assert sorted(
+        AuditEvent.objects.filter(event="record_changed").values_list("account_number", flat=True)
+    ) == ["AC12345678", "AC87654321"]

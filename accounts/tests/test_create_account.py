@@ -39,3 +39,16 @@ def test_bad_entries_are_refused_without_echo(answers):
 def test_an_existing_account_is_not_overwritten(demo_account):
     with pytest.raises(CommandError, match="already exists"):
         run([], "AC12345678")
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["AC" + "9" * 40], "number:"),
+        (["AC99", "--caller", "5551230000"], "caller_numbers:"),
+    ],
+)
+def test_a_bad_account_is_refused_before_any_digit_is_asked(args, problem):
+    with pytest.raises(CommandError, match=problem):
+        run([], *args)  # getpass would raise StopIteration if it were asked
+    assert not Account.objects.exists()

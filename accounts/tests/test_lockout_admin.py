@@ -72,3 +72,11 @@ def test_the_lift_permission_alone_lets_a_supervisor_lift(demo_account):
     client.post("/admin/accounts/lockout/", {"action": "lift", "_selected_action": ids})
     assert not Lockout.objects.exclude(locked_until=None).exists()
     assert AuditEvent.objects.filter(event="unlocked", actor="supervisor").count() == 2
+
+
+def test_a_lockout_page_shows_the_caller_masked(staff, demo_account):
+    for _ in range(5):
+        resolve("1234", "0000", "+15005550006")
+    row = Lockout.objects.get(scope="caller")
+    page = staff.get(f"/admin/accounts/lockout/{row.pk}/change/").content.decode()
+    assert "**********06" in page and "+15005550006" not in page

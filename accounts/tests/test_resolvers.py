@@ -2,6 +2,7 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import override_settings
 
 from accounts.models import Account
@@ -56,3 +57,19 @@ def test_account_made_under_an_old_key_still_resolves(demo_account):
         assert resolve("1234", "4321", "").account_number == "AC12345678"
     with override_settings(SECUREGATHER_KEYS="new:" + "33" * 32):
         assert resolve("1234", "4321", "") is None
+
+
+@pytest.mark.parametrize("stored", ["+15551230000", ["+1555"], [15551230000], {"a": 1}])
+def test_caller_numbers_must_be_a_list_of_e164_numbers(stored):
+    account = Account(number="AC1", caller_numbers=stored)
+    account.set_credentials("8264", "5937")
+    with pytest.raises(ValidationError, match=r"list of E\.164 numbers"):
+        account.full_clean()
+
+
+def test_a_string_stored_as_caller_numbers_restricts_to_nothing():
+    # Stored around validation (a raw update): a substring of it must not pass as a caller.
+    make("AC1", "8264", "5937")
+    Account.objects.update(caller_numbers="+15551230000")
+    assert resolve("8264", "5937", "") is None
+    assert resolve("8264", "5937", "+1555123") is None

@@ -2,6 +2,7 @@ import getpass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Account
@@ -42,7 +43,12 @@ class Command(BaseCommand):
         except InvalidOperation:
             raise CommandError("--balance must be a number such as 12.55.") from None
         account = Account(number=number, balance=amount, caller_numbers=caller)
+        # Everything but the credentials is checked before they are asked for.
+        try:
+            account.full_clean(exclude=["card_last4", "pin", "card_digest", "pin_digest"])
+        except ValidationError as exc:
+            problems = (f"{name}: {' '.join(errors)}" for name, errors in exc.message_dict.items())
+            raise CommandError(" ".join(problems)) from None
         account.set_credentials(ask_four_digits("Card last 4"), ask_four_digits("PIN"))
-        account.full_clean()
         account.save()
         self.stdout.write(self.style.SUCCESS(f"Created account {number}."))
