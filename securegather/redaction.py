@@ -17,15 +17,25 @@ from django.http import HttpRequest
 from django.views.debug import SafeExceptionReporterFilter
 
 REDACTED = "[redacted]"
-# Digits=1234 · 'Digits': '1234' · "Digits": ["1234"] · Digits: 1234 (any key ending in "Digits")
+# Any key ending in "Digits" (Digits, encryptedCardDigits, …), then how Python, Django, JSON and
+# URLs put a value after it: Digits=1234 · Digits%3D1234 · 'Digits': '1234' · ('Digits', '1234')
+# · Digits: 1234 · Digits 1234.
+_KEY = r"""Digits['"]?\s*(?:[:=,]|%3[dD])?\s*"""
+# A list of values ("Digits": ['1234', '5678']) goes whole; a single value keeps its quote.
 _DIGITS_PARAM = re.compile(
-    r"""(?P<key>Digits['"]?\s*[:=]\s*\[?\s*['"]?)(?P<value>[^'"&\]\s,}]*)""",
+    rf"""(?P<key>{_KEY})(?:(?P<list>\[[^\]]*\])|(?P<quote>['"]?)[^'"&\]\s,}})\[=]+)""",
     re.IGNORECASE,
 )
 
 
+def _redacted(match: re.Match[str]) -> str:
+    if match.group("list"):
+        return match.group("key") + f"[{REDACTED}]"
+    return match.group("key") + match.group("quote") + REDACTED
+
+
 def redact(text: str) -> str:
-    return _DIGITS_PARAM.sub(lambda m: m.group("key") + REDACTED, text)
+    return _DIGITS_PARAM.sub(_redacted, text)
 
 
 class RedactDigitsFilter(logging.Filter):

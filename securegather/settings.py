@@ -173,6 +173,10 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # Django's default config gives its own loggers a console handler (under DEBUG) and mail to
+    # ADMINS, neither with the redacting filter: without handlers of their own, their records
+    # reach the root's, which has it.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }
 
 # --- Staff admin: a second factor, lockout, idle sign-out (PCI DSS v4.0 8.3, 8.4, 8.2.8) ----

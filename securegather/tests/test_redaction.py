@@ -14,11 +14,29 @@ from securegather.redaction import RedactDigitsFilter, redact
         "Digits: 8264",
         "encryptedCardDigits=ab8264cd",
         "{'encryptedPinDigits': '8264'}",
+        "('Digits', '8264')",
+        "[('Digits', '8264'), ('From', '+1')]",
+        "Digits=['5937', '8264']",
+        "Digits%3D8264&From=%2B1",
+        "Digits 8264",
     ],
 )
 def test_digits_parameters_are_redacted(text):
-    assert "8264" not in redact(text)
+    assert "8264" not in redact(text) and "5937" not in redact(text)
     assert "[redacted]" in redact(text)
+
+
+def test_what_follows_a_redacted_value_is_kept():
+    assert redact("Digits=8264&From=%2B15005550006") == "Digits=[redacted]&From=%2B15005550006"
+    assert redact("{'Digits': ['8264'], 'To': ['+1']}") == "{'Digits': [[redacted]], 'To': ['+1']}"
+
+
+def test_djangos_own_loggers_go_through_the_redacting_handler():
+    # Django's default config gives the "django" logger handlers of its own, without the filter.
+    django_logger = logging.getLogger("django")
+    assert django_logger.handlers == [] and django_logger.propagate
+    configured = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
+    assert [type(f) for h in configured for f in h.filters] == [RedactDigitsFilter]
 
 
 def test_other_text_is_left_alone():
