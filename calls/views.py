@@ -35,7 +35,9 @@ from securegather.redaction import describe
 from securegather.webhooks import (
     View,
     apology,
+    foreign_account_refusal,
     has_valid_signature,
+    is_foreign_account,
     twilio_signed,
     twiml,
     twiml_on_error,
@@ -331,6 +333,9 @@ def fallback(request: HttpRequest) -> HttpResponse:
         if not has_valid_signature(request):
             logger.warning("fallback refused: invalid Twilio signature")
             return HttpResponseForbidden("Invalid Twilio signature.")
+        if is_foreign_account(request):
+            logger.warning("fallback refused: request for another Twilio account")
+            return foreign_account_refusal()
         code = request.POST.get("ErrorCode", "")
         # Twilio's error codes are 5 ASCII digits (11200: HTTP retrieval failure); nothing else.
         if not (code.isascii() and code.isdigit() and len(code) == 5):

@@ -41,6 +41,18 @@ def has_valid_signature(request: HttpRequest) -> bool:
     return RequestValidator(token).validate(signed_url(request), request.POST, signature)
 
 
+def is_foreign_account(request: HttpRequest) -> bool:
+    """True when TWILIO_ACCOUNT_SID is set and the request was made for another account."""
+    expected = settings.TWILIO_ACCOUNT_SID
+    return bool(expected) and not constant_time_compare(
+        request.POST.get("AccountSid", ""), expected
+    )
+
+
+def foreign_account_refusal() -> HttpResponse:
+    return HttpResponseForbidden("Requests for this Twilio account are not accepted.")
+
+
 def _audit_rejection(request: HttpRequest, event: str) -> None:
     sid = request.POST.get("CallSid", "")
     # An unsigned request's CallSid is the sender's word: keep it only in Twilio's own shape.
@@ -59,10 +71,9 @@ def twilio_signed(view: View) -> View:
         if not has_valid_signature(request):
             _audit_rejection(request, AuditEvent.Event.SIGNATURE_REJECTED)
             return HttpResponseForbidden("Invalid Twilio signature.")
-        expected = settings.TWILIO_ACCOUNT_SID
-        if expected and not constant_time_compare(request.POST.get("AccountSid", ""), expected):
+        if is_foreign_account(request):
             _audit_rejection(request, AuditEvent.Event.FOREIGN_ACCOUNT)
-            return HttpResponseForbidden("Requests for this Twilio account are not accepted.")
+            return foreign_account_refusal()
         return view(request, *args, **kwargs)
 
     return wrapper

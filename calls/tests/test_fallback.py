@@ -47,3 +47,10 @@ def test_get_is_not_allowed(twilio):
 @override_settings(SECUREGATHER_OFFER_LANGUAGES=True)
 def test_the_fallback_needs_no_database_with_the_language_menu_on(twilio):
     assert "Sorry" in spoken(twilio.post("/voice/fallback/", PARAMS))
+
+
+def test_a_request_for_another_twilio_account_is_refused(twilio):
+    with override_settings(TWILIO_ACCOUNT_SID="AC" + "00" * 16):
+        assert twilio.post("/voice/fallback/", PARAMS).status_code == 403
+    with override_settings(TWILIO_ACCOUNT_SID=ACCOUNT_SID):
+        assert twilio.post("/voice/fallback/", PARAMS).status_code == 200

@@ -2,6 +2,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.utils import timezone
 
 from securegather.keyring import Keyring, KeyringError, get_keyring
@@ -22,8 +23,13 @@ class Command(BaseCommand):
             ring = get_keyring()
         except KeyringError as exc:
             raise CommandError(f"The keyring is unusable: {exc}.") from None
-        self.keys(ring)
-        lacking = self.columns(ring)
+        try:
+            self.keys(ring)
+            lacking = self.columns(ring)
+        except DatabaseError as exc:
+            raise CommandError(
+                f"Cannot read the database ({type(exc).__name__}): has `manage.py migrate` run?"
+            ) from None
         self.verdict(ring, lacking)
 
     def keys(self, ring: Keyring) -> None:
