@@ -16,7 +16,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import Account, Lockout
-from securegather.admin_site import masked
+from securegather.admin_site import sealed_column
 from securegather.models import AuditEvent
 
 # ASCII digits only: str.isdigit() and \d accept "١٢٣٤" and "¹²³⁴".
@@ -98,13 +98,8 @@ class AccountAdmin(admin.ModelAdmin):
         # Sealed values are bound to the account number: changing it would orphan them.
         return ["number", *self.readonly_fields]
 
-    @admin.display(description="card last 4")
-    def card_sealed(self, obj: Account) -> str:
-        return masked(obj.card_last4)
-
-    @admin.display(description="PIN")
-    def pin_sealed(self, obj: Account) -> str:
-        return masked(obj.pin)
+    card_sealed = sealed_column("card_last4", "card last 4")
+    pin_sealed = sealed_column("pin", "PIN")
 
     @method_decorator(sensitive_post_parameters(*CREDENTIALS))
     def changeform_view(

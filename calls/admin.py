@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from calls.models import CallSession
-from securegather.admin_site import ReadOnlyAdmin, masked
+from securegather.admin_site import ReadOnlyAdmin, sealed_column
 from securegather.models import AuditEvent, mask_phone
 
 # The audit rows shown on a call's page; the audit log's own page has the rest.
@@ -57,13 +57,8 @@ class CallSessionAdmin(ReadOnlyAdmin):
     def caller_masked(self, obj: CallSession) -> str:
         return mask_phone(obj.caller)
 
-    @admin.display(description="card last 4")
-    def card_sealed(self, obj: CallSession) -> str:
-        return masked(obj.card)
-
-    @admin.display(description="PIN")
-    def pin_sealed(self, obj: CallSession) -> str:
-        return masked(obj.pin)
+    card_sealed = sealed_column("card", "card last 4")
+    pin_sealed = sealed_column("pin", "PIN")
 
     @admin.display(description="audit trail")
     def audit_trail(self, obj: CallSession) -> str:

@@ -8,6 +8,7 @@ audit log wrote.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -69,6 +70,16 @@ def masked(value: Sealed | None) -> str:
     if value is None:
         return "—"
     return f"{MASK} (key {value.key_id})"
+
+
+def sealed_column(field: str, description: str) -> Callable[[Any, Model], str]:
+    """An admin column (or read-only field) showing a SealedField as :func:`masked`."""
+
+    @admin.display(description=description)
+    def column(model_admin: Any, obj: Model) -> str:
+        return masked(getattr(obj, field))
+
+    return column
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
