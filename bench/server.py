@@ -75,29 +75,36 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float =
 @contextmanager
 def gunicorn(env: dict[str, str], port: int, workers: int) -> Iterator[str]:
     """A running gunicorn with the project's config; its access log is off for the run."""
-    process = subprocess.Popen(  # noqa: S603
-        [
-            PY,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--access-logfile",
-            "/dev/null",
-            "bench.wsgi",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [
+                PY,
+                "-m",
+                "gunicorn",
+                "-c",
+                "gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--access-logfile",
+                "/dev/null",
+                "bench.wsgi",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            # A file, not a pipe nobody reads: a chatty server would block on a full pipe.
+            stderr=log,
+        )
+        try:
+            try:
+                _wait_for_port(port, process)
+            except RuntimeError:
+                log.seek(0)
+                sys.stderr.write(log.read()[-2000:])
+                raise
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
