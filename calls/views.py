@@ -83,8 +83,13 @@ def _locked_session(request: HttpRequest, *, new: bool = False) -> tuple[CallSes
                 caller=clean_caller(request.POST.get("From", "")),
             )
             # No session, but the audit log knows the call: its session was purged, and this is
-            # a captured request played again (Twilio's signatures carry no time).
-            if AuditEvent.objects.filter(call_sid=sid).exists():
+            # a captured request played again (Twilio's signatures carry no time). Refusals of
+            # unsigned requests name a CallSid too, but no step of that call ever ran.
+            if (
+                AuditEvent.objects.filter(call_sid=sid)
+                .exclude(event__in=[Event.SIGNATURE_REJECTED, Event.FOREIGN_ACCOUNT])
+                .exists()
+            ):
                 raise CallReplayed
             return session, True
     except IntegrityError:

@@ -153,3 +153,12 @@ def test_a_call_played_again_after_its_session_was_purged_hears_nothing(call, de
     assert not CallSession.objects.exists()
     assert AuditEvent.objects.filter(event="replay_refused").count() == 4
     assert AuditEvent.objects.filter(event="verified").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_call_whose_first_request_was_refused_for_its_signature_still_starts(call, demo_account):
+    call.twilio.post("/voice/", call.base(), signature="forged")
+    assert AuditEvent.objects.get().event == "signature_rejected"
+    assert gather(call.start()) is not None
+    call.card("1234")
+    assert b"AC12345678" in call.pin("4321").content
