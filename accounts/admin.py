@@ -18,6 +18,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from accounts.models import Account, Lockout
 from securegather.admin_site import sealed_column
 from securegather.models import AuditEvent
+from securegather.staff_audit import record_staff_action
 
 # ASCII digits only: str.isdigit() and \d accept "١٢٣٤" and "¹²³⁴".
 FOUR_DIGITS = re.compile(r"[0-9]{4}")
@@ -113,12 +114,10 @@ class AccountAdmin(admin.ModelAdmin):
         if request.method == "GET" and object_id and response.status_code == 200:
             obj = self.get_object(request, object_id)
             if obj is not None:
-                AuditEvent.record(
+                record_staff_action(
+                    request,
                     AuditEvent.Event.RECORD_VIEWED,
                     AuditEvent.Outcome.INFO,
-                    request=request,
-                    actor=request.user.get_username(),
-                    channel=AuditEvent.Channel.ADMIN,
                     account_number=obj.number,
                     model="accounts.Account",
                 )
@@ -143,12 +142,10 @@ class AccountAdmin(admin.ModelAdmin):
 
 
 def _audit_change(request: HttpRequest, account: Account, action: str, **detail: Any) -> None:
-    AuditEvent.record(
+    record_staff_action(
+        request,
         AuditEvent.Event.RECORD_CHANGED,
         AuditEvent.Outcome.SUCCESS,
-        request=request,
-        actor=request.user.get_username(),
-        channel=AuditEvent.Channel.ADMIN,
         account_number=account.number,
         model="accounts.Account",
         action=action,

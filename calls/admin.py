@@ -13,6 +13,7 @@ from django.utils.http import urlencode
 from calls.models import CallSession
 from securegather.admin_site import ReadOnlyAdmin, sealed_column
 from securegather.models import AuditEvent, mask_phone
+from securegather.staff_audit import record_staff_action
 
 # The audit rows shown on a call's page; the audit log's own page has the rest.
 TRAIL_ROWS = 50
@@ -87,12 +88,10 @@ class CallSessionAdmin(ReadOnlyAdmin):
         session = self.get_object(request, object_id)
         if response.status_code == 200 and session is not None:
             # Who looked at which call, and when (PCI DSS 10.2.1.1: access to cardholder data).
-            AuditEvent.record(
+            record_staff_action(
+                request,
                 AuditEvent.Event.RECORD_VIEWED,
                 AuditEvent.Outcome.INFO,
-                request=request,
-                actor=request.user.get_username(),
-                channel=AuditEvent.Channel.ADMIN,
                 call_sid=session.call_sid,
                 caller=session.caller,
                 model="calls.CallSession",

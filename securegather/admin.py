@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from securegather.admin_site import ReadOnlyAdmin
 from securegather.auditchain import CHAINED_FIELDS
 from securegather.models import AuditEvent
+from securegather.staff_audit import record_staff_action
 
 # Every column a MAC covers, then the chain itself: what an assessor needs to re-verify a row.
 CSV_FIELDS = ["id", *CHAINED_FIELDS, "prev_mac", "mac"]
@@ -107,12 +108,10 @@ class AuditEventAdmin(ReadOnlyAdmin):
         # not include the row recording this export.
         newest = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
         rows = changelist.get_queryset(request).filter(id__lte=newest).order_by("id")
-        AuditEvent.record(
+        record_staff_action(
+            request,
             AuditEvent.Event.EXPORTED,
             AuditEvent.Outcome.SUCCESS,
-            request=request,
-            actor=request.user.get_username(),
-            channel=AuditEvent.Channel.ADMIN,
             what="audit_log",
             filters=dict(request.GET.items()),
             up_to_row=newest,

@@ -39,6 +39,11 @@ def _record(
     )
 
 
+def record_staff_action(request: HttpRequest, event: str, outcome: str, **detail: Any) -> None:
+    """What the signed-in staff member did in the admin (viewed, changed, exported), as them."""
+    _record(event, outcome, request, request.user.get_username(), **detail)
+
+
 @receiver(user_logged_in, dispatch_uid="securegather.staff_login")
 def staff_logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     device = getattr(user, "otp_device", None)
