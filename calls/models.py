@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts.resolvers import Resolution, resolve
+from securegather import statements
 from securegather.sealed import SealedField, SealedFieldsMixin
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
@@ -88,6 +89,19 @@ class CallSession(SealedFieldsMixin, models.Model):
     def __str__(self) -> str:
         return self.call_sid
 
+    @classmethod
+    def locked(cls, call_sid: str) -> CallSession | None:
+        """The call's session under a row lock held until the transaction ends, if it exists."""
+        return _LOCKED.first(call_sid)
+
+    def insert_new(self) -> bool:
+        """Insert this session unless the call has one already (a racing delivery's)."""
+        return statements.insert([self], ignore_conflicts=True) == 1
+
+    def save_step(self) -> None:
+        """Write the row back after a step (every field, as save() does, in one UPDATE)."""
+        statements.update(self)
+
     @property
     def is_finished(self) -> bool:
         return self.state == self.State.FINISHED
@@ -155,3 +169,9 @@ class CallSession(SealedFieldsMixin, models.Model):
 
     def wipe(self) -> None:
         self.card = self.pin = None
+
+
+# A step's first statement, and a step runs it on every webhook: compiled once (statements).
+_LOCKED = statements.Query(
+    lambda sid: CallSession.objects.select_for_update().filter(call_sid=sid).order_by()
+)

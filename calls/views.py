@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from functools import wraps
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.utils import timezone, translation
 from django.views.decorators.csrf import csrf_exempt
@@ -29,7 +29,7 @@ from calls.models import (
     is_call_sid,
     is_four_digits,
 )
-from securegather import auditchain, languages
+from securegather import auditchain, languages, statements
 from securegather.models import AuditEvent
 from securegather.redaction import describe
 from securegather.webhooks import (
@@ -72,29 +72,35 @@ def _locked_session(request: HttpRequest, *, new: bool = False) -> tuple[CallSes
     fewer) and reads only when a racing delivery got there before it.
     """
     sid = request.POST["CallSid"]
-    if not new and (session := _select_locked(sid)) is not None:
+    if not new and (session := CallSession.locked(sid)) is not None:
         return session, False
-    try:
-        # A savepoint: on PostgreSQL a failed INSERT would abort the whole step's transaction.
-        with transaction.atomic():
-            session = CallSession.objects.create(
-                call_sid=sid,
-                account_sid=clean_account_sid(request.POST.get("AccountSid", "")),
-                caller=clean_caller(request.POST.get("From", "")),
-            )
-            # No session, but the audit log knows the call: its session was purged, and this is
-            # a captured request played again (Twilio's signatures carry no time). Refusals of
-            # unsigned requests name a CallSid too, but no step of that call ever ran.
-            if (
-                AuditEvent.objects.filter(call_sid=sid)
-                .exclude(event__in=[Event.SIGNATURE_REJECTED, Event.FOREIGN_ACCOUNT])
-                .exists()
-            ):
-                raise CallReplayed
-            return session, True
-    except IntegrityError:
-        # A racing delivery created it first: wait for that step to finish, then see its result.
+    session = CallSession(
+        call_sid=sid,
+        account_sid=clean_account_sid(request.POST.get("AccountSid", "")),
+        caller=clean_caller(request.POST.get("From", "")),
+    )
+    # INSERT … ON CONFLICT DO NOTHING: no savepoint, and a racing delivery's row wins.
+    if not session.insert_new():
+        # That delivery's step holds the row: wait for it to finish, then see its result.
         return CallSession.objects.select_for_update().get(call_sid=sid), False
+    # No session, but the audit log knows the call: its session was purged, and this is a
+    # captured request played again (Twilio's signatures carry no time). Refusals of unsigned
+    # requests name a CallSid too, but no step of that call ever ran. Raised, the step's
+    # transaction rolls back with the row just inserted.
+    if _KNOWN_CALL.rows(sid):
+        raise CallReplayed
+    return session, True
+
+
+# Whether a step of the call ever ran (see _locked_session): compiled once (statements).
+_KNOWN_CALL = statements.Query(
+    lambda sid: (
+        AuditEvent.objects.filter(call_sid=sid)
+        .exclude(event__in=[Event.SIGNATURE_REJECTED, Event.FOREIGN_ACCOUNT])
+        .order_by()
+        .values_list("id")[:1]
+    )
+)
 
 
 class CallReplayed(Exception):
@@ -122,15 +128,11 @@ def refuses_replays(view: View) -> View:
     return wrapper
 
 
-def _select_locked(sid: str) -> CallSession | None:
-    return CallSession.objects.select_for_update().filter(call_sid=sid).first()
-
-
 def _reply(request: HttpRequest, session: CallSession, response: VoiceResponse) -> HttpResponse:
     """Save the step with its answer, which a redelivery of the same webhook hears again."""
     answer = str(response)
     session.remember(_idempotency_token(request), answer)
-    session.save()
+    session.save_step()
     return HttpResponse(answer, content_type="text/xml")
 
 
@@ -310,10 +312,10 @@ def status(request: HttpRequest) -> HttpResponse:
     if bad := _require_call_sid(request):
         return bad
     with transaction.atomic(), auditchain.batched():
-        session = _select_locked(request.POST["CallSid"])
+        session = CallSession.locked(request.POST["CallSid"])
         if session is not None and session.ended_at is None:
             session.end()
-            session.save()
+            session.save_step()
             call_status = request.POST.get("CallStatus", "")
             _audit(
                 request,

@@ -29,7 +29,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 
+from securegather import statements
 from securegather.keyring import Key, get_keyring
 from securegather.sealed import record_key_use
 
@@ -126,9 +128,17 @@ def append(event: AuditEvent) -> AuditEvent:
     return event
 
 
-def _append_all(events: list[AuditEvent]) -> None:
+def _newest_mac() -> QuerySet[AuditEvent, tuple[str]]:
     from securegather.models import AuditEvent
 
+    return AuditEvent.objects.order_by("-id").values_list("mac")[:1]
+
+
+# The newest row's MAC, which the next row links to.
+_HEAD = statements.Query(_newest_mac)
+
+
+def _append_all(events: list[AuditEvent]) -> None:
     ring = get_keyring()
     if not ring.recorded:
         # Once a process: the database learns the key ids that sign, so that a verifier can tell a
@@ -141,12 +151,13 @@ def _append_all(events: list[AuditEvent]) -> None:
         # The lock is held until the enclosing transaction ends, so the row read here stays the
         # newest until these are committed after it.
         _lock_chain()
-        previous = AuditEvent.objects.order_by("-id").values_list("mac", flat=True).first() or ""
+        head = _HEAD.rows()
+        previous = head[0][0] if head else ""
         for event in events:
             event.prev_mac = previous
             event.mac = previous = compute_mac(event, key)
         # One INSERT, rows in list order, so ids follow the chain.
-        AuditEvent.objects.bulk_create(events)
+        statements.insert(events)
 
 
 @dataclass
