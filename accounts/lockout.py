@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import E164, Account, Lockout
+from securegather import statements
 
 # Only a dialable (E164) number is a caller of its own. "anonymous", "client:…" and withheld
 # numbers would all share one counter, and one caller's failures would lock all of them out.
@@ -44,16 +46,33 @@ def counts_caller(caller: str) -> bool:
 
 def accounts_for_card(card_last4: str) -> list[str]:
     """The numbers of the accounts the card digits point to (any of them may be the caller's)."""
-    digests = Account.card_digests(card_last4)
-    return list(Account.objects.filter(card_digest__in=digests).values_list("number", flat=True))
+    return [account.number for account in Account.for_card(card_last4)]
 
 
 def caller_lock(caller: str) -> Lockout | None:
     """The caller's lock, if one holds now: read without a row lock, to warn at the start."""
     if not counts_caller(caller):
         return None
-    row = Lockout.objects.filter(scope=Lockout.Scope.CALLER, key=caller).first()
+    row = _COUNTER.first(Lockout.Scope.CALLER.value, caller)
     return row if row is not None and row.is_locked(timezone.now()) else None
+
+
+# Every call's start and every PIN step run these: compiled once per process (statements), the
+# second once per number of counters.
+_COUNTER = statements.Query(lambda scope, key: Lockout.objects.filter(scope=scope, key=key))
+
+
+@cache
+def _locked_counters(count: int) -> statements.Query:
+    def build(*values: str) -> QuerySet[Lockout]:
+        matches = Q()
+        for scope, key in zip(values[::2], values[1::2], strict=True):
+            matches |= Q(scope=scope, key=key)
+        # Locked in one fixed order (scope, key): two verifications that share counters never
+        # wait on each other in turn.
+        return Lockout.objects.select_for_update().filter(matches).order_by("scope", "key")
+
+    return statements.Query(build, arity=2 * count)
 
 
 @dataclass
@@ -75,15 +94,10 @@ class Counters:
             return cls([], timezone.now())
         # Every counter exists before it is locked (INSERT … ON CONFLICT DO NOTHING: one round
         # trip, no savepoint), so even a caller's first verification has a row to wait on.
-        Lockout.objects.bulk_create(
+        statements.insert(
             [Lockout(scope=scope, key=key) for scope, key in keys], ignore_conflicts=True
         )
-        # Locked in one fixed order (scope, key): two verifications that share counters never
-        # wait on each other in turn.
-        matches = Q()
-        for scope, key in keys:
-            matches |= Q(scope=scope, key=key)
-        rows = list(Lockout.objects.select_for_update().filter(matches).order_by("scope", "key"))
+        rows = _locked_counters(len(keys)).all(*(value for pair in sorted(keys) for value in pair))
         # The time once every row is held: a failure counted while this one waited is older.
         now = timezone.now()
         for row in rows:

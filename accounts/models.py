@@ -6,11 +6,13 @@ import hmac
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from securegather import statements
 from securegather.keyring import get_keyring
 from securegather.models import AuditEvent, mask_phone
 from securegather.sealed import DigestField, SealedField, SealedFieldsMixin
@@ -58,6 +60,12 @@ class Account(SealedFieldsMixin, models.Model):
     def card_digests(card_last4: str) -> list[str]:
         """The lookup digests of a card's last 4 under every key in the ring."""
         return get_keyring().digests(card_last4, CARD_PURPOSE)
+
+    @classmethod
+    def for_card(cls, card_last4: str) -> list[Account]:
+        """The accounts whose card digest matches the digits under any key in the ring."""
+        digests = cls.card_digests(card_last4)
+        return _for_card(len(digests)).all(*digests)
 
     def set_credentials(self, card_last4: str, pin: str) -> None:
         """Seal and digest both credentials under the primary key. Does not save."""
@@ -177,3 +185,12 @@ class Lockout(models.Model):
             AuditEvent.record(event, outcome, caller=self.key, scope=self.scope, **detail)
         else:
             AuditEvent.record(event, outcome, account_number=self.key, scope=self.scope, **detail)
+
+
+# Every PIN step runs it, twice (lockout, then resolver): compiled once per process (statements),
+# once per number of digests, which is the number of keys in the ring.
+@cache
+def _for_card(digests: int) -> statements.Query:
+    return statements.Query(
+        lambda *values: Account.objects.filter(card_digest__in=values).order_by(), arity=digests
+    )

@@ -51,7 +51,7 @@ class DatabaseResolver:
     """Resolves against the Account table through the keyed card digest."""
 
     def resolve(self, card_last4: str, pin: str, caller: str) -> Resolution | None:
-        candidates = list(Account.objects.filter(card_digest__in=Account.card_digests(card_last4)))
+        candidates = Account.for_card(card_last4)
         # Check the PIN of every candidate, and of a stand-in when there are none, so an unknown
         # card costs the same keyed work as a wrong PIN.
         found = None

@@ -29,12 +29,15 @@ class Query:
     """A QuerySet compiled once per database, run again with new values for its slots.
 
     ``build`` takes one stand-in per parameter and returns the QuerySet, e.g.
-    ``Query(lambda sid: CallSession.objects.select_for_update().filter(call_sid=sid))``.
+    ``Query(lambda sid: CallSession.objects.select_for_update().filter(call_sid=sid))``;
+    ``arity`` says how many when ``build`` takes ``*values``.
     """
 
-    def __init__(self, build: Callable[..., QuerySet[Any]]) -> None:
+    def __init__(self, build: Callable[..., QuerySet[Any]], arity: int | None = None) -> None:
         self.build = build
-        self.arity = build.__code__.co_argcount
+        self.arity = build.__code__.co_argcount if arity is None else arity
+        if self.arity > len(_SLOTS):
+            raise ValueError(f"a compiled query takes at most {len(_SLOTS)} parameters")
 
     @cached_property
     def model(self) -> type[Model]:
@@ -58,15 +61,17 @@ class Query:
             fetched = cursor.fetchall()
         return list(compiler.results_iter(results=[fetched], tuple_expected=True))
 
-    def first(self, *values: object) -> Any:
-        """The model instance of the query's first row for ``values``, or None."""
+    def all(self, *values: object) -> list[Any]:
+        """The model instances of the query's rows for ``values``."""
         alias = router.db_for_read(self.model)
         rows = self.rows(*values)
-        if not rows:
-            return None
         compiler = self._compiled(alias)[2]
         fields = [expression.target.attname for expression, _, _ in compiler.select]
-        return self.model.from_db(alias, fields, rows[0])
+        return [self.model.from_db(alias, fields, row) for row in rows]
+
+    def first(self, *values: object) -> Any:
+        """The model instance of the query's first row for ``values``, or None."""
+        return next(iter(self.all(*values)), None)
 
 
 def _table(model: type[Model], alias: str) -> tuple[Any, str]:
@@ -104,12 +109,11 @@ def insert(instances: Sequence[M], *, ignore_conflicts: bool = False) -> int:
 
     Primary keys are set from the database (every supported backend returns them). With
     ``ignore_conflicts``, a row that would break a unique constraint is skipped (ON CONFLICT DO
-    NOTHING), and only a single instance may be given, so that what was skipped is known.
+    NOTHING); primary keys are then set only when one instance is given, as which of several
+    rows were skipped is not known.
     """
     if not instances:
         return 0
-    if ignore_conflicts and len(instances) != 1:
-        raise ValueError("ignore_conflicts takes one instance")
     model = type(instances[0])
     alias = router.db_for_write(model)
     connection = connections[alias]
@@ -122,9 +126,10 @@ def insert(instances: Sequence[M], *, ignore_conflicts: bool = False) -> int:
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(model, alias, len(instances), ignore_conflicts), values)
         ids = [row[0] for row in cursor.fetchall()]
-    for instance, pk in zip(instances, ids, strict=False):
-        instance.pk = pk
-        instance._state.adding, instance._state.db = False, alias
+    if len(ids) == len(instances):
+        for instance, pk in zip(instances, ids, strict=True):
+            instance.pk = pk
+            instance._state.adding, instance._state.db = False, alias
     return len(ids)
 
 
