@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/steps.py [--db postgres|sqlite] [--calls 400] [--concurrency 8]
 
-Starts gunicorn (the project's gunicorn.conf.py) on a fresh database, then, from a load generator
-in a process of its own, plays (a) full signed calls through every step — incoming, card, PIN with
-account resolution, status callback — and (b) the same number of requests to /bench/baseline/, a
-Django view that returns a static <Gather> with no signature check and no database.
+Starts gunicorn (the project's gunicorn.conf.py and its worker count, 5 on 2 cores) on a fresh
+database, then, from a load generator in a process of its own, plays (a) full signed calls
+through every step — incoming, card, PIN with account resolution, status callback — and (b) the
+same number of requests to /bench/baseline/, a Django view that returns a static <Gather> with no
+signature check and no database.
 
 Saturated: closed loop, requests back to back. Target: secured/baseline throughput >= 0.33.
 Realistic: open loop, a new call every 30 ms. Target: secured p99 < 50 ms, no errors.
@@ -16,18 +17,24 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import runpy
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import loadgen
-from bench.server import AUTH_TOKEN, bench_env, fresh_database, gunicorn, manage
+from bench.server import AUTH_TOKEN, ROOT, bench_env, fresh_database, gunicorn, manage
 
 
 def in_own_process(fn, *args):  # type: ignore[no-untyped-def]
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(fn, args)
+
+
+def configured_workers() -> int:
+    """The worker count the project's gunicorn.conf.py gives this machine."""
+    return int(runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"])
 
 
 def line(label: str, r: dict[str, float]) -> str:
@@ -43,7 +50,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400, help="calls per phase (4 steps each)")
     parser.add_argument("--concurrency", type=int, default=8, help="closed-loop callers")
     parser.add_argument("--interval", type=float, default=0.030, help="open loop: s between calls")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=configured_workers(),
+        help="gunicorn workers (default: what gunicorn.conf.py starts on this machine)",
+    )
     parser.add_argument("--port", type=int, default=8500)
     args = parser.parse_args()
 

@@ -11,6 +11,7 @@ with their own conversions (SealedField, JSONField, datetimes on SQLite) behave 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any, TypeVar
 
@@ -23,6 +24,22 @@ M = TypeVar("M", bound=Model)
 # Stand-ins for the parameters of a query compiled once: each must reach the SQL's parameters
 # unchanged, which holds for lookups on text columns (the only ones compiled here).
 _SLOTS = tuple(f"\x00statements-slot-{i}\x00" for i in range(8))
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    """A parameter of the compiled query that is not a slot: the same every time."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: list[int | _Fixed]  # a slot's index, or a fixed value
+    compiler: SQLCompiler
+    converters: dict[int, Any]
+    attnames: list[str]
 
 
 class Query:
@@ -44,30 +61,42 @@ class Query:
         return self.build(*_SLOTS[: self.arity]).model
 
     @lru_cache(maxsize=8)  # noqa: B019 (one per database alias, for the life of the process)
-    def _compiled(self, alias: str) -> tuple[str, list[Any], SQLCompiler]:
+    def _compiled(self, alias: str) -> _Compiled:
         compiler = self.build(*_SLOTS[: self.arity]).query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
         if sorted(_SLOTS.index(p) for p in params if p in _SLOTS) != list(range(self.arity)):
             raise ValueError("each slot of a compiled query must be one of its parameters, once")
-        return sql, list(params), compiler
+        columns = [expression for expression, _, _ in compiler.select[: compiler.col_count]]
+        return _Compiled(
+            sql,
+            [_SLOTS.index(p) if p in _SLOTS else _Fixed(p) for p in params],
+            compiler,
+            compiler.get_converters(columns),
+            [getattr(getattr(column, "target", None), "attname", "") for column in columns],
+        )
 
     def rows(self, *values: object) -> list[tuple[Any, ...]]:
         """The query's rows for ``values``, converted as the ORM converts them."""
-        alias = router.db_for_read(self.model)
-        sql, params, compiler = self._compiled(alias)
-        params = [values[_SLOTS.index(p)] if p in _SLOTS else p for p in params]
-        with connections[alias].cursor() as cursor:
-            cursor.execute(sql, params)
-            fetched = cursor.fetchall()
-        return list(compiler.results_iter(results=[fetched], tuple_expected=True))
+        return self._run(self._compiled(router.db_for_read(self.model)), values)
 
     def all(self, *values: object) -> list[Any]:
         """The model instances of the query's rows for ``values``."""
         alias = router.db_for_read(self.model)
-        rows = self.rows(*values)
-        compiler = self._compiled(alias)[2]
-        fields = [expression.target.attname for expression, _, _ in compiler.select]
-        return [self.model.from_db(alias, fields, row) for row in rows]
+        compiled = self._compiled(alias)
+        rows = self._run(compiled, values)
+        return [self.model.from_db(alias, compiled.attnames, row) for row in rows]
+
+    @staticmethod
+    def _run(compiled: _Compiled, values: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        params = [p.value if isinstance(p, _Fixed) else values[p] for p in compiled.params]
+        with connections[compiled.compiler.using].cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        if compiled.converters:
+            return [
+                tuple(row) for row in compiled.compiler.apply_converters(rows, compiled.converters)
+            ]
+        return rows
 
     def first(self, *values: object) -> Any:
         """The model instance of the query's first row for ``values``, or None."""
