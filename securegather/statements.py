@@ -139,8 +139,8 @@ def insert(instances: Sequence[M], *, ignore_conflicts: bool = False) -> int:
 
     Primary keys are set from the database (every supported backend returns them). With
     ``ignore_conflicts``, a row that would break a unique constraint is skipped (ON CONFLICT DO
-    NOTHING); primary keys are then set only when one instance is given, as which of several
-    rows were skipped is not known.
+    NOTHING), and primary keys are set only when no row was skipped: which of several rows were
+    is not known.
     """
     if not instances:
         return 0
