@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -62,7 +62,7 @@ def caller_lock(caller: str) -> Lockout | None:
 _COUNTER = statements.Query(lambda scope, key: Lockout.objects.filter(scope=scope, key=key))
 
 
-@cache
+@lru_cache(maxsize=64)
 def _locked_counters(count: int) -> statements.Query:
     def build(*values: str) -> QuerySet[Lockout]:
         matches = Q()

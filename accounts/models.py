@@ -6,7 +6,7 @@ import hmac
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -189,7 +189,7 @@ class Lockout(models.Model):
 
 # Every PIN step runs it, twice (lockout, then resolver): compiled once per process (statements),
 # once per number of digests, which is the number of keys in the ring.
-@cache
+@lru_cache(maxsize=64)
 def _for_card(digests: int) -> statements.Query:
     return statements.Query(
         lambda *values: Account.objects.filter(card_digest__in=values).order_by(), arity=digests

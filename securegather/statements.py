@@ -24,7 +24,18 @@ M = TypeVar("M", bound=Model)
 
 # Stand-ins for the parameters of a query compiled once: each must reach the SQL's parameters
 # unchanged, which holds for lookups on text columns (the only ones compiled here).
-_SLOTS = tuple(f"\x00statements-slot-{i}\x00" for i in range(8))
+_SLOT = "\x00statements-slot-{}\x00"
+
+
+def _slots(count: int) -> list[str]:
+    return [_SLOT.format(i) for i in range(count)]
+
+
+def _slot_index(param: object) -> int | None:
+    """Which slot ``param`` is, or None when it is a value of the query's own."""
+    if isinstance(param, str) and param.startswith("\x00statements-slot-"):
+        return int(param[len("\x00statements-slot-") : -1])
+    return None
 
 
 @dataclass(frozen=True)
@@ -54,23 +65,22 @@ class Query:
     def __init__(self, build: Callable[..., QuerySet[Any]], arity: int | None = None) -> None:
         self.build = build
         self.arity = build.__code__.co_argcount if arity is None else arity
-        if self.arity > len(_SLOTS):
-            raise ValueError(f"a compiled query takes at most {len(_SLOTS)} parameters")
 
     @cached_property
     def model(self) -> type[Model]:
-        return self.build(*_SLOTS[: self.arity]).model
+        return self.build(*_slots(self.arity)).model
 
     @lru_cache(maxsize=8)  # noqa: B019 (one per database alias, for the life of the process)
     def _compiled(self, alias: str) -> _Compiled:
-        compiler = self.build(*_SLOTS[: self.arity]).query.get_compiler(using=alias)
+        compiler = self.build(*_slots(self.arity)).query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
-        if sorted(_SLOTS.index(p) for p in params if p in _SLOTS) != list(range(self.arity)):
+        slots = [_slot_index(p) for p in params]
+        if sorted(i for i in slots if i is not None) != list(range(self.arity)):
             raise ValueError("each slot of a compiled query must be one of its parameters, once")
         columns = [expression for expression, _, _ in compiler.select[: compiler.col_count]]
         return _Compiled(
             sql,
-            [_SLOTS.index(p) if p in _SLOTS else _Fixed(p) for p in params],
+            [_Fixed(p) if i is None else i for i, p in zip(slots, params, strict=True)],
             compiler,
             compiler.get_converters(columns),
             [getattr(getattr(column, "target", None), "attname", "") for column in columns],

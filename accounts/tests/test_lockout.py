@@ -113,6 +113,18 @@ def test_every_account_the_card_points_to_counts_the_failure(demo_account, clock
     }
 
 
+def test_a_card_shared_by_many_accounts_counts_and_resolves_on_each(demo_account, clock):
+    # Last 4 digits are far from unique: a step may hold many counters at once.
+    for n in range(12):
+        other = Account(number=f"AC9{n:07d}")
+        other.set_credentials("1234", "9876")
+        other.save()
+    fail(1)
+    # 13 accounts and the caller, each with the one failure.
+    assert sorted(len(row.failures) for row in Lockout.objects.all()) == [1] * 14
+    assert resolve("1234", "4321", CALLER).account_number == "AC12345678"
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("caller", ["", "anonymous", "client:alice", "+266696687"])
 def test_callers_without_a_number_of_their_own_share_no_counter(caller, clock, demo_account):
