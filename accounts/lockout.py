@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import E164, Account, Lockout
+from accounts.models import E164, Lockout
 from securegather import statements
 
 # Only a dialable (E164) number is a caller of its own. "anonymous", "client:…" and withheld
@@ -42,11 +42,6 @@ def duration() -> timedelta:
 
 def counts_caller(caller: str) -> bool:
     return E164.fullmatch(caller) is not None and caller not in WITHHELD
-
-
-def accounts_for_card(card_last4: str) -> list[str]:
-    """The numbers of the accounts the card digits point to (any of them may be the caller's)."""
-    return [account.number for account in Account.for_card(card_last4)]
 
 
 def caller_lock(caller: str) -> Lockout | None:

@@ -51,7 +51,10 @@ class DatabaseResolver:
     """Resolves against the Account table through the keyed card digest."""
 
     def resolve(self, card_last4: str, pin: str, caller: str) -> Resolution | None:
-        candidates = Account.for_card(card_last4)
+        return self.resolve_among(Account.for_card(card_last4), pin, caller)
+
+    def resolve_among(self, candidates: list[Account], pin: str, caller: str) -> Resolution | None:
+        """The same, given the accounts the card points to: :func:`resolve` has read them."""
         # Check the PIN of every candidate, and of a stand-in when there are none, so an unknown
         # card costs the same keyed work as a wrong PIN.
         found = None
@@ -85,13 +88,20 @@ def resolve(
     # No savepoint of its own: what this block raises is decided inside it and raised after it,
     # so the caller's transaction stays usable for its answer and audit rows.
     with transaction.atomic(savepoint=False):
-        counters = lockout.Counters.hold(caller, lockout.accounts_for_card(card_last4))
+        accounts = Account.for_card(card_last4)
+        counters = lockout.Counters.hold(caller, [account.number for account in accounts])
         locked = counters.lock()
         if locked is None:
             try:
-                # A savepoint: a backend's database error must not abort the call's transaction.
-                with transaction.atomic():
-                    resolution = get_resolver().resolve(card_last4, pin, caller)
+                resolver = get_resolver()
+                if isinstance(resolver, DatabaseResolver):
+                    # The accounts are read above: no query of its own, so no savepoint either.
+                    resolution = resolver.resolve_among(accounts, pin, caller)
+                else:
+                    # A savepoint: a backend's database error must not abort the call's
+                    # transaction.
+                    with transaction.atomic():
+                        resolution = resolver.resolve(card_last4, pin, caller)
             except ResolverUnavailable as exc:
                 unavailable = exc
             except Exception as exc:

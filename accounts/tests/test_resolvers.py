@@ -3,7 +3,9 @@ from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Account
 from accounts.resolvers import DatabaseResolver, Resolution, resolve
@@ -50,6 +52,15 @@ def test_unknown_card_does_the_same_keyed_work_as_a_wrong_pin(demo_account):
         assert check.call_count == 1
         DatabaseResolver().resolve("1234", "0000", "")
         assert check.call_count == 2
+
+
+def test_the_default_resolver_reads_the_card_accounts_once_without_a_savepoint(demo_account):
+    # resolve() reads them for the lockout counters and hands them to the resolver.
+    with CaptureQueriesContext(connection) as queries:
+        assert resolve("1234", "4321", "").account_number == "AC12345678"
+    sql = [query["sql"] for query in queries.captured_queries]
+    assert sum('FROM "accounts_account"' in statement for statement in sql) == 1
+    assert not any(statement.startswith("SAVEPOINT") for statement in sql)
 
 
 def test_account_made_under_an_old_key_still_resolves(demo_account):

@@ -12,16 +12,17 @@ chain lock, chain head, one INSERT (3). That is 7; beyond it:
   whether the call was seen before, as a replay after purge would have been (+1), and the
   caller's lock is checked (+1): 9.
 - pin: the accounts the card points to (+1), their lockout counters created if missing and
-  row-locked (+2), and the resolver under a savepoint of its own so that a backend's database
-  error cannot abort the step (+3: savepoint, its query, release): 13; a wrong PIN also
-  writes the failure to each counter it holds, the caller's and the account's (+2): 15.
+  row-locked (+2): 10. The default resolver checks the PIN against those same accounts, with
+  no query of its own (another backend runs under a savepoint, so that its database error
+  cannot abort the step: +3). A wrong PIN also writes the failure to each counter it holds,
+  the caller's and the account's (+2): 12.
 """
 
 import pytest
 
 pytestmark = pytest.mark.django_db
 
-BUDGET = {"incoming": 9, "card": 7, "pin": 13, "pin_failed": 15, "status": 7}
+BUDGET = {"incoming": 9, "card": 7, "pin": 10, "pin_failed": 12, "status": 7}
 
 
 def test_each_step_of_a_verified_call_stays_within_its_budget(
