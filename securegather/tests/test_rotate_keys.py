@@ -177,13 +177,13 @@ def test_a_session_a_call_step_holds_is_not_overwritten(demo_account):
     call.start()
     call.card("1234")  # sealed under test2
     locked, go = threading.Event(), threading.Event()
-    resolve = DatabaseResolver.resolve
+    resolve_among = DatabaseResolver.resolve_among
     heard: list[str] = []
 
     def resolve_slowly(self, *args):
         locked.set()  # the PIN step holds the session's row lock from here to its commit
         go.wait(timeout=3)  # bounded: a rotation that waits on the lock never says go
-        return resolve(self, *args)
+        return resolve_among(self, *args)
 
     def pin_step():
         try:
@@ -198,7 +198,7 @@ def test_a_session_a_call_step_holds_is_not_overwritten(demo_account):
     step = threading.Thread(target=pin_step)
     with (
         override_settings(SECUREGATHER_KEYS=ROTATING),
-        mock.patch.object(DatabaseResolver, "resolve", resolve_slowly),
+        mock.patch.object(DatabaseResolver, "resolve_among", resolve_slowly),
         mock.patch.object(rotation, "_wait_for_locked_rows", side_effect=let_the_step_commit),
     ):
         # The ring is in use already: the step's first seal records nothing (no KeyRecord write
