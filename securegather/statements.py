@@ -24,17 +24,17 @@ M = TypeVar("M", bound=Model)
 
 # Stand-ins for the parameters of a query compiled once: each must reach the SQL's parameters
 # unchanged, which holds for lookups on text columns (the only ones compiled here).
-_SLOT = "\x00statements-slot-{}\x00"
+_SLOT_PREFIX, _SLOT_END = "\x00statements-slot-", "\x00"
 
 
 def _slots(count: int) -> list[str]:
-    return [_SLOT.format(i) for i in range(count)]
+    return [f"{_SLOT_PREFIX}{i}{_SLOT_END}" for i in range(count)]
 
 
 def _slot_index(param: object) -> int | None:
     """Which slot ``param`` is, or None when it is a value of the query's own."""
-    if isinstance(param, str) and param.startswith("\x00statements-slot-"):
-        return int(param[len("\x00statements-slot-") : -1])
+    if isinstance(param, str) and param.startswith(_SLOT_PREFIX) and param.endswith(_SLOT_END):
+        return int(param[len(_SLOT_PREFIX) : -len(_SLOT_END)])
     return None
 
 
