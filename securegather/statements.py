@@ -121,10 +121,9 @@ def _table(model: type[Model], alias: str) -> tuple[Any, str]:
 
 def update(instance: Model) -> None:
     """Write every field of a saved instance, as ``save()`` does, in one UPDATE by primary key."""
-    meta = instance._meta
     alias = instance._state.db or router.db_for_write(type(instance))
     connection = connections[alias]
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    fields = _written_fields(type(instance))
     values = [
         field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields
     ]
@@ -136,12 +135,10 @@ def update(instance: Model) -> None:
 def _update_sql(model: type[Model], alias: str) -> str:
     connection, table = _table(model, alias)
     quote = connection.ops.quote_name
-    meta = model._meta
-    assignments = ", ".join(
-        f"{quote(field.column)} = %s" for field in meta.concrete_fields if not field.primary_key
-    )
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in _written_fields(model))
+    pk = quote(model._meta.pk.column)
     # Table and column names come from the model, quoted; every value is a parameter.
-    return f"UPDATE {table} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    return f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608
 
 
 def insert(instances: Sequence[M], *, ignore_conflicts: bool = False) -> int:
@@ -157,7 +154,7 @@ def insert(instances: Sequence[M], *, ignore_conflicts: bool = False) -> int:
     model = type(instances[0])
     alias = router.db_for_write(model)
     connection = connections[alias]
-    fields = _insert_fields(model)
+    fields = _written_fields(model)
     values = [
         field.get_db_prep_save(field.pre_save(instance, True), connection)
         for instance in instances
@@ -173,15 +170,17 @@ def insert(instances: Sequence[M], *, ignore_conflicts: bool = False) -> int:
     return len(ids)
 
 
-def _insert_fields(model: type[Model]) -> list[Any]:
-    return [field for field in model._meta.concrete_fields if not field.primary_key]
+@lru_cache(maxsize=32)
+def _written_fields(model: type[Model]) -> tuple[Any, ...]:
+    """The fields an INSERT or UPDATE writes, in the order of their SQL: all but the key."""
+    return tuple(field for field in model._meta.concrete_fields if not field.primary_key)
 
 
 @lru_cache(maxsize=32)
 def _insert_sql(model: type[Model], alias: str, count: int, ignore_conflicts: bool) -> str:
     connection, table = _table(model, alias)
     quote = connection.ops.quote_name
-    fields = _insert_fields(model)
+    fields = _written_fields(model)
     columns = ", ".join(quote(field.column) for field in fields)
     rows = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * count)
     conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
