@@ -66,6 +66,8 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's, with writers queued on a lock file (securegather/sqlite/base.py says why).
+    DATABASES["default"]["ENGINE"] = "securegather.sqlite"
     # Several gunicorn workers share one SQLite file: wait for the write lock instead of failing.
     # WAL lets readers go on during a write; synchronous=NORMAL is durable across a process crash
     # and costs one fsync per checkpoint instead of one per commit.
