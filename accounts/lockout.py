@@ -97,7 +97,7 @@ class Counters:
         now = timezone.now()
         for row in rows:
             if row.expire(now):
-                row.save()
+                statements.update(row)
         return cls(rows, now)
 
     def lock(self) -> Lockout | None:
@@ -111,7 +111,7 @@ class Counters:
             locked |= row.fail(
                 self.now, limit=limit(), window=window(), duration=duration(), **audit
             )
-            row.save()
+            statements.update(row)
         return locked
 
     def succeed(self, account_number: str) -> None:
@@ -119,7 +119,7 @@ class Counters:
         for row in self.rows:
             if row.scope == Lockout.Scope.ACCOUNT and row.key == account_number and row.failures:
                 row.forget_failures()
-                row.save()
+                statements.update(row)
 
 
 def lift(target: str, by: str) -> list[Lockout]:

@@ -8,6 +8,8 @@ I-Twilio-Idempotency-Token) hears the first answer again, and a call past its li
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import wraps
 
 from django.db import transaction
@@ -55,6 +57,14 @@ CALL_STATUSES = {
     "no-answer",
     "canceled",
 }
+
+
+@contextmanager
+def _step() -> Iterator[None]:
+    """A step's transaction. Its audit rows are appended together at its end (batched), and
+    the session's UPDATE goes with the first statement of that append (deferring)."""
+    with transaction.atomic(), statements.deferring(), auditchain.batched():
+        yield
 
 
 def _audit(
@@ -201,7 +211,7 @@ def incoming(request: HttpRequest) -> HttpResponse:
     """ "A call comes in": open the session and ask for the card's last 4 digits."""
     if bad := _require_call_sid(request):
         return bad
-    with transaction.atomic(), auditchain.batched():
+    with _step():
         session, created = _locked_session(request, new=True)
         if created:
             _audit(request, session, Event.CALL_STARTED, Outcome.INFO)
@@ -224,7 +234,7 @@ def card(request: HttpRequest) -> HttpResponse:
     """The card's last 4 digits: validate, seal at once, ask for the PIN."""
     if bad := _require_call_sid(request):
         return bad
-    with transaction.atomic(), auditchain.batched():
+    with _step():
         session, created = _locked_session(request)
         if not created and (refused := _refusal(request, session, "card")):
             return refused
@@ -248,7 +258,7 @@ def pin(request: HttpRequest) -> HttpResponse:
     """The PIN: validate, seal, resolve the account, speak the result, wipe."""
     if bad := _require_call_sid(request):
         return bad
-    with transaction.atomic(), auditchain.batched():
+    with _step():
         session, created = _locked_session(request)
         if not created and (refused := _refusal(request, session, "pin")):
             return refused
@@ -292,7 +302,7 @@ def language(request: HttpRequest) -> HttpResponse:
     """The opening menu's answer: 1 English, 2 Spanish, anything else the configured language."""
     if bad := _require_call_sid(request):
         return bad
-    with transaction.atomic(), auditchain.batched():
+    with _step():
         session, created = _locked_session(request)
         if not created and (refused := _refusal(request, session, "language")):
             return refused
@@ -311,7 +321,7 @@ def status(request: HttpRequest) -> HttpResponse:
     """Twilio's status callback: the call ended, so wipe whatever is still sealed."""
     if bad := _require_call_sid(request):
         return bad
-    with transaction.atomic(), auditchain.batched():
+    with _step():
         session = CallSession.locked(request.POST["CallSid"])
         if session is not None and session.ended_at is None:
             session.end()

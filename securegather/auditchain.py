@@ -10,8 +10,9 @@ from the ring) still checks every later link: a row's MAC needs only its own key
 a comparison of stored values. Rows under a missing key are reported as unverifiable, not as
 tampered with.
 
-Appends are serialised so that two writers cannot both link to the same row: on PostgreSQL by a
-transaction-scoped advisory lock, on SQLite by the write lock that ``BEGIN IMMEDIATE`` takes.
+Appends are serialised so that two writers cannot both link to the same row: each locks the
+chain's head (``AuditChainHead``, the newest row's MAC) until its transaction ends, on PostgreSQL
+with SELECT ... FOR UPDATE, on SQLite by the write lock that ``BEGIN IMMEDIATE`` takes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 
 from securegather import statements
@@ -36,10 +37,8 @@ from securegather.keyring import Key, get_keyring
 from securegather.sealed import record_key_use
 
 if TYPE_CHECKING:
-    from securegather.models import AuditEvent
+    from securegather.models import AuditChainHead, AuditEvent
 
-# Any 64-bit number of our own: the advisory lock every audit append takes on PostgreSQL.
-ADVISORY_LOCK_ID = 0x5EC0_A0D1_7C4A_1000
 PURPOSE = b"securegather.AuditEvent|"
 # The fields a MAC covers, in this order. Appending a field to the model means appending it here
 # (rows written before keep verifying only if the new field's empty value is left out for them).
@@ -87,12 +86,6 @@ def compute_mac(event: AuditEvent, key: Key) -> str:
     return f"{key.kid}:{digest}"
 
 
-def _lock_chain() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_ID])
-
-
 # The rows a batched() block has recorded and not yet appended; None outside such a block.
 _pending: ContextVar[list[AuditEvent] | None] = ContextVar("audit_pending", default=None)
 
@@ -101,9 +94,9 @@ _pending: ContextVar[list[AuditEvent] | None] = ContextVar("audit_pending", defa
 def batched() -> Iterator[None]:
     """Hold the audit rows a block records and append them together when it ends without error.
 
-    A call step records one to three rows: appending them at once costs one chain lock, one read
-    of the chain's head and one INSERT, and the lock (held until commit) is taken at the step's
-    end instead of across it — a resolver's round trip included. Use it inside the step's
+    A call step records one to three rows: appending them at once costs one locked read of the
+    chain's head and one INSERT, and the lock (held until commit) is taken at the step's end
+    instead of across it — a resolver's round trip included. Use it inside the step's
     transaction; a block that raises appends nothing, as its transaction rolls back anyway.
     """
     rows: list[AuditEvent] = []
@@ -128,14 +121,28 @@ def append(event: AuditEvent) -> AuditEvent:
     return event
 
 
-def _newest_mac() -> QuerySet[AuditEvent, tuple[str]]:
-    from securegather.models import AuditEvent
+def _head() -> QuerySet[AuditChainHead]:
+    from securegather.models import AuditChainHead
 
-    return AuditEvent.objects.order_by("-id").values_list("mac")[:1]
+    return AuditChainHead.objects.select_for_update().filter(pk=AuditChainHead.ID)
 
 
-# The newest row's MAC, which the next row links to.
-_HEAD = statements.Query(_newest_mac)
+# The chain's head, locked: the MAC the next row links to.
+_HEAD = statements.Query(_head)
+
+
+def _locked_head() -> AuditChainHead:
+    from securegather.models import AuditChainHead, AuditEvent
+
+    if (head := _HEAD.first()) is None:
+        # Migration 0005 creates the row; a flushed database (a test's) has none. It starts
+        # again at the newest row, and a racing writer's copy wins.
+        newest = AuditEvent.objects.order_by("-id").values_list("mac", flat=True).first()
+        AuditChainHead.objects.bulk_create(
+            [AuditChainHead(id=AuditChainHead.ID, mac=newest or "")], ignore_conflicts=True
+        )
+        head = _HEAD.first()
+    return head
 
 
 def _append_all(events: list[AuditEvent]) -> None:
@@ -146,16 +153,17 @@ def _append_all(events: list[AuditEvent]) -> None:
         record_key_use(ring)
     key = ring.primary
     # No savepoint of its own inside a step's transaction: nothing here is worth rolling back
-    # alone, and a savepoint is two more round trips per append.
-    with transaction.atomic(savepoint=False):
-        # The lock is held until the enclosing transaction ends, so the row read here stays the
-        # newest until these are committed after it.
-        _lock_chain()
-        head = _HEAD.rows()
-        previous = head[0][0] if head else ""
+    # alone, and a savepoint is two more round trips per append. The head's UPDATE is held
+    # (deferring) and goes with the INSERT: one round trip for both on PostgreSQL.
+    with transaction.atomic(savepoint=False), statements.deferring():
+        # Locked until the enclosing transaction ends, so no other append links to this MAC.
+        head = _locked_head()
+        previous = head.mac
         for event in events:
             event.prev_mac = previous
             event.mac = previous = compute_mac(event, key)
+        head.mac = previous
+        statements.update(head)
         # One INSERT, rows in list order, so ids follow the chain.
         statements.insert(events)
 

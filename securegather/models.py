@@ -156,6 +156,21 @@ class AuditEvent(models.Model):
         )
 
 
+class AuditChainHead(models.Model):
+    """The newest audit row's MAC, kept in a row of its own (id 1) for appends to lock.
+
+    An append reads it FOR UPDATE: one round trip both queues it behind other writers and gives
+    it the MAC to link to, since PostgreSQL hands a waiting locker the row as the last writer
+    left it. A read of the newest audit row could not do both: its snapshot predates the wait.
+    """
+
+    ID = 1
+    mac = models.CharField("MAC", max_length=100, blank=True)
+
+    def __str__(self) -> str:
+        return self.mac or "(empty chain)"
+
+
 class KeyRecord(models.Model):
     """What the database knows of a key id: the check value of its bytes, first use, seals.
 

@@ -11,7 +11,9 @@ SQLite) behave as they do through the ORM.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any, TypeVar
@@ -100,9 +102,7 @@ class Query:
     @staticmethod
     def _run(compiled: _Compiled, values: tuple[object, ...]) -> list[tuple[Any, ...]]:
         params = [p.value if isinstance(p, _Fixed) else values[p] for p in compiled.params]
-        with connections[compiled.compiler.using].cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchall()
+        rows = _execute(compiled.compiler.using, compiled.sql, params, fetch=True)
         if compiled.converters:
             return [
                 tuple(row) for row in compiled.compiler.apply_converters(rows, compiled.converters)
@@ -114,21 +114,87 @@ class Query:
         return next(iter(self.all(*values)), None)
 
 
+# The UPDATEs a deferring() block holds for its next statement, as (alias, sql, params); None
+# outside such a block.
+_held: ContextVar[list[tuple[str, str, list[Any]]] | None] = ContextVar(
+    "statements_held", default=None
+)
+
+
+@contextmanager
+def deferring() -> Iterator[None]:
+    """Send the block's UPDATEs ahead of the next statement run here, in the same round trip.
+
+    Nobody reads an UPDATE's result, so on PostgreSQL it need not wait for one: ``update()``
+    holds it, and the next ``Query``, ``insert()`` or the block's end sends it and that statement
+    as one string (psycopg binds parameters on the client, and runs several statements in one
+    execute). Other databases run it at once: SQLite is in the process, with no round trip to
+    save. Only this module's statements come after a held write: in the block, read what it
+    writes through them, not through the ORM. A block that raises sends nothing it held, as its
+    transaction rolls back anyway. A block inside another leaves what it holds to the outer one.
+    """
+    if _held.get() is not None:
+        yield
+        return
+    held: list[tuple[str, str, list[Any]]] = []
+    token = _held.set(held)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+    for alias in dict.fromkeys(alias for alias, _, _ in held):
+        _execute(alias, "", [], fetch=False, held=held)
+
+
+def _execute(
+    alias: str,
+    sql: str,
+    params: list[Any],
+    *,
+    fetch: bool,
+    held: list[tuple[str, str, list[Any]]] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Run ``sql`` after the writes held for ``alias``, in one execute; its rows if ``fetch``."""
+    held = _held.get() if held is None else held
+    batch = [(sql, params)] if sql else []
+    if held and any(held_alias == alias for held_alias, _, _ in held):
+        batch = [(s, p) for a, s, p in held if a == alias] + batch
+        held[:] = [h for h in held if h[0] != alias]
+    with connections[alias].cursor() as cursor:
+        cursor.execute("; ".join(s for s, _ in batch), [p for _, ps in batch for p in ps])
+        if not fetch:
+            return []
+        # The rows are the last statement's: step past the held writes' (empty) results.
+        for _ in batch[1:]:
+            cursor.nextset()
+        return cursor.fetchall()
+
+
+def _holds_writes(connection: Any) -> bool:
+    return _held.get() is not None and connection.vendor == "postgresql"
+
+
 def _table(model: type[Model], alias: str) -> tuple[Any, str]:
     connection = connections[alias]
     return connection, connection.ops.quote_name(model._meta.db_table)
 
 
 def update(instance: Model) -> None:
-    """Write every field of a saved instance, as ``save()`` does, in one UPDATE by primary key."""
+    """Write every field of a saved instance, as ``save()`` does, in one UPDATE by primary key.
+
+    In a deferring() block on PostgreSQL, the UPDATE goes with the next statement.
+    """
     alias = instance._state.db or router.db_for_write(type(instance))
     connection = connections[alias]
     fields = _written_fields(type(instance))
     values = [
         field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_update_sql(type(instance), alias), [*values, instance.pk])
+    sql, params = _update_sql(type(instance), alias), [*values, instance.pk]
+    if _holds_writes(connection):
+        _held.get().append((alias, sql, params))  # type: ignore[union-attr]
+    else:
+        _execute(alias, sql, params, fetch=False)
 
 
 @lru_cache(maxsize=32)
@@ -160,9 +226,8 @@ def insert(instances: Sequence[M], *, ignore_conflicts: bool = False) -> int:
         for instance in instances
         for field in fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(model, alias, len(instances), ignore_conflicts), values)
-        ids = [row[0] for row in cursor.fetchall()]
+    sql = _insert_sql(model, alias, len(instances), ignore_conflicts)
+    ids = [row[0] for row in _execute(alias, sql, values, fetch=True)]
     if len(ids) == len(instances):
         for instance, pk in zip(instances, ids, strict=True):
             instance.pk = pk

@@ -125,3 +125,69 @@ def test_insert_ignoring_conflicts_leaves_the_existing_row():
     fresh = CallSession(call_sid="CA" + "7" * 32)
     assert statements.insert([fresh], ignore_conflicts=True) == 1
     assert CallSession.objects.get(pk=fresh.pk).call_sid == fresh.call_sid
+
+
+HOLDS = connection.vendor == "postgresql"  # where an UPDATE can wait for the next statement
+
+
+def test_a_held_update_goes_with_the_next_statement_which_sees_it():
+    made = session()
+    made.tries = 7
+    with transaction.atomic(), statements.deferring():
+        with CaptureQueriesContext(connection) as sent:
+            statements.update(made)
+        assert len(sent) == (0 if HOLDS else 1)
+        with CaptureQueriesContext(connection) as sent:
+            loaded = LOCKED.first(SID)
+        # One round trip for both, and the read sees the write sent ahead of it.
+        assert len(sent) == 1
+        assert loaded.tries == 7
+    assert CallSession.objects.get().tries == 7
+
+
+def test_an_insert_after_a_held_update_still_gets_its_primary_keys():
+    made = session()
+    made.tries = 5
+    rows = [AuditEvent(event="call_started", outcome="info") for _ in range(2)]
+    with transaction.atomic(), statements.deferring():
+        statements.update(made)
+        assert statements.insert(rows) == 2
+    assert [row.pk for row in rows] == list(
+        AuditEvent.objects.order_by("id").values_list("id", flat=True)
+    )
+    assert CallSession.objects.get().tries == 5
+
+
+def test_the_blocks_end_sends_what_is_still_held():
+    made = session()
+    made.tries = 3
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as sent, statements.deferring():
+            statements.update(made)
+            assert CallSession.objects.get().tries == (2 if HOLDS else 3)  # the ORM: not yet
+        assert len(sent) == 2  # the ORM's read, and the UPDATE (at the block's end on PostgreSQL)
+    assert CallSession.objects.get().tries == 3
+
+
+def test_a_block_that_raises_sends_nothing_it_held():
+    made = session()
+    made.tries = 9
+    with transaction.atomic():
+        with pytest.raises(RuntimeError), statements.deferring():
+            statements.update(made)
+            raise RuntimeError
+        assert CallSession.objects.get().tries == (2 if HOLDS else 9)
+
+
+def test_an_inner_block_leaves_what_it_holds_to_the_outer_one():
+    made = session()
+    made.tries = 4
+    with (
+        transaction.atomic(),
+        statements.deferring(),
+        CaptureQueriesContext(connection) as sent,
+    ):
+        with statements.deferring():
+            statements.update(made)
+        assert len(sent) == (0 if HOLDS else 1)
+        assert LOCKED.first(SID).tries == 4
