@@ -87,7 +87,7 @@ class FakeCall:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: row locks are no-ops on SQLite; CI's PostgreSQL leg runs it")
+        pytest.skip("needs PostgreSQL (row locks, server behaviour); CI's PostgreSQL leg runs it")
 
 
 @pytest.fixture

@@ -64,10 +64,14 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 # Opening a PostgreSQL connection costs more than a whole call step: keep it across requests.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=600)
+# Checked before each request's first query, so that a restarted server costs no caller a step;
+# securegather/backends/postgresql/base.py makes the check cost no round trip.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "securegather.backends.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Django's, with writers queued on a lock file (securegather/sqlite/base.py says why).
-    DATABASES["default"]["ENGINE"] = "securegather.sqlite"
+    # Django's, with writers queued on a lock file (securegather/backends/sqlite/base.py says why).
+    DATABASES["default"]["ENGINE"] = "securegather.backends.sqlite"
     # Several gunicorn workers share one SQLite file: wait for the write lock instead of failing.
     # WAL lets readers go on during a write; synchronous=NORMAL is durable across a process crash
     # and costs one fsync per checkpoint instead of one per commit.

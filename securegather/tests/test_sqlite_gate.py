@@ -13,7 +13,7 @@ from django.db import OperationalError, connections
 from django.db.backends.sqlite3 import base
 from django.db.utils import ConnectionHandler
 
-from securegather.sqlite.base import DatabaseWrapper
+from securegather.backends.sqlite.base import DatabaseWrapper
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def sqlite_file(tmp_path: Path, django_db_blocker) -> Iterator[tuple[DatabaseWra
     handler = ConnectionHandler(
         {
             "default": {
-                "ENGINE": "securegather.sqlite",
+                "ENGINE": "securegather.backends.sqlite",
                 "NAME": str(tmp_path / "db.sqlite3"),
                 "OPTIONS": {"transaction_mode": "IMMEDIATE"},
             }
