@@ -87,11 +87,10 @@ class Counters:
             # An unknown card from a caller without a number of its own: nothing to count. (An
             # empty filter below would match, lock and count against every counter there is.)
             return cls([], timezone.now())
-        # Every counter exists before it is locked (INSERT … ON CONFLICT DO NOTHING: one round
-        # trip, no savepoint), so even a caller's first verification has a row to wait on.
-        statements.insert(
-            [Lockout(scope=scope, key=key) for scope, key in keys], ignore_conflicts=True
-        )
+        # Every counter exists before it is locked (INSERT … ON CONFLICT DO NOTHING, no
+        # savepoint), so even a caller's first verification has a row to wait on. In the step's
+        # deferring() block it goes with the lock's SELECT: one round trip for both.
+        statements.insert_missing([Lockout(scope=scope, key=key) for scope, key in keys])
         rows = _locked_counters(len(keys)).all(*(value for pair in sorted(keys) for value in pair))
         # The time once every row is held: a failure counted while this one waited is older.
         now = timezone.now()

@@ -1,7 +1,7 @@
 """Cost of security per call step: secured steps against a baseline view on the same server.
 
     .venv/bin/python bench/steps.py [--db postgres|sqlite] [--calls 400] [--concurrency 8]
-                                    [--rounds 3]
+                                    [--rounds 5]
 
 Starts gunicorn (the project's gunicorn.conf.py and its worker count, 5 on 2 cores) on a fresh
 database, then, from a load generator in a process of its own, plays (a) full signed calls
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
+        default=5,
         help="saturated rounds, each baseline then secured: a shared VM's speed drifts",
     )
     parser.add_argument("--port", type=int, default=8500)

@@ -114,7 +114,7 @@ class Query:
         return next(iter(self.all(*values)), None)
 
 
-# The UPDATEs a deferring() block holds for its next statement, as (alias, sql, params); None
+# The writes a deferring() block holds for its next statement, as (alias, sql, params); None
 # outside such a block.
 _held: ContextVar[list[tuple[str, str, list[Any]]] | None] = ContextVar(
     "statements_held", default=None
@@ -123,15 +123,16 @@ _held: ContextVar[list[tuple[str, str, list[Any]]] | None] = ContextVar(
 
 @contextmanager
 def deferring() -> Iterator[None]:
-    """Send the block's UPDATEs ahead of the next statement run here, in the same round trip.
+    """Send the block's writes ahead of the next statement run here, in the same round trip.
 
-    Nobody reads an UPDATE's result, so on PostgreSQL it need not wait for one: ``update()``
-    holds it, and the next ``Query``, ``insert()`` or the block's end sends it and that statement
-    as one string (psycopg binds parameters on the client, and runs several statements in one
-    execute). Other databases run it at once: SQLite is in the process, with no round trip to
-    save. Only this module's statements come after a held write: in the block, read what it
-    writes through them, not through the ORM. A block that raises sends nothing it held, as its
-    transaction rolls back anyway. A block inside another leaves what it holds to the outer one.
+    Nobody reads the result of an UPDATE or of an INSERT of missing rows, so on PostgreSQL it
+    need not wait for one: ``update()`` and ``insert_missing()`` hold it, and the next ``Query``,
+    ``insert()`` or the block's end sends it and that statement as one string (psycopg binds
+    parameters on the client, and runs several statements in one execute). Other databases run
+    it at once: SQLite is in the process, with no round trip to save. Only this module's
+    statements come after a held write: in the block, read what it writes through them, not
+    through the ORM. A block that raises sends nothing it held, as its transaction rolls back
+    anyway. A block inside another leaves what it holds to the outer one.
     """
     if _held.get() is not None:
         yield
@@ -233,6 +234,29 @@ def insert(instances: Sequence[M], *, ignore_conflicts: bool = False) -> int:
             instance.pk = pk
             instance._state.adding, instance._state.db = False, alias
     return len(ids)
+
+
+def insert_missing(instances: Sequence[Model]) -> None:
+    """INSERT the rows that are not there yet (ON CONFLICT DO NOTHING), returning nothing.
+
+    In a deferring() block on PostgreSQL, the INSERT goes with the next statement, as update()'s.
+    """
+    if not instances:
+        return
+    model = type(instances[0])
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    fields = _written_fields(model)
+    values = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection)
+        for instance in instances
+        for field in fields
+    ]
+    sql = _insert_sql(model, alias, len(instances), True)
+    if _holds_writes(connection):
+        _held.get().append((alias, sql, values))  # type: ignore[union-attr]
+    else:
+        _execute(alias, sql, values, fetch=False)
 
 
 @lru_cache(maxsize=32)

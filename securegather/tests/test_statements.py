@@ -191,3 +191,16 @@ def test_an_inner_block_leaves_what_it_holds_to_the_outer_one():
             statements.update(made)
         assert len(sent) == (0 if HOLDS else 1)
         assert LOCKED.first(SID).tries == 4
+
+
+def test_inserting_missing_rows_is_held_and_skips_those_there():
+    Lockout.objects.create(scope="caller", key="+15005550001", failures=["x"])
+    wanted = [Lockout(scope="caller", key=key) for key in ("+15005550001", "+15005550002")]
+    with transaction.atomic(), statements.deferring():
+        with CaptureQueriesContext(connection) as sent:
+            statements.insert_missing(wanted)
+        assert len(sent) == (0 if HOLDS else 1)
+        assert [(row.key, row.failures) for row in BY_SCOPE.all("caller")] == [
+            ("+15005550001", ["x"]),
+            ("+15005550002", []),
+        ]
