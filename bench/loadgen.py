@@ -123,6 +123,31 @@ def closed_loop(
     return tally.summary(time.perf_counter() - started)
 
 
+def closed_loop_alternating(
+    base_url: str, auth_token: str, concurrency: int, calls: int, chunks: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Baseline and secured closed loops (as closed_loop), ``calls`` each, in ``chunks``
+    alternating chunks timed one by one: a slow spell of a shared VM falls on both alike.
+
+    Returns the baseline's summary, then the secured one's.
+    """
+    summaries = []
+    kinds = [(Caller(base_url, auth_token, baseline), Tally()) for baseline in (True, False)]
+    elapsed = [0.0, 0.0]
+    for chunk in range(chunks):
+        size = calls // chunks + (chunk < calls % chunks)
+        for i, (caller, tally) in enumerate(kinds):
+            prepared = [caller.prepare("1234", "4321") for _ in range(size)]
+            started = time.perf_counter()
+            with ThreadPoolExecutor(concurrency) as pool:
+                for steps in prepared:
+                    pool.submit(caller.call, tally, steps)
+            elapsed[i] += time.perf_counter() - started
+    for (_, tally), seconds in zip(kinds, elapsed, strict=True):
+        summaries.append(tally.summary(seconds))
+    return summaries[0], summaries[1]
+
+
 def open_loop(
     base_url: str, auth_token: str, baseline: bool, interval: float, calls: int
 ) -> dict[str, float]:
