@@ -83,6 +83,9 @@ class CallSession(SealedFieldsMixin, models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     ended_at = models.DateTimeField(null=True, blank=True)
 
+    # Set when a call's first step inserts the row, and never changed: save_step() leaves them.
+    FIXED_AT_INSERT = ("call_sid", "account_sid", "caller", "created_at")
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -99,8 +102,8 @@ class CallSession(SealedFieldsMixin, models.Model):
         return statements.insert([self], ignore_conflicts=True) == 1
 
     def save_step(self) -> None:
-        """Write the row back after a step (every field, as save() does, in one UPDATE)."""
-        statements.update(self)
+        """Write the row back after a step, in one UPDATE: every field a step may change."""
+        statements.update(self, exclude=self.FIXED_AT_INSERT)
 
     @property
     def is_finished(self) -> bool:

@@ -19,7 +19,7 @@ from functools import cached_property, lru_cache
 from typing import Any, TypeVar
 
 from django.db import connections, router
-from django.db.models import Model, QuerySet
+from django.db.models import CharField, Field, Model, QuerySet, TextField
 from django.db.models.sql.compiler import SQLCompiler
 
 M = TypeVar("M", bound=Model)
@@ -180,18 +180,17 @@ def _table(model: type[Model], alias: str) -> tuple[Any, str]:
     return connection, connection.ops.quote_name(model._meta.db_table)
 
 
-def update(instance: Model) -> None:
-    """Write every field of a saved instance, as ``save()`` does, in one UPDATE by primary key.
+def update(instance: Model, *, exclude: tuple[str, ...] = ()) -> None:
+    """Write the fields of a saved instance, as ``save()`` does, in one UPDATE by primary key:
+    every field but those in ``exclude`` (ones that never change after the INSERT).
 
     In a deferring() block on PostgreSQL, the UPDATE goes with the next statement.
     """
     alias = instance._state.db or router.db_for_write(type(instance))
     connection = connections[alias]
-    fields = _written_fields(type(instance))
-    values = [
-        field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields
-    ]
-    sql, params = _update_sql(type(instance), alias), [*values, instance.pk]
+    fields = _written_fields(type(instance), exclude)
+    values = _db_values([instance], fields, connection, add=False)
+    sql, params = _update_sql(type(instance), alias, exclude), [*values, instance.pk]
     if _holds_writes(connection):
         _held.get().append((alias, sql, params))  # type: ignore[union-attr]
     else:
@@ -199,10 +198,11 @@ def update(instance: Model) -> None:
 
 
 @lru_cache(maxsize=32)
-def _update_sql(model: type[Model], alias: str) -> str:
+def _update_sql(model: type[Model], alias: str, exclude: tuple[str, ...]) -> str:
     connection, table = _table(model, alias)
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in _written_fields(model))
+    fields = _written_fields(model, exclude)
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
     pk = quote(model._meta.pk.column)
     # Table and column names come from the model, quoted; every value is a parameter.
     return f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608
@@ -221,12 +221,7 @@ def insert(instances: Sequence[M], *, ignore_conflicts: bool = False) -> int:
     model = type(instances[0])
     alias = router.db_for_write(model)
     connection = connections[alias]
-    fields = _written_fields(model)
-    values = [
-        field.get_db_prep_save(field.pre_save(instance, True), connection)
-        for instance in instances
-        for field in fields
-    ]
+    values = _db_values(instances, _written_fields(model), connection, add=True)
     sql = _insert_sql(model, alias, len(instances), ignore_conflicts)
     ids = [row[0] for row in _execute(alias, sql, values, fetch=True)]
     if len(ids) == len(instances):
@@ -246,12 +241,7 @@ def insert_missing(instances: Sequence[Model]) -> None:
     model = type(instances[0])
     alias = router.db_for_write(model)
     connection = connections[alias]
-    fields = _written_fields(model)
-    values = [
-        field.get_db_prep_save(field.pre_save(instance, True), connection)
-        for instance in instances
-        for field in fields
-    ]
+    values = _db_values(instances, _written_fields(model), connection, add=True)
     sql = _insert_sql(model, alias, len(instances), True)
     if _holds_writes(connection):
         _held.get().append((alias, sql, values))  # type: ignore[union-attr]
@@ -260,9 +250,45 @@ def insert_missing(instances: Sequence[Model]) -> None:
 
 
 @lru_cache(maxsize=32)
-def _written_fields(model: type[Model]) -> tuple[Any, ...]:
+def _written_fields(model: type[Model], exclude: tuple[str, ...] = ()) -> tuple[Any, ...]:
     """The fields an INSERT or UPDATE writes, in the order of their SQL: all but the key."""
-    return tuple(field for field in model._meta.concrete_fields if not field.primary_key)
+    return tuple(
+        field
+        for field in model._meta.concrete_fields
+        if not field.primary_key and field.name not in exclude
+    )
+
+
+@lru_cache(maxsize=128)
+def _sent_as_is(field: Field) -> bool:
+    """Whether a str value of ``field`` reaches the database unchanged through the ORM.
+
+    True for a text column with Django's own conversions: pre_save reads the attribute, and
+    CharField's and TextField's to_python hand back a str as it is. Asking saves the calls of
+    get_db_prep_save for most of the values a step writes.
+    """
+    kind = type(field)
+    return (
+        isinstance(field, CharField | TextField)
+        and kind.pre_save is Field.pre_save
+        and kind.get_db_prep_save is Field.get_db_prep_save
+        and kind.get_db_prep_value is Field.get_db_prep_value
+        and kind.get_prep_value in (CharField.get_prep_value, TextField.get_prep_value)
+    )
+
+
+def _db_values(
+    instances: Sequence[Model], fields: tuple[Any, ...], connection: Any, *, add: bool
+) -> list[Any]:
+    """The values of ``fields`` for each instance, in order, as the ORM would send them."""
+    values = []
+    for instance in instances:
+        for field in fields:
+            value = getattr(instance, field.attname)
+            if type(value) is not str or not _sent_as_is(field):
+                value = field.get_db_prep_save(field.pre_save(instance, add), connection)
+            values.append(value)
+    return values
 
 
 @lru_cache(maxsize=32)

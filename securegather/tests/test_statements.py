@@ -204,3 +204,30 @@ def test_inserting_missing_rows_is_held_and_skips_those_there():
             ("+15005550001", ["x"]),
             ("+15005550002", []),
         ]
+
+
+def test_values_skipped_past_the_orms_conversion_are_those_it_sends_unchanged():
+    from django.apps import apps
+
+    instance_of = {model: model() for model in apps.get_models()}
+    checked = 0
+    for model, instance in instance_of.items():
+        for field in statements._written_fields(model):
+            if statements._sent_as_is(field):
+                setattr(instance, field.attname, "some text")
+                sent = field.get_db_prep_save(field.pre_save(instance, True), connection)
+                assert sent == "some text", field
+                checked += 1
+    assert checked > 20
+    # Fields with conversions of their own take the ORM's way.
+    assert not statements._sent_as_is(CallSession._meta.get_field("card"))
+    assert not statements._sent_as_is(CallSession._meta.get_field("updated_at"))
+    assert not statements._sent_as_is(AuditEvent._meta.get_field("origin_ip"))
+
+
+def test_update_leaves_the_fields_it_excludes():
+    made = session()
+    made.caller, made.tries = "+15005550999", 6
+    statements.update(made, exclude=("caller",))
+    stored = CallSession.objects.get()
+    assert (stored.caller, stored.tries) == ("+15005550006", 6)
