@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import wraps
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.utils import timezone, translation
 from django.views.decorators.csrf import csrf_exempt
@@ -61,10 +61,13 @@ CALL_STATUSES = {
 
 @contextmanager
 def _step() -> Iterator[None]:
-    """A step's transaction. Its audit rows are appended together at its end (batched), and
-    the session's UPDATE goes with the first statement of that append (deferring)."""
-    with transaction.atomic(), statements.deferring(), auditchain.batched():
-        yield
+    """A step's transaction. Its audit rows are appended together at its end (batched), the
+    session's UPDATE goes with the first statement of that append (deferring), and when the
+    step is the whole transaction (not so inside a test's), its COMMIT with the last."""
+    with transaction.atomic():
+        outermost = len(connection.atomic_blocks) == 1
+        with statements.deferring(), auditchain.batched(commit=outermost):
+            yield
 
 
 def _audit(

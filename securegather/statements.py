@@ -154,18 +154,21 @@ def _execute(
     *,
     fetch: bool,
     held: list[tuple[str, str, list[Any]]] | None = None,
+    then: str = "",
 ) -> list[tuple[Any, ...]]:
-    """Run ``sql`` after the writes held for ``alias``, in one execute; its rows if ``fetch``."""
+    """Run ``sql`` after the writes held for ``alias`` and before ``then``, in one execute;
+    its rows if ``fetch``."""
     held = _held.get() if held is None else held
     batch = [(sql, params)] if sql else []
     if held and any(held_alias == alias for held_alias, _, _ in held):
         batch = [(s, p) for a, s, p in held if a == alias] + batch
         held[:] = [h for h in held if h[0] != alias]
+    text = "; ".join([*(s for s, _ in batch), *([then] if then else [])])
     with connections[alias].cursor() as cursor:
-        cursor.execute("; ".join(s for s, _ in batch), [p for _, ps in batch for p in ps])
+        cursor.execute(text, [p for _, ps in batch for p in ps])
         if not fetch:
             return []
-        # The rows are the last statement's: step past the held writes' (empty) results.
+        # The rows are ``sql``'s: step past the held writes' (empty) results.
         for _ in batch[1:]:
             cursor.nextset()
         return cursor.fetchall()
@@ -208,13 +211,17 @@ def _update_sql(model: type[Model], alias: str, exclude: tuple[str, ...]) -> str
     return f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608
 
 
-def insert(instances: Sequence[M], *, ignore_conflicts: bool = False) -> int:
+def insert(instances: Sequence[M], *, ignore_conflicts: bool = False, commit: bool = False) -> int:
     """INSERT new instances in one statement, in order; return how many rows it inserted.
 
     Primary keys are set from the database (every supported backend returns them). With
     ``ignore_conflicts``, a row that would break a unique constraint is skipped (ON CONFLICT DO
     NOTHING), and primary keys are set only when no row was skipped: which of several rows were
     is not known.
+
+    With ``commit``, for the last statement of an outermost transaction, PostgreSQL gets the
+    COMMIT in the same round trip; the atomic() block then finds nothing left to commit (psycopg
+    sends no COMMIT for a transaction the server has ended). Elsewhere Django commits as ever.
     """
     if not instances:
         return 0
@@ -223,7 +230,8 @@ def insert(instances: Sequence[M], *, ignore_conflicts: bool = False) -> int:
     connection = connections[alias]
     values = _db_values(instances, _written_fields(model), connection, add=True)
     sql = _insert_sql(model, alias, len(instances), ignore_conflicts)
-    ids = [row[0] for row in _execute(alias, sql, values, fetch=True)]
+    then = "COMMIT" if commit and connection.vendor == "postgresql" else ""
+    ids = [row[0] for row in _execute(alias, sql, values, fetch=True, then=then)]
     if len(ids) == len(instances):
         for instance, pk in zip(instances, ids, strict=True):
             instance.pk = pk

@@ -1,0 +1,65 @@
+"""A step that is its whole transaction sends its COMMIT with its last statement (PostgreSQL)."""
+
+import pytest
+from django.db import connection, transaction
+
+from calls.models import CallSession
+from calls.tests.test_faults import APOLOGY, refuse
+from calls.tests.twiml import spoken
+from securegather import auditchain
+from securegather.models import AuditEvent
+
+pytestmark = pytest.mark.postgres
+
+
+class Sent:
+    """The statements as they leave for the server."""
+
+    def __init__(self) -> None:
+        self.sql: list[str] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        self.sql.append(sql)
+        return execute(sql, params, many, context)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_audit_insert_carries_the_commit_and_the_step_is_stored(call, demo_account):
+    call.start()
+    sent = Sent()
+    with connection.execute_wrapper(sent):
+        call.card("1234")
+    last = sent.sql[-1]
+    assert 'INSERT INTO "securegather_auditevent"' in last and last.endswith("; COMMIT")
+    assert connection.connection.info.transaction_status.name == "IDLE"
+    assert CallSession.objects.get().state == CallSession.State.AWAITING_PIN
+    assert AuditEvent.objects.filter(event="card_entered").exists()
+    assert auditchain.verify(AuditEvent.objects.order_by("id")).intact
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_inside_a_larger_transaction_leaves_the_commit_to_it(call):
+    call.start()
+    sent = Sent()
+    with (
+        pytest.raises(RuntimeError),
+        connection.execute_wrapper(sent),
+        transaction.atomic(),
+    ):
+        call.card("1234")
+        raise RuntimeError  # the outer transaction rolls back, the step with it
+    assert not any(sql.endswith("COMMIT") for sql in sent.sql)
+    assert CallSession.objects.get().state == CallSession.State.AWAITING_CARD
+    assert not AuditEvent.objects.filter(event="card_entered").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_last_statement_rolls_the_step_back(call):
+    call.start()
+    # The chain head's UPDATE goes out with the INSERT and its COMMIT: refuse that batch.
+    with connection.execute_wrapper(refuse('UPDATE "SECUREGATHER_AUDITCHAINHEAD"')):
+        response = call.card("1234")
+    assert spoken(response) == APOLOGY
+    assert CallSession.objects.get().state == CallSession.State.AWAITING_CARD
+    assert not AuditEvent.objects.filter(event="card_entered").exists()
+    assert auditchain.verify(AuditEvent.objects.order_by("id")).intact
