@@ -18,9 +18,11 @@ round trip (1), then one INSERT with the head's UPDATE ahead of it (1). That is 
   the failure to each counter it holds, the caller's and the account's; those UPDATEs go with
   the next statement too: 7.
 
-Not counted here: Django's health check of a kept connection before a request's first query,
-which securegather.backends.postgresql makes without a query. SQLite runs in the process, with
-no round trip to save: the held writes (HELD) are statements of their own there.
+Outside a test's transaction, the step's COMMIT goes with that INSERT (auditchain.batched):
+one round trip fewer than counted here. Not counted either: Django's health check of a kept
+connection before a request's first query, which securegather.backends.postgresql makes without
+a query. SQLite runs in the process, with no round trip to save: the held writes (HELD) are
+statements of their own there.
 """
 
 import pytest
