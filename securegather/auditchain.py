@@ -100,8 +100,7 @@ def batched(*, commit: bool = False) -> Iterator[None]:
     transaction; a block that raises appends nothing, as its transaction rolls back anyway.
 
     ``commit``: the block's end is its outermost transaction's end, so on PostgreSQL the INSERT
-    carries the COMMIT, and the chain's lock is let go a round trip sooner. Every append waits
-    for that lock: under load its hold time, not CPU, bounds the steps a second.
+    carries the COMMIT: one round trip fewer, and the chain's lock is let go that much sooner.
     """
     rows: list[AuditEvent] = []
     token = _pending.set(rows)
