@@ -65,8 +65,10 @@ def _step() -> Iterator[None]:
     session's UPDATE goes with the first statement of that append (deferring), and when the
     step is the whole transaction (not so inside a test's), its COMMIT with the last."""
     with transaction.atomic():
-        outermost = len(connection.atomic_blocks) == 1
-        with statements.deferring(), auditchain.batched(commit=outermost):
+        # Only a block that Django commits at its end (not one nested in another, nor one
+        # entered with autocommit already off) may have its COMMIT sent early.
+        ends_transaction = len(connection.atomic_blocks) == 1 and connection.commit_on_exit
+        with statements.deferring(), auditchain.batched(commit=ends_transaction):
             yield
 
 

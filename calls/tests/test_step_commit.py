@@ -63,3 +63,18 @@ def test_a_failed_last_statement_rolls_the_step_back(call):
     assert CallSession.objects.get().state == CallSession.State.AWAITING_CARD
     assert not AuditEvent.objects.filter(event="card_entered").exists()
     assert auditchain.verify(AuditEvent.objects.order_by("id")).intact
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_run_with_autocommit_already_off_leaves_the_commit_to_its_caller(call):
+    call.start()
+    sent = Sent()
+    connection.set_autocommit(False)
+    try:
+        with connection.execute_wrapper(sent):
+            call.card("1234")
+        assert not any(sql.endswith("COMMIT") for sql in sent.sql)
+        connection.rollback()
+    finally:
+        connection.set_autocommit(True)
+    assert CallSession.objects.get().state == CallSession.State.AWAITING_CARD
