@@ -110,17 +110,22 @@ class Caller:
             tally.calls += 1
 
 
-def closed_loop(
-    base_url: str, auth_token: str, baseline: bool, concurrency: int, calls: int
-) -> dict[str, float]:
-    """``concurrency`` callers, each starting its next call as soon as one ends: saturation."""
-    caller, tally = Caller(base_url, auth_token, baseline), Tally()
+def _back_to_back(caller: Caller, tally: Tally, concurrency: int, calls: int) -> float:
+    """Play ``calls`` calls, ``concurrency`` at a time, each starting as one ends; the seconds."""
     prepared = [caller.prepare("1234", "4321") for _ in range(calls)]
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         for steps in prepared:
             pool.submit(caller.call, tally, steps)
-    return tally.summary(time.perf_counter() - started)
+    return time.perf_counter() - started
+
+
+def closed_loop(
+    base_url: str, auth_token: str, baseline: bool, concurrency: int, calls: int
+) -> dict[str, float]:
+    """``concurrency`` callers, each starting its next call as soon as one ends: saturation."""
+    caller, tally = Caller(base_url, auth_token, baseline), Tally()
+    return tally.summary(_back_to_back(caller, tally, concurrency, calls))
 
 
 def closed_loop_alternating(
@@ -131,21 +136,14 @@ def closed_loop_alternating(
 
     Returns the baseline's summary, then the secured one's.
     """
-    summaries = []
     kinds = [(Caller(base_url, auth_token, baseline), Tally()) for baseline in (True, False)]
     elapsed = [0.0, 0.0]
     for chunk in range(chunks):
         size = calls // chunks + (chunk < calls % chunks)
         for i, (caller, tally) in enumerate(kinds):
-            prepared = [caller.prepare("1234", "4321") for _ in range(size)]
-            started = time.perf_counter()
-            with ThreadPoolExecutor(concurrency) as pool:
-                for steps in prepared:
-                    pool.submit(caller.call, tally, steps)
-            elapsed[i] += time.perf_counter() - started
-    for (_, tally), seconds in zip(kinds, elapsed, strict=True):
-        summaries.append(tally.summary(seconds))
-    return summaries[0], summaries[1]
+            elapsed[i] += _back_to_back(caller, tally, concurrency, size)
+    (_, base), (_, secured) = kinds
+    return base.summary(elapsed[0]), secured.summary(elapsed[1])
 
 
 def open_loop(
