@@ -187,8 +187,8 @@ class Lockout(models.Model):
             AuditEvent.record(event, outcome, account_number=self.key, scope=self.scope, **detail)
 
 
-# Every PIN step runs it, twice (lockout, then resolver): compiled once per process (statements),
-# once per number of digests, which is the number of keys in the ring.
+# Every PIN step runs it (its accounts serve both the lockout and the default resolver):
+# compiled once per process (statements), once per number of digests, the ring's key count.
 @lru_cache(maxsize=64)
 def _for_card(digests: int) -> statements.Query:
     return statements.Query(

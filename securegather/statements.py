@@ -174,8 +174,13 @@ def _execute(
         return cursor.fetchall()
 
 
-def _holds_writes(connection: Any) -> bool:
-    return _held.get() is not None and connection.vendor == "postgresql"
+def _write(alias: str, sql: str, params: list[Any]) -> None:
+    """Run a write whose result nobody reads, or hold it in a deferring() block on PostgreSQL."""
+    held = _held.get()
+    if held is not None and connections[alias].vendor == "postgresql":
+        held.append((alias, sql, params))
+    else:
+        _execute(alias, sql, params, fetch=False)
 
 
 def _table(model: type[Model], alias: str) -> tuple[Any, str]:
@@ -193,11 +198,7 @@ def update(instance: Model, *, exclude: tuple[str, ...] = ()) -> None:
     connection = connections[alias]
     fields = _written_fields(type(instance), exclude)
     values = _db_values([instance], fields, connection, add=False)
-    sql, params = _update_sql(type(instance), alias, exclude), [*values, instance.pk]
-    if _holds_writes(connection):
-        _held.get().append((alias, sql, params))  # type: ignore[union-attr]
-    else:
-        _execute(alias, sql, params, fetch=False)
+    _write(alias, _update_sql(type(instance), alias, exclude), [*values, instance.pk])
 
 
 @lru_cache(maxsize=32)
@@ -250,11 +251,7 @@ def insert_missing(instances: Sequence[Model]) -> None:
     alias = router.db_for_write(model)
     connection = connections[alias]
     values = _db_values(instances, _written_fields(model), connection, add=True)
-    sql = _insert_sql(model, alias, len(instances), True)
-    if _holds_writes(connection):
-        _held.get().append((alias, sql, values))  # type: ignore[union-attr]
-    else:
-        _execute(alias, sql, values, fetch=False)
+    _write(alias, _insert_sql(model, alias, len(instances), True), values)
 
 
 @lru_cache(maxsize=32)
