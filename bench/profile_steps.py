@@ -13,22 +13,17 @@ import argparse
 import cProfile
 import os
 import pstats
-import secrets
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.loadgen import Caller
 from bench.server import AUTH_TOKEN, bench_env, fresh_database, manage
 
-STEPS = (
-    ("incoming", "/voice/", {}),
-    ("card", "/voice/card/", {"Digits": "1234"}),
-    ("pin", "/voice/pin/", {"Digits": "4321"}),
-    ("status", "/voice/status/", {"CallStatus": "completed"}),
-)
+# The names of loadgen.STEPS, in its order.
+STEP_NAMES = ("incoming", "card", "pin", "status")
 
 
 def main() -> None:
@@ -49,31 +44,24 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
-    from twilio.request_validator import RequestValidator
 
-    validator = RequestValidator(AUTH_TOKEN)
     client = Client(HTTP_HOST="127.0.0.1")
     counts: dict[str, int] = {}
+    callers = {kind: Caller("http://127.0.0.1", AUTH_TOKEN, kind) for kind in (True, False)}
 
     def call(baseline: bool = False, count: bool = False) -> None:
-        base = {
-            "CallSid": "CA" + secrets.token_hex(16),
-            "AccountSid": "AC" + "0" * 32,
-            "From": "+1555" + str(secrets.randbelow(10**7)).zfill(7),
-        }
-        for name, path, extra in STEPS:
-            params = {**base, **extra}
-            path = "/bench/baseline/" if baseline else path
-            signature = validator.compute_signature(f"http://127.0.0.1{path}", params)
+        steps = callers[baseline].prepare("1234", "4321")
+        for name, step in zip(STEP_NAMES, steps, strict=True):
+            signature = step.headers.get("X-Twilio-Signature", "")
             with CaptureQueriesContext(connection) as queries:
                 response = client.post(
-                    path,
-                    urlencode(params),
+                    step.path,
+                    step.body,
                     HTTP_X_TWILIO_SIGNATURE=signature,
                     content_type="application/x-www-form-urlencoded",
                 )
             if response.status_code != 200:
-                raise SystemExit(f"{path} answered {response.status_code}")
+                raise SystemExit(f"{step.path} answered {response.status_code}")
             if count:
                 counts[name] = len(queries.captured_queries)
 
@@ -86,7 +74,7 @@ def main() -> None:
         started = time.perf_counter()
         for _ in range(args.calls):
             call(baseline=baseline)
-        per_step = (time.perf_counter() - started) / (args.calls * len(STEPS)) * 1000
+        per_step = (time.perf_counter() - started) / (args.calls * len(STEP_NAMES)) * 1000
         print(f"{label:9s} {per_step:6.3f} ms per step (in-process, {args.calls} calls)")
     profile = cProfile.Profile()
     profile.enable()
