@@ -66,18 +66,47 @@ class Caller:
         self.baseline = baseline
 
     def prepare(self, card: str, pin: str) -> list[Step]:
-        """One call's four requests. Twilio signs on its side: the signing is not timed here."""
-        base = {
+        """One call's four requests, with the parameters and headers Twilio sends (an
+        idempotency token on each: the step then keeps its answer for a redelivery). Twilio
+        signs on its side: the signing is not timed here."""
+        caller = "+1555" + str(secrets.randbelow(10**7)).zfill(7)
+        call = {
             "CallSid": "CA" + secrets.token_hex(16),
             "AccountSid": "AC" + "0" * 32,
-            "From": "+1555" + str(secrets.randbelow(10**7)).zfill(7),
+            "ApiVersion": "2010-04-01",
+            "Direction": "inbound",
+            "From": caller,
+            "Caller": caller,
+            "FromCity": "SAN FRANCISCO",
+            "FromState": "CA",
+            "FromZip": "94103",
+            "FromCountry": "US",
             "To": "+15005550001",
+            "Called": "+15005550001",
+            "ToCity": "",
+            "ToState": "CA",
+            "ToZip": "",
+            "ToCountry": "US",
         }
-        keys = [{}, {"Digits": card}, {"Digits": pin}, {"CallStatus": "completed"}]
+        gathered = {"CallStatus": "in-progress", "FinishedOnKey": "", "msg": "Gather End"}
+        keys = [
+            {"CallStatus": "ringing"},
+            {**gathered, "Digits": card},
+            {**gathered, "Digits": pin},
+            {
+                "CallStatus": "completed",
+                "CallDuration": "12",
+                "CallbackSource": "call-progress-events",
+            },
+        ]
         steps = []
         for i, (path, extra) in enumerate(zip(STEPS, keys, strict=True)):
-            params = {**base, **extra}
-            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            params = {**call, **extra}
+            headers = {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "User-Agent": "TwilioProxy/1.1",
+                "I-Twilio-Idempotency-Token": secrets.token_hex(16),
+            }
             if self.baseline:
                 path = "/bench/baseline/"
             else:
