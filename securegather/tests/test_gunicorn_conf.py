@@ -41,3 +41,17 @@ def test_the_access_log_has_the_path_only(monkeypatch):
 def test_it_binds_to_loopback_unless_told(monkeypatch):
     assert load(monkeypatch)["bind"] == "127.0.0.1:8000"
     assert load(monkeypatch, GUNICORN_BIND="0.0.0.0:8000")["bind"] == "0.0.0.0:8000"
+
+
+def test_a_worker_freezes_the_loaded_application_out_of_the_cyclic_collector(monkeypatch):
+    from gunicorn.config import Config
+
+    hook = load(monkeypatch)["post_worker_init"]
+    # gunicorn takes it as its hook: a callable of one argument, the worker.
+    config = Config()
+    config.set("post_worker_init", hook)
+    assert config.post_worker_init is hook
+    frozen = []
+    monkeypatch.setattr("gc.freeze", lambda: frozen.append(True))
+    hook(object())
+    assert frozen == [True]
