@@ -54,9 +54,9 @@ def main() -> None:
         for name, step in zip(STEP_NAMES, steps, strict=True):
             # The request's headers as Django's META names them: X-Twilio-Signature and the rest.
             meta = {
-                "HTTP_" + name.upper().replace("-", "_"): value
-                for name, value in step.headers.items()
-                if name != "Content-Type"
+                "HTTP_" + header.upper().replace("-", "_"): value
+                for header, value in step.headers.items()
+                if header != "Content-Type"
             }
             with CaptureQueriesContext(connection) as queries:
                 response = client.post(
