@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from bench.server import machine
 from securegather.keyring import Keyring, parse_entries
 
 CONTEXT = "calls.CallSession.card:CA" + "ab" * 16
@@ -72,6 +73,7 @@ def main() -> None:
         {label: rate(fn, args.rounds) for label, fn in rounds_of.items()}
         for _ in range(args.repeat)
     ]
+    print(f"machine         {machine()}")
     print(f"rounds per run  {args.rounds:,}, {args.repeat} runs interleaved (best shown)")
     for label in rounds_of:
         print(f"  {label:40s} {max(run[label] for run in runs):10,.0f} seal+open/s")

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
-import platform
 import random
 import secrets
 import statistics
@@ -36,7 +34,7 @@ from twilio.request_validator import RequestValidator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.server import AUTH_TOKEN, bench_env, fresh_database, gunicorn, manage
+from bench.server import AUTH_TOKEN, bench_env, fresh_database, gunicorn, machine, manage
 
 ACCOUNT_SID = "AC" + "cd" * 16
 # Audit rows each step writes when it is served as expected (calls/views.py).
@@ -137,18 +135,6 @@ def percentile(values: list[float], p: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}"
 
 
 def main() -> int:

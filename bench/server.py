@@ -6,6 +6,7 @@ Every command line here is built from constants and integers, never from outside
 from __future__ import annotations
 
 import os
+import platform
 import secrets
 import socket
 import subprocess
@@ -20,6 +21,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 AUTH_TOKEN = secrets.token_hex(16)
 PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def machine() -> str:
+    """The cores, the CPU model and the Python a benchmark ran on, for its printout."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}"
 
 
 def fresh_database(kind: str, name: str) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import runpy
 import statistics
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import loadgen
-from bench.server import AUTH_TOKEN, ROOT, bench_env, fresh_database, gunicorn, manage
+from bench.server import AUTH_TOKEN, ROOT, bench_env, fresh_database, gunicorn, machine, manage
 
 
 def in_own_process(fn, *args):  # type: ignore[no-untyped-def]
@@ -79,8 +78,8 @@ def main() -> None:
     manage(env, "migrate", "--noinput")
     manage(env, "seed_demo")
     print(
-        f"{args.db}, {args.workers} gunicorn workers, {os.cpu_count()} cores, "
-        f"{args.calls} calls ({args.calls * 4} steps) per phase"
+        f"{args.db}, {args.workers} gunicorn workers, {args.calls} calls ({args.calls * 4} "
+        f"steps) per phase; {machine()}"
     )
     with gunicorn(env, args.port, args.workers) as url:
         # One short warm-up of each, so imports and connections are not measured.
