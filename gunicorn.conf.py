@@ -13,6 +13,9 @@ graceful_timeout = 10
 accesslog = "-"
 # Path only (%(U)s), never the query string, and never a body: nothing a caller typed.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
+# No control socket: nothing here uses gunicornc, and its default path (~/.gunicorn/gunicorn.ctl)
+# is one per user, so a second gunicorn (a benchmark beside `make run`) would take it over.
+control_socket_disable = True
 
 
 def post_worker_init(worker: object) -> None:

@@ -55,3 +55,11 @@ def test_a_worker_freezes_the_loaded_application_out_of_the_cyclic_collector(mon
     monkeypatch.setattr("gc.freeze", lambda: frozen.append(True))
     hook(object())
     assert frozen == [True]
+
+
+def test_no_control_socket_is_opened(monkeypatch):
+    from gunicorn.config import Config
+
+    config = Config()
+    config.set("control_socket_disable", load(monkeypatch)["control_socket_disable"])
+    assert config.control_socket_disable is True
