@@ -55,7 +55,8 @@ class AccountForm(forms.ModelForm):
                     self.fields[name].help_text += " Leave both blank to keep the current ones."
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         given = [name for name in CREDENTIALS if cleaned.get(name)]
         for name in given:
             if not FOUR_DIGITS.fullmatch(cleaned[name]):
@@ -86,12 +87,12 @@ class AccountAdmin(admin.ModelAdmin):
     list_filter = ["created_at"]
     readonly_fields = ["card_sealed", "pin_sealed", "created_at", "updated_at"]
 
-    def get_fields(self, request: HttpRequest, obj: Account | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Account | None = None) -> tuple[str, ...]:
         if obj is None:
-            return ["number", "balance", "caller_numbers", *CREDENTIALS]
+            return ("number", "balance", "caller_numbers", *CREDENTIALS)
         if not self.has_change_permission(request, obj):
-            return ["number", "balance", "caller_numbers", *self.readonly_fields]
-        return ["number", "balance", "caller_numbers", *CREDENTIALS, *self.readonly_fields]
+            return ("number", "balance", "caller_numbers", *self.readonly_fields)
+        return ("number", "balance", "caller_numbers", *CREDENTIALS, *self.readonly_fields)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Account | None = None) -> list[str]:
         if obj is None:
@@ -155,12 +156,16 @@ def _audit_change(request: HttpRequest, account: Account, action: str, **detail:
 
 @admin.register(Lockout)
 class LockoutAdmin(admin.ModelAdmin):
-    list_display = ["scope", "masked_key", "failure_count", "locked_until", "updated_at"]
+    # The detail page too shows the caller's number masked, never the raw key column.
+    list_display = fields = readonly_fields = (
+        "scope",
+        "masked_key",
+        "failure_count",
+        "locked_until",
+        "updated_at",
+    )
     list_filter = ["scope"]
     actions = ["lift"]
-    # The detail page too shows the caller's number masked, never the raw key column.
-    fields = list_display
-    readonly_fields = list_display
 
     @admin.display(description="key")
     def masked_key(self, row: Lockout) -> str:

@@ -61,6 +61,8 @@ class Step:
 class Caller:
     def __init__(self, base_url: str, auth_token: str, baseline: bool) -> None:
         parts = urlsplit(base_url)
+        if parts.hostname is None:
+            raise ValueError(f"no host in {base_url!r}")
         self.host, self.port, self.base_url = parts.hostname, parts.port, base_url.rstrip("/")
         self.validator = RequestValidator(auth_token)
         self.baseline = baseline

@@ -131,7 +131,8 @@ def reference(url: str, batch_size: int) -> int:
 def under(url: str, kid: str) -> int:
     with psycopg.connect(url) as conn:
         query = "SELECT count(*) FROM calls_callsession WHERE card LIKE %s"
-        return conn.execute(query, [f"sg1:{kid}:%"]).fetchone()[0]
+        row = conn.execute(query, [f"sg1:{kid}:%"]).fetchone()
+        return row[0] if row else 0
 
 
 def main() -> None:

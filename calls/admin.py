@@ -36,7 +36,7 @@ class CallSessionAdmin(ReadOnlyAdmin):
     search_fields = ["=call_sid", "=account_number"]
     search_help_text = "Exact CallSid or account number."
     date_hierarchy = "created_at"
-    fields = [
+    fields = readonly_fields = (
         "call_sid",
         "account_sid",
         "caller_masked",
@@ -51,8 +51,7 @@ class CallSessionAdmin(ReadOnlyAdmin):
         "updated_at",
         "ended_at",
         "audit_trail",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="caller")
     def caller_masked(self, obj: CallSession) -> str:

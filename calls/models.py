@@ -16,7 +16,7 @@ from django.utils.crypto import constant_time_compare
 
 from accounts.resolvers import Resolution, resolve
 from securegather import statements
-from securegather.sealed import SealedField, SealedFieldsMixin
+from securegather.sealed import Sealed, SealedField, SealedFieldsMixin
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -126,12 +126,13 @@ class CallSession(SealedFieldsMixin, models.Model):
     def remember(self, token: str, answer: str) -> None:
         self.idempotency_token, self.last_answer = token, answer if token else ""
 
-    def accept_card(self, digits: str) -> None:
-        self.seal("card", digits)
+    def accept_card(self, digits: str) -> Sealed:
+        sealed = self.seal("card", digits)
         self.state, self.tries = self.State.AWAITING_PIN, 0
+        return sealed
 
-    def accept_pin(self, digits: str) -> None:
-        self.seal("pin", digits)
+    def accept_pin(self, digits: str) -> Sealed:
+        return self.seal("pin", digits)
 
     def count_invalid(self) -> bool:
         """Count one bad entry at the current prompt; True when that used up the last try."""

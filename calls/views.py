@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import wraps
+from typing import Any
 
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
@@ -73,7 +74,7 @@ def _step() -> Iterator[None]:
 
 
 def _audit(
-    request: HttpRequest, session: CallSession, event: str, outcome: str, **detail: object
+    request: HttpRequest, session: CallSession, event: str, outcome: str, **detail: Any
 ) -> None:
     AuditEvent.record(
         event, outcome, request=request, call_sid=session.call_sid, caller=session.caller, **detail
@@ -248,8 +249,8 @@ def card(request: HttpRequest) -> HttpResponse:
         digits = request.POST.get("Digits", "")
         if not is_four_digits(digits):
             return _reply(request, session, _reject_invalid(request, session, "card"))
-        session.accept_card(digits)
-        _audit(request, session, Event.CARD_ENTERED, Outcome.SUCCESS, key_id=session.card.key_id)
+        sealed = session.accept_card(digits)
+        _audit(request, session, Event.CARD_ENTERED, Outcome.SUCCESS, key_id=sealed.key_id or "")
         return _reply(request, session, say.ask_pin())
 
 
@@ -272,8 +273,8 @@ def pin(request: HttpRequest) -> HttpResponse:
         digits = request.POST.get("Digits", "")
         if not is_four_digits(digits):
             return _reply(request, session, _reject_invalid(request, session, "pin"))
-        session.accept_pin(digits)
-        _audit(request, session, Event.PIN_ENTERED, Outcome.SUCCESS, key_id=session.pin.key_id)
+        sealed = session.accept_pin(digits)
+        _audit(request, session, Event.PIN_ENTERED, Outcome.SUCCESS, key_id=sealed.key_id or "")
         try:
             resolution = session.verify()
         except Locked as exc:

@@ -9,6 +9,7 @@ once, can require a bearer token, resolves through ``accounts`` (lockout include
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -35,7 +36,7 @@ Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
 FIELDS = ("encryptedCardDigits", "encryptedPinDigits")
 
 
-def _audit(request: HttpRequest, event: str, outcome: str, **detail: object) -> None:
+def _audit(request: HttpRequest, event: str, outcome: str, **detail: Any) -> None:
     AuditEvent.record(
         event, outcome, request=request, actor="api", channel=AuditEvent.Channel.API, **detail
     )

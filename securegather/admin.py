@@ -71,12 +71,11 @@ class AuditEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False  # a year of rows: no second COUNT(*) per page
     # What a MAC covers, in its order (the detail as formatted JSON), then the chain.
-    fields = [
+    fields = readonly_fields = (
         *("detail_json" if name == "detail" else name for name in CHAINED_FIELDS),
         "prev_mac",
         "mac",
-    ]
-    readonly_fields = fields
+    )
 
     def get_urls(self) -> list[URLPattern]:
         export = path(

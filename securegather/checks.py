@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -71,7 +72,7 @@ def check_keyring(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 @register(Tags.database)
 def check_keys_in_database(
-    app_configs: Any = None, databases: list[str] | None = None, **kwargs: Any
+    app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """Compare the ring with what the database holds. Runs with ``check --database default``."""
     from securegather.models import KeyRecord

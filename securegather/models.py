@@ -196,8 +196,8 @@ class KeyRecord(models.Model):
     def remember(cls, keys: Iterable[Key]) -> list[str]:
         """Record unseen key ids; return the ids whose bytes differ from those recorded."""
         keys = list(keys)
-        cls.objects.bulk_create(
-            [cls(kid=key.kid, check_value=key.check_value) for key in keys],
+        KeyRecord.objects.bulk_create(
+            [KeyRecord(kid=key.kid, check_value=key.check_value) for key in keys],
             ignore_conflicts=True,  # another process may record the same id at the same time
         )
         return cls.changed(keys)

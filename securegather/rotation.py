@@ -217,7 +217,7 @@ def _read_names(model: type[models.Model], cols: list[Column]) -> list[str]:
         if isinstance(f, SealedField):
             wanted.append(f.context_field)
         else:
-            source = model._meta.get_field(f.source)
+            source = f.source_field()
             wanted += [source.attname, source.context_field]
             if f.salt_field:
                 wanted.append(f.salt_field)
@@ -239,9 +239,7 @@ def _rotate_rows(
         (
             column.label,
             column.field,
-            column.field
-            if isinstance(column.field, SealedField)
-            else column.model._meta.get_field(column.field.source),
+            column.field if isinstance(column.field, SealedField) else column.field.source_field(),
         )
         for column in cols
     ]
@@ -254,7 +252,7 @@ def _rotate_rows(
         for label, f, sealed in plan:
             current = row[f.attname]
             try:
-                if f is sealed:
+                if isinstance(f, SealedField):
                     if current is None or current.key_id == primary:
                         continue
                     plaintext = _open(ring, sealed, row, opened)
@@ -296,10 +294,12 @@ def _write(model: type[models.Model], cols: list[Column], updates: list[tuple[An
     """
     if not updates:
         return
-    names = [c.field.attname for c in cols if any(c.field.attname in ch for _, ch in updates)]
+    written = [c.field for c in cols if any(c.field.attname in ch for _, ch in updates)]
+    names = [f.attname for f in written]
     table = connection.ops.quote_name(model._meta.db_table)
-    pk = connection.ops.quote_name(model._meta.pk.column)
-    quoted = [connection.ops.quote_name(model._meta.get_field(n).column) for n in names]
+    # A concrete field's column is a str; django-stubs types it str | None.
+    pk = connection.ops.quote_name(model._meta.pk.column)  # type: ignore[union-attr,arg-type]
+    quoted = [connection.ops.quote_name(f.column) for f in written]  # type: ignore[arg-type]
     assignments = ", ".join(f"{q} = COALESCE(v.c{i}, {table}.{q})" for i, q in enumerate(quoted))
     aliases = ", ".join(["id", *(f"c{i}" for i in range(len(names)))])
     if connection.vendor == "postgresql":

@@ -12,7 +12,7 @@ its purpose and its source field, so key rotation finds every digest column and 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
@@ -52,7 +52,14 @@ class Sealed:
         return hash(self.token)
 
 
-class SealedField(models.CharField):
+if TYPE_CHECKING:
+    # For the type checker: a SealedField's attribute holds a Sealed or None, never a str.
+    _SealedCharField = models.CharField[Sealed | None, Sealed | None]
+else:
+    _SealedCharField = models.CharField
+
+
+class SealedField(_SealedCharField):
     """A CharField of tokens; ``context_field`` names the field that identifies the record."""
 
     description = "A value sealed with the keyring (AES-256-GCM)"
@@ -160,6 +167,13 @@ class DigestField(models.CharField):
         """The digest of ``plaintext`` for this record, under ``kid`` (default: the primary)."""
         return get_keyring().digest(self.message(instance, plaintext), self.digest_purpose, kid)
 
+    def source_field(self) -> SealedField:
+        """The SealedField whose plaintext this field digests."""
+        field = self.model._meta.get_field(self.source)
+        if not isinstance(field, SealedField):
+            raise TypeError(f"{self.source} is not a SealedField")
+        return field
+
 
 class SealedFieldsMixin(models.Model):
     """Model methods to seal into, open from and wipe SealedFields."""
@@ -173,8 +187,18 @@ class SealedFieldsMixin(models.Model):
             raise TypeError(f"{name} is not a SealedField")
         return field
 
-    def seal(self, name: str, plaintext: str) -> None:
-        setattr(self, name, self._sealed_field(name).seal(self, plaintext))
+    def seal(self, name: str, plaintext: str) -> Sealed:
+        """Seal ``plaintext`` into the SealedField ``name``; the Sealed value it now holds."""
+        sealed = self._sealed_field(name).seal(self, plaintext)
+        setattr(self, name, sealed)
+        return sealed
+
+    def digest_of(self, name: str, plaintext: str, kid: str | None = None) -> str:
+        """The DigestField ``name``'s digest of ``plaintext`` for this record, under ``kid``."""
+        field = self._meta.get_field(name)
+        if not isinstance(field, DigestField):
+            raise TypeError(f"{name} is not a DigestField")
+        return field.compute(self, plaintext, kid)
 
     def unseal(self, name: str) -> str:
         return self._sealed_field(name).open(self)

@@ -49,6 +49,7 @@ class _Fixed:
 
 @dataclass(frozen=True)
 class _Compiled:
+    alias: str
     sql: str
     params: list[int | _Fixed]  # a slot's index, or a fixed value
     compiler: SQLCompiler
@@ -81,6 +82,7 @@ class Query:
             raise ValueError("each slot of a compiled query must be one of its parameters, once")
         columns = [expression for expression, _, _ in compiler.select[: compiler.col_count]]
         return _Compiled(
+            alias,
             sql,
             [_Fixed(p) if i is None else i for i, p in zip(slots, params, strict=True)],
             compiler,
@@ -102,7 +104,7 @@ class Query:
     @staticmethod
     def _run(compiled: _Compiled, values: tuple[object, ...]) -> list[tuple[Any, ...]]:
         params = [p.value if isinstance(p, _Fixed) else values[p] for p in compiled.params]
-        rows = _execute(compiled.compiler.using, compiled.sql, params, fetch=True)
+        rows = _execute(compiled.alias, compiled.sql, params, fetch=True)
         if compiled.converters:
             return [
                 tuple(row) for row in compiled.compiler.apply_converters(rows, compiled.converters)

@@ -43,7 +43,9 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
             AuditEvent.Outcome.INFO,
             actor="system",
             channel=AuditEvent.Channel.SYSTEM,
-            **counts,
+            ended=ended,
+            deleted=deleted,
+            counters=counters,
         )
     return counts
 

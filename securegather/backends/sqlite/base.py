@@ -19,6 +19,7 @@ from typing import Any
 from django.db.backends.sqlite3 import base
 
 
+# The hooks below are Django's private ones, which django-stubs leaves out: hence the ignores.
 class DatabaseWrapper(base.DatabaseWrapper):
     _gate: int | None = None  # the lock file's descriptor, open while this wrapper is connected
     _gate_held = False
@@ -35,33 +36,33 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self._gate_held = True
 
     def _leave_gate(self) -> None:
-        if self._gate_held:
+        if self._gate_held and self._gate is not None:
             self._gate_held = False
             fcntl.flock(self._gate, fcntl.LOCK_UN)
 
     def _start_transaction_under_autocommit(self) -> None:
         self._enter_gate()
         try:
-            super()._start_transaction_under_autocommit()
+            super()._start_transaction_under_autocommit()  # type: ignore[misc]
         except BaseException:
             self._leave_gate()
             raise
 
     def _commit(self) -> Any:
         try:
-            return super()._commit()
+            return super()._commit()  # type: ignore[misc]
         finally:
             self._leave_gate()
 
     def _rollback(self) -> Any:
         try:
-            return super()._rollback()
+            return super()._rollback()  # type: ignore[misc]
         finally:
             self._leave_gate()
 
     def _close(self) -> Any:
         try:
-            return super()._close()
+            return super()._close()  # type: ignore[misc]
         finally:
             self._leave_gate()
             if self._gate is not None:
