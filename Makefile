@@ -41,6 +41,7 @@ run: $(VENV)/.run .env $(CATALOGS)
 test: $(VENV)/.dev $(CATALOGS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 format: $(VENV)/.dev
@@ -48,4 +49,4 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .hypothesis $(CATALOGS)
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .mypy_cache .hypothesis $(CATALOGS)
