@@ -59,13 +59,13 @@ class Step:
 
 
 class Caller:
-    def __init__(self, base_url: str, auth_token: str, baseline: bool) -> None:
+    def __init__(self, base_url: str, auth_token: str, baseline: bool, timeout: float = 30) -> None:
         parts = urlsplit(base_url)
         if parts.hostname is None:
             raise ValueError(f"no host in {base_url!r}")
         self.host, self.port, self.base_url = parts.hostname, parts.port, base_url.rstrip("/")
         self.validator = RequestValidator(auth_token)
-        self.baseline = baseline
+        self.baseline, self.timeout = baseline, timeout
 
     def prepare(self, card: str, pin: str) -> list[Step]:
         """One call's four requests, with the parameters and headers Twilio sends (an
@@ -118,7 +118,7 @@ class Caller:
         return steps
 
     def post(self, step: Step) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
             conn.request("POST", step.path, step.body, step.headers)
             response = conn.getresponse()
