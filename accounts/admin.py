@@ -82,7 +82,7 @@ class AccountForm(forms.ModelForm):
 class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
     list_display = ["number", "balance", "card_sealed", "pin_sealed", "updated_at"]
-    search_fields = ["=number"]
+    search_fields = ["number__exact"]  # its unique index serves exact, not iexact ("=number")
     search_help_text = "Exact account number."
     list_filter = ["created_at"]
     readonly_fields = ["card_sealed", "pin_sealed", "created_at", "updated_at"]

@@ -33,7 +33,8 @@ class CallSessionAdmin(ReadOnlyAdmin):
         "ended_at",
     ]
     list_filter = ["state", "outcome", "created_at"]
-    search_fields = ["=call_sid", "=account_number"]
+    # Exact, as in the audit log's admin (securegather/admin.py says why).
+    search_fields = ["call_sid__exact", "account_number__exact"]
     search_help_text = "Exact CallSid or account number."
     date_hierarchy = "created_at"
     fields = readonly_fields = (

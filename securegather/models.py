@@ -102,7 +102,12 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["event", "created_at"])]
+        indexes = [
+            models.Index(fields=["event", "created_at"]),
+            # The admin's search matches call_sid, account_number or actor exactly, OR-ed: each
+            # needs an index, or a search reads the whole log.
+            models.Index(fields=["actor"], name="securegather_audit_actor_idx"),
+        ]
         permissions = [("export_auditevent", "Can export the audit log as CSV")]
 
     def __str__(self) -> str:

@@ -3,7 +3,9 @@ import io
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from securegather.models import AuditEvent
 from securegather.tests.staff import make_staff, verified_client
@@ -115,3 +117,33 @@ def test_ops_can_export(ops_client, rows):
 def test_export_needs_a_signed_in_staff_member(rows):
     response = Client().get(EXPORT)
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+def test_search_matches_exactly(admin_client, rows):
+    page = admin_client.get(CHANGELIST, {"q": "ca" + "1" * 32}).content.decode()
+    assert "CA" + "1" * 32 not in page  # CallSids are case-sensitive, as Twilio spells them
+    page = admin_client.get(CHANGELIST, {"q": "root"}).content.decode()
+    assert "CA" + "1" * 32 not in page and "AC1" not in page
+
+
+def query_plan(sql: str) -> str:
+    """The database's plan for ``sql``, with table scans made a last resort (tiny tables)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"EXPLAIN {sql}")
+        else:
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
+        return "\n".join(str(row) for row in cursor.fetchall())
+
+
+def test_search_reads_indexes_not_the_whole_log(admin_client, rows):
+    """A year of rows is millions: every query of a search must find them through indexes."""
+    with CaptureQueriesContext(connection) as queries:
+        assert admin_client.get(CHANGELIST, {"q": "CA" + "1" * 32}).status_code == 200
+    searches = [q["sql"] for q in queries if "auditevent" in q["sql"] and "actor" in q["sql"]]
+    assert len(searches) >= 2  # the page's rows and their count, at least
+    for sql in searches:
+        plan = query_plan(sql)
+        assert "Seq Scan on securegather_auditevent" not in plan, plan
+        assert "SCAN securegather_auditevent" not in plan, plan
