@@ -180,12 +180,37 @@ class Problem:
         return f"row {self.row_id}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """Where a verification ended, kept outside the database: the newest row it checked.
+
+    The chain alone cannot show rows cut off its newest end, nor can the database, whose owner
+    could cut them; an anchor kept where that owner cannot write (a file on the host that runs
+    the check) can: the next check finds its row gone or changed.
+    """
+
+    row_id: int
+    mac: str
+
+    def __str__(self) -> str:
+        return f"{self.row_id} {self.mac}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """The anchor ``str()`` wrote. Raises ValueError for anything else."""
+        row_id, mac = text.split()
+        if not (row_id.isascii() and row_id.isdigit() and ":" in mac):
+            raise ValueError("not an anchor")
+        return cls(int(row_id), mac)
+
+
 @dataclass
 class Report:
     """What a verification found. ``problems`` are tampering; a missing key is not."""
 
     checked: int = 0
     last_id: int | None = None
+    last_mac: str = ""
     problems: list[Problem] = field(default_factory=list)
     # key id → rows signed under it that this keyring cannot check.
     unverifiable: dict[str, int] = field(default_factory=dict)
@@ -198,6 +223,11 @@ class Report:
     def first_problem(self) -> Problem | None:
         return self.problems[0] if self.problems else None
 
+    @property
+    def anchor(self) -> Anchor | None:
+        """The newest row checked, for the next check to start from; None for an empty log."""
+        return None if self.last_id is None else Anchor(self.last_id, self.last_mac)
+
 
 def known_key_ids() -> set[str]:
     """Every key id this deployment has used (securegather.KeyRecord), in the ring or not."""
@@ -206,8 +236,18 @@ def known_key_ids() -> set[str]:
     return set(KeyRecord.objects.values_list("kid", flat=True))
 
 
-def verify(rows: Iterable[AuditEvent], known: set[str] | None = None) -> Report:
+def verify(
+    rows: Iterable[AuditEvent],
+    known: set[str] | None = None,
+    *,
+    head: str = "",
+    anchor: Anchor | None = None,
+) -> Report:
     """Check every row's MAC and link, in id order. Finds every problem, first one first.
+
+    ``head``: the chain head's MAC, read before the rows: some row must have it, or rows were cut
+    off the end (and the head not moved back with them). ``anchor``: where an earlier check
+    ended: its row must still be there, as it was.
 
     A row under a key id the ring lacks is forged if the id is not ``known`` (a forger could
     otherwise sign under a made-up id). If it is known — a key that has left the ring — the row
@@ -222,9 +262,17 @@ def verify(rows: Iterable[AuditEvent], known: set[str] | None = None) -> Report:
     previous = ""
     # Rows under a dropped key not yet followed by a verified rotation: (row id, key id).
     pending: list[tuple[int, str]] = []
+    head_found = anchor_found = False
     for row in rows:
         report.checked += 1
-        report.last_id = row.id
+        report.last_id, report.last_mac = row.id, row.mac
+        head_found = head_found or row.mac == head
+        if anchor is not None and row.id == anchor.row_id:
+            anchor_found = True
+            if row.mac != anchor.mac:
+                report.problems.append(
+                    Problem(row.id, "is not the row the last check ended at: rewritten from here")
+                )
         kid, _, digest = row.mac.partition(":")
         key = ring.key_for_audit(kid) if digest else None
         if not digest:
@@ -257,16 +305,37 @@ def verify(rows: Iterable[AuditEvent], known: set[str] | None = None) -> Report:
         )
         for row_id, kid in pending
     ]
+    if head and not head_found:
+        # Named by the newest row left: the head links past it.
+        report.problems.append(
+            Problem(
+                report.last_id,
+                "is the newest row, but the chain's head links to a later one: "
+                "rows were cut off the end",
+            )
+            if report.last_id is not None
+            else Problem(0, "no row is left, but the chain's head links to one: all were cut off")
+        )
+    if anchor is not None and not anchor_found:
+        report.problems.append(
+            Problem(anchor.row_id, "is gone, and the last check ended at it: rows were cut off")
+        )
     report.problems.sort(key=lambda problem: problem.row_id)
     return report
 
 
-def verify_log(chunk_size: int = 2000) -> Report:
-    """Verify the whole audit table, streamed in id order, and record that it was done."""
-    from securegather.models import AuditEvent
+def verify_log(chunk_size: int = 2000, anchor: Anchor | None = None) -> Report:
+    """Verify the whole audit table, streamed in id order, and record that it was done.
+
+    ``anchor``: where the last check ended (``Report.anchor``), kept outside the database.
+    """
+    from securegather.models import AuditChainHead, AuditEvent
 
     known = known_key_ids()
-    report = verify(AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size), known)
+    # Read before the rows: rows appended meanwhile move the head on, but are in the stream.
+    head = AuditChainHead.objects.filter(pk=AuditChainHead.ID).values_list("mac", flat=True)
+    rows = AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size)
+    report = verify(rows, known, head=head.first() or "", anchor=anchor)
     first = report.first_problem
     AuditEvent.record(
         AuditEvent.Event.AUDIT_VERIFIED,
@@ -278,5 +347,6 @@ def verify_log(chunk_size: int = 2000) -> Report:
         problems=len(report.problems),
         first_bad_row=first.row_id if first else None,
         unverifiable=sum(report.unverifiable.values()),
+        anchor=anchor.row_id if anchor else None,
     )
     return report

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 from django.db import connection, connections
 from django.test import override_settings
 
-from securegather.models import AuditEvent
+from securegather.models import AuditChainHead, AuditEvent
 from securegather.tests.auditlog import TABLE, raw, triggers_lifted
 
 CALLS = 200
@@ -125,3 +125,93 @@ def test_concurrent_writers_do_not_fork_the_chain():
     # Every row links to the one before it: no two rows share a predecessor.
     assert [prev for prev, _ in macs] == ["", *[mac for _, mac in macs[:-1]]]
     call_command("verify_audit_log")
+
+
+def cut_off_newest(count: int, *, move_head_back: bool = False) -> int:
+    """Delete the newest ``count`` rows as a database owner could; the newest row left's id."""
+    ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
+    keep = ids[-count - 1]
+    with triggers_lifted():
+        raw(f"DELETE FROM {TABLE} WHERE id > %s", [keep])  # noqa: S608
+    if move_head_back:
+        AuditChainHead.objects.update(mac=AuditEvent.objects.get(id=keep).mac)
+    return keep
+
+
+@pytest.mark.django_db
+def test_rows_cut_off_the_end_break_the_chain_at_its_head(call, demo_account, capsys):
+    play_calls(call, 3)
+    newest_left = cut_off_newest(4)
+    expected = rf"broken at row {newest_left}: is the newest row, but the chain's head links"
+    with pytest.raises(CommandError, match=expected):
+        verify_audit_log(capsys)
+    with triggers_lifted():
+        raw(f"DELETE FROM {TABLE}")  # noqa: S608
+    with pytest.raises(CommandError, match=r"broken at row 0: no row is left, but the chain's"):
+        verify_audit_log(capsys)
+
+
+def verify_with_anchor(capsys, path):
+    call_command("verify_audit_log", anchor_file=path)
+    return capsys.readouterr()
+
+
+@pytest.mark.django_db
+def test_an_anchor_file_shows_rows_cut_off_with_the_head_moved_back(
+    call, demo_account, capsys, tmp_path
+):
+    anchor = tmp_path / "audit-anchor"
+    play_calls(call, 2)
+    out = verify_with_anchor(capsys, anchor).out
+    assert "this check starts one" in out
+    checked = AuditEvent.objects.exclude(event="audit_verified").order_by("id").last()
+    assert anchor.read_text() == f"{checked.id} {checked.mac}\n"
+    play_calls(call, 2)
+    assert "Anchor moved to row" in verify_with_anchor(capsys, anchor).out
+    moved_to = int(anchor.read_text().split()[0])
+    assert moved_to > checked.id
+    # Cut back past the anchor, and set the head to the newest row left: the chain holds.
+    newest_left = cut_off_newest(6, move_head_back=True)
+    assert newest_left < moved_to
+    with pytest.raises(CommandError, match=rf"broken at row {moved_to}: is gone, and the last"):
+        verify_with_anchor(capsys, anchor)
+    # A broken log leaves the anchor where it was.
+    assert int(anchor.read_text().split()[0]) == moved_to
+    last = AuditEvent.objects.order_by("id").last()
+    assert (last.event, last.detail["anchor"]) == ("audit_verified", moved_to)
+
+
+@pytest.mark.django_db
+def test_an_anchor_row_rewritten_is_named(call, demo_account, capsys, tmp_path):
+    anchor = tmp_path / "audit-anchor"
+    play_calls(call, 1)
+    verify_with_anchor(capsys, anchor)
+    row_id = int(anchor.read_text().split()[0])
+    with triggers_lifted():
+        raw(f"UPDATE {TABLE} SET outcome = 'failure' WHERE id = %s", [row_id])  # noqa: S608
+    with pytest.raises(CommandError, match=rf"broken at row {row_id}: its MAC does not match"):
+        verify_with_anchor(capsys, anchor)
+    anchor.write_text(f"{row_id} {'k:' + '0' * 64}\n")  # an anchor taken from another log
+    with triggers_lifted():
+        raw(f"UPDATE {TABLE} SET outcome = 'info' WHERE id = %s", [row_id])  # noqa: S608
+    with pytest.raises(CommandError, match=rf"row {row_id}: is not the row the last check ended"):
+        verify_with_anchor(capsys, anchor)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("content", ["", "12", "twelve k:00", "12 no-mac", "\xff"])
+def test_an_unreadable_anchor_stops_the_check_and_is_left_alone(capsys, tmp_path, content):
+    AuditEvent.record("call_started", "info")
+    anchor = tmp_path / "audit-anchor"
+    anchor.write_text(content, encoding="latin-1")
+    with pytest.raises(CommandError, match="holds no anchor this command wrote"):
+        verify_with_anchor(capsys, anchor)
+    assert anchor.read_text(encoding="latin-1") == content
+    assert not AuditEvent.objects.filter(event="audit_verified").exists()
+
+
+@pytest.mark.django_db
+def test_an_anchor_that_cannot_be_written_fails_the_run(capsys, tmp_path):
+    AuditEvent.record("call_started", "info")
+    with pytest.raises(CommandError, match="intact, but the anchor could not be written"):
+        verify_with_anchor(capsys, tmp_path / "missing" / "audit-anchor")

@@ -1,8 +1,10 @@
+import os
+from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from securegather.auditchain import verify_log
+from securegather.auditchain import Anchor, verify_log
 
 
 class Command(BaseCommand):
@@ -11,8 +13,21 @@ class Command(BaseCommand):
         "row that was edited, deleted around or inserted out of band."
     )
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--anchor-file",
+            type=Path,
+            help=(
+                "Where the last check ended, kept off the database host: checked against, then "
+                "moved to this check's newest row when the log is intact. Shows rows cut off the "
+                "log's end, which the chain alone cannot."
+            ),
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
-        report = verify_log()
+        path: Path | None = options["anchor_file"]
+        anchor = read_anchor(path) if path is not None else None
+        report = verify_log(anchor=anchor)
         for kid, count in sorted(report.unverifiable.items()):
             self.stderr.write(
                 f"{count} row(s) signed under key {kid!r} cannot be checked: "
@@ -26,3 +41,33 @@ class Command(BaseCommand):
                 f"({len(report.problems)} problem(s) in {report.checked} rows)."
             )
         self.stdout.write(self.style.SUCCESS(f"Audit log intact: {report.checked} rows checked."))
+        if path is not None and report.anchor is not None:
+            if anchor is None:
+                self.stdout.write(f"No anchor at {path} yet: this check starts one.")
+            write_anchor(path, report.anchor)
+            self.stdout.write(f"Anchor moved to row {report.anchor.row_id} ({path}).")
+
+
+def read_anchor(path: Path) -> Anchor | None:
+    """The anchor in ``path``; None when there is no file yet (the first check)."""
+    try:
+        return Anchor.parse(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CommandError(
+            f"{path} holds no anchor this command wrote ({type(exc).__name__}). Find out what "
+            "changed it; to start again from this check, move it aside."
+        ) from None
+
+
+def write_anchor(path: Path, anchor: Anchor) -> None:
+    # Whole or not at all: a check stopped halfway leaves the old anchor, not half a new one.
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(f"{anchor}\n")
+        os.replace(partial, path)
+    except OSError as exc:
+        raise CommandError(
+            f"The log is intact, but the anchor could not be written to {path}: {exc.strerror}."
+        ) from None
