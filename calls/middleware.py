@@ -12,13 +12,14 @@ from django.utils import translation
 
 from calls.models import CallSession
 from securegather.languages import django_language
+from securegather.webhooks import unreadable
 
 
 def call_language(request: HttpRequest) -> str:
     """The language the caller chose at the opening menu, else SECUREGATHER_LANGUAGE."""
     # The fallback URL answers when the database may be down: it never asks it.
     fallback = request.resolver_match is not None and request.resolver_match.url_name == "fallback"
-    if settings.SECUREGATHER_OFFER_LANGUAGES and not fallback:
+    if settings.SECUREGATHER_OFFER_LANGUAGES and not fallback and not unreadable(request):
         try:
             chosen = (
                 CallSession.objects.filter(call_sid=request.POST.get("CallSid", ""))

@@ -44,6 +44,8 @@ from securegather.webhooks import (
     twilio_signed,
     twiml,
     twiml_on_error,
+    unreadable,
+    unreadable_refusal,
 )
 
 logger = logging.getLogger(__name__)
@@ -353,6 +355,9 @@ def fallback(request: HttpRequest) -> HttpResponse:
     without an audit row, and the log line names only Twilio's error code.
     """
     try:
+        if unreadable(request):
+            logger.warning("fallback refused: request body past Django's limits")
+            return unreadable_refusal()
         if not has_valid_signature(request):
             logger.warning("fallback refused: invalid Twilio signature")
             return HttpResponseForbidden("Invalid Twilio signature.")

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import (
     HttpRequest,
@@ -31,6 +32,7 @@ from calls.models import is_four_digits
 from legacy import ciphertext
 from legacy.models import AcceptedCiphertext
 from securegather.models import AuditEvent
+from securegather.webhooks import unreadable
 
 Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
 FIELDS = ("encryptedCardDigits", "encryptedPinDigits")
@@ -65,10 +67,13 @@ def _fields(request: HttpRequest) -> dict[str, object] | None:
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            # RecursionError: "[[[[…" nested deeper than the parser goes.
+        except (ValueError, UnicodeDecodeError, RecursionError, RequestDataTooBig):
+            # RecursionError: "[[[[…" nested deeper than the parser goes; RequestDataTooBig:
+            # past DATA_UPLOAD_MAX_MEMORY_SIZE.
             return None
         return body if isinstance(body, dict) else None
+    if unreadable(request):
+        return None
     return {name: request.POST.get(name) for name in FIELDS}
 
 

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from twilio.request_validator import RequestValidator
@@ -31,6 +32,24 @@ def signed_url(request: HttpRequest) -> str:
     if settings.SECUREGATHER_PUBLIC_URL:
         return settings.SECUREGATHER_PUBLIC_URL.rstrip("/") + request.get_full_path()
     return request.build_absolute_uri()
+
+
+def unreadable(request: HttpRequest) -> bool:
+    """Whether the body is past Django's limits on a form (DATA_UPLOAD_MAX_NUMBER_FIELDS,
+    DATA_UPLOAD_MAX_MEMORY_SIZE), which no Twilio request comes near: it is not read at all."""
+    if getattr(request, "_unreadable", False):
+        return True
+    try:
+        request.POST  # noqa: B018 (parsed here, once, for every later read)
+    except (TooManyFieldsSent, RequestDataTooBig):
+        # Remembered: a multipart body's stream is spent, and a second parse would find it empty.
+        request._unreadable = True  # type: ignore[attr-defined]
+        return True
+    return False
+
+
+def unreadable_refusal() -> HttpResponse:
+    return HttpResponseBadRequest("Unreadable request body.")
 
 
 def has_valid_signature(request: HttpRequest) -> bool:
@@ -64,10 +83,20 @@ def _audit_rejection(request: HttpRequest, event: str) -> None:
 
 
 def twilio_signed(view: View) -> View:
-    """403 for a request without a valid X-Twilio-Signature or from another Twilio account."""
+    """403 for a request without a valid X-Twilio-Signature or from another Twilio account;
+    400 for one whose body is past Django's limits."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if unreadable(request):
+            AuditEvent.record(
+                AuditEvent.Event.MALFORMED_REQUEST,
+                AuditEvent.Outcome.FAILURE,
+                request=request,
+                path=request.path,
+                reason="body",
+            )
+            return unreadable_refusal()
         if not has_valid_signature(request):
             _audit_rejection(request, AuditEvent.Event.SIGNATURE_REJECTED)
             return HttpResponseForbidden("Invalid Twilio signature.")

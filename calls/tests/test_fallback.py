@@ -54,3 +54,10 @@ def test_a_request_for_another_twilio_account_is_refused(twilio):
         assert twilio.post("/voice/fallback/", PARAMS).status_code == 403
     with override_settings(TWILIO_ACCOUNT_SID=ACCOUNT_SID):
         assert twilio.post("/voice/fallback/", PARAMS).status_code == 200
+
+
+def test_a_body_past_djangos_limits_is_refused_without_an_audit_row(twilio, caplog):
+    many = {**PARAMS, **{f"x{i}": "1" for i in range(1000)}}
+    response = twilio.post("/voice/fallback/", many)
+    assert (response.status_code, response.content) == (400, b"Unreadable request body.")
+    assert "past Django's limits" in caplog.text and "8264" not in caplog.text

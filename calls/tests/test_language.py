@@ -110,3 +110,10 @@ def test_simulate_call_presses_the_menu_choice(demo_account, capsys):
     assert "Caller hears: For English, press 1." in out
     assert "Caller presses: *\n" in out
     assert "Caller hears: Gracias. Su número de cuenta es AC12345678 y su saldo es 12.55" in out
+
+
+def test_a_body_past_djangos_limits_is_a_bad_request_before_any_language_lookup(call):
+    call.start()
+    many = {**call.base(), **{f"x{i}": "1" for i in range(1000)}}
+    response = call.twilio.post("/voice/card/", many)
+    assert (response.status_code, response.content) == (400, b"Unreadable request body.")

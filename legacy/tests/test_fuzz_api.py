@@ -76,3 +76,17 @@ def test_real_ciphertexts_among_junk_fields_still_resolve(api_client, demo_accou
     body = {"encryptedCardDigits": card, "encryptedPinDigits": pin, "junk": "[" * 1000}
     response = api_client.post("/api/decrypt-gather", body, content_type="application/json")
     assert response.json() == {"account": "AC12345678", "balance": "12.55"}
+
+
+def test_a_form_past_djangos_limits_is_a_bad_request(api_client):
+    response = api_client.post(
+        "/api/decrypt-gather", "&" * 1000, content_type="application/x-www-form-urlencoded"
+    )
+    assert (response.status_code, response.content) == (400, b"Bad request")
+
+
+def test_a_body_past_djangos_size_limit_is_a_bad_request(api_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200
+    body = {"encryptedCardDigits": "a" * 300, "encryptedPinDigits": "b"}
+    response = api_client.post("/api/decrypt-gather", body, content_type="application/json")
+    assert (response.status_code, response.content) == (400, b"Bad request")

@@ -1,5 +1,6 @@
 """The signature check and the TwiML answer to failures, exercised through the voice webhook."""
 
+import logging
 from unittest import mock
 
 import pytest
@@ -104,3 +105,27 @@ def test_a_failing_step_answers_twiml_without_the_digits(twilio, plaintext, debu
     assert AuditEvent.objects.filter(event="step_failed").exists()
     assert "RuntimeError" in plaintext.caplog.text
     plaintext.assert_absent("8264")
+
+
+# Django's limits: 1,000 fields, 2.5 MB of them. Twilio sends some twenty.
+MANY_FIELDS = {**PARAMS, "Digits": "8264", **{f"x{i}": "1" for i in range(1000)}}
+
+
+@pytest.mark.parametrize("path", ["/voice/", "/voice/card/", "/voice/status/"])
+@pytest.mark.parametrize("limit", ["fields", "size"])
+def test_a_body_past_djangos_limits_is_a_bad_request(twilio, caplog, path, limit):
+    if limit == "fields":
+        response = twilio.post(path, MANY_FIELDS)
+    else:
+        with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=200):
+            response = twilio.post(path, {**PARAMS, "Digits": "8264", "x": "1" * 300})
+    assert (response.status_code, response.content) == (400, b"Unreadable request body.")
+    event = AuditEvent.objects.get()
+    assert (event.event, event.call_sid, event.detail) == (
+        "malformed_request",
+        "",
+        {"path": path, "reason": "body"},
+    )
+    assert not CallSession.objects.exists()
+    assert "8264" not in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
