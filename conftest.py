@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -27,7 +28,8 @@ ACCOUNT_SID = "AC" + "cd" * 16
 
 
 class TwilioClient:
-    """Posts as Twilio does: form-encoded and signed. Enforces CSRF: webhooks must not need it."""
+    """Posts as Twilio does: form-encoded (application/x-www-form-urlencoded, not the test
+    client's multipart) and signed. Enforces CSRF: webhooks must not need it."""
 
     def __init__(self) -> None:
         self.client = Client(enforce_csrf_checks=True)
@@ -45,7 +47,13 @@ class TwilioClient:
         if signature is None:
             url = signed_url or f"http://testserver{path}"
             signature = RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(url, params)
-        response = self.client.post(path, params, HTTP_X_TWILIO_SIGNATURE=signature, **extra)
+        response = self.client.post(
+            path,
+            urlencode(params),
+            content_type="application/x-www-form-urlencoded",
+            HTTP_X_TWILIO_SIGNATURE=signature,
+            **extra,
+        )
         self.responses.append(response)
         return response
 

@@ -356,7 +356,7 @@ def fallback(request: HttpRequest) -> HttpResponse:
     """
     try:
         if unreadable(request):
-            logger.warning("fallback refused: request body past Django's limits")
+            logger.warning("fallback refused: unreadable request body")
             return unreadable_refusal()
         if not has_valid_signature(request):
             logger.warning("fallback refused: invalid Twilio signature")

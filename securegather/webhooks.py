@@ -11,8 +11,15 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    UnreadablePostError,
+)
+from django.http.multipartparser import MultiPartParserError
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from twilio.request_validator import RequestValidator
@@ -34,14 +41,25 @@ def signed_url(request: HttpRequest) -> str:
     return request.build_absolute_uri()
 
 
+# What reading a form can raise: past Django's limits (DATA_UPLOAD_MAX_NUMBER_FIELDS,
+# DATA_UPLOAD_MAX_MEMORY_SIZE, DATA_UPLOAD_MAX_NUMBER_FILES), which no Twilio request comes near,
+# a broken multipart body, or a client gone mid-body.
+UNREADABLE = (
+    TooManyFieldsSent,
+    RequestDataTooBig,
+    TooManyFilesSent,
+    MultiPartParserError,
+    UnreadablePostError,
+)
+
+
 def unreadable(request: HttpRequest) -> bool:
-    """Whether the body is past Django's limits on a form (DATA_UPLOAD_MAX_NUMBER_FIELDS,
-    DATA_UPLOAD_MAX_MEMORY_SIZE), which no Twilio request comes near: it is not read at all."""
+    """Whether the body cannot be read as a form (UNREADABLE): such a request gets a 400."""
     if getattr(request, "_unreadable", False):
         return True
     try:
         request.POST  # noqa: B018 (parsed here, once, for every later read)
-    except (TooManyFieldsSent, RequestDataTooBig):
+    except UNREADABLE:
         # Remembered: a multipart body's stream is spent, and a second parse would find it empty.
         request._unreadable = True  # type: ignore[attr-defined]
         return True
@@ -84,7 +102,7 @@ def _audit_rejection(request: HttpRequest, event: str) -> None:
 
 def twilio_signed(view: View) -> View:
     """403 for a request without a valid X-Twilio-Signature or from another Twilio account;
-    400 for one whose body is past Django's limits."""
+    400 for one whose body cannot be read as a form."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
