@@ -33,7 +33,8 @@ class CallSessionAdmin(ReadOnlyAdmin):
         "ended_at",
     ]
     list_filter = ["state", "outcome", "created_at"]
-    # Exact, as in the audit log's admin (securegather/admin.py says why).
+    # Exact, as Twilio and the accounts spell them. call_sid's unique index serves it; sessions
+    # are purged after a day (purge_sessions), so account_number needs none.
     search_fields = ["call_sid__exact", "account_number__exact"]
     search_help_text = "Exact CallSid or account number."
     date_hierarchy = "created_at"
