@@ -177,7 +177,8 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"row {self.row_id}: {self.reason}"
+        # Row 0 is none: a problem of the log as a whole.
+        return f"row {self.row_id}: {self.reason}" if self.row_id else f"the log: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -332,10 +333,12 @@ def verify_log(chunk_size: int = 2000, anchor: Anchor | None = None) -> Report:
     from securegather.models import AuditChainHead, AuditEvent
 
     known = known_key_ids()
-    # Read before the rows: rows appended meanwhile move the head on, but are in the stream.
+    # Read before the rows, never after: rows appended meanwhile move the head on, and the
+    # stream (which starts later) has them, so the head it was read at is among its rows.
     head = AuditChainHead.objects.filter(pk=AuditChainHead.ID).values_list("mac", flat=True)
+    head_mac = head.first() or ""
     rows = AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size)
-    report = verify(rows, known, head=head.first() or "", anchor=anchor)
+    report = verify(rows, known, head=head_mac, anchor=anchor)
     first = report.first_problem
     AuditEvent.record(
         AuditEvent.Event.AUDIT_VERIFIED,

@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Audit log intact: {report.checked} rows checked."))
         if path is not None and report.anchor is not None:
             if anchor is None:
-                self.stdout.write(f"No anchor at {path} yet: this check starts one.")
+                # On stderr, where a cron job's mail or a timer's journal shows it: an anchor
+                # lost is a check that cannot see rows cut off before this run.
+                self.stderr.write(f"No anchor at {path} yet: this check starts one.")
             write_anchor(path, report.anchor)
             self.stdout.write(f"Anchor moved to row {report.anchor.row_id} ({path}).")
 
@@ -62,11 +65,19 @@ def read_anchor(path: Path) -> Anchor | None:
 
 
 def write_anchor(path: Path, anchor: Anchor) -> None:
-    # Whole or not at all: a check stopped halfway leaves the old anchor, not half a new one.
-    partial = path.with_name(f".{path.name}.partial")
+    """Replace the anchor whole: a run stopped halfway, or two at once, leave one anchor or the
+    other, never half of one."""
     try:
-        partial.write_text(f"{anchor}\n")
-        os.replace(partial, path)
+        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(f"{anchor}\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            os.unlink(partial)
+            raise
     except OSError as exc:
         raise CommandError(
             f"The log is intact, but the anchor could not be written to {path}: {exc.strerror}."
