@@ -210,6 +210,7 @@ class Report:
     """What a verification found. ``problems`` are tampering; a missing key is not."""
 
     checked: int = 0
+    first_id: int | None = None
     last_id: int | None = None
     last_mac: str = ""
     problems: list[Problem] = field(default_factory=list)
@@ -243,12 +244,14 @@ def verify(
     *,
     head: str = "",
     anchor: Anchor | None = None,
+    resume: bool = False,
 ) -> Report:
     """Check every row's MAC and link, in id order. Finds every problem, first one first.
 
     ``head``: the chain head's MAC, read before the rows: some row must have it, or rows were cut
     off the end (and the head not moved back with them). ``anchor``: where an earlier check
-    ended: its row must still be there, as it was.
+    ended: its row must still be there, as it was. ``resume``: ``rows`` start at the anchor's
+    row, whose link to the row before it that check verified.
 
     A row under a key id the ring lacks is forged if the id is not ``known`` (a forger could
     otherwise sign under a made-up id). If it is known — a key that has left the ring — the row
@@ -266,6 +269,10 @@ def verify(
     head_found = anchor_found = False
     for row in rows:
         report.checked += 1
+        if report.first_id is None:
+            report.first_id = row.id
+            if resume:
+                previous = row.prev_mac
         report.last_id, report.last_mac = row.id, row.mac
         head_found = head_found or row.mac == head
         if anchor is not None and row.id == anchor.row_id:
@@ -325,10 +332,14 @@ def verify(
     return report
 
 
-def verify_log(chunk_size: int = 2000, anchor: Anchor | None = None) -> Report:
-    """Verify the whole audit table, streamed in id order, and record that it was done.
+def verify_log(
+    chunk_size: int = 2000, anchor: Anchor | None = None, *, from_anchor: bool = False
+) -> Report:
+    """Verify the audit table, streamed in id order, and record that it was done.
 
     ``anchor``: where the last check ended (``Report.anchor``), kept outside the database.
+    ``from_anchor``: check only the rows from the anchor's on, which the last check had not: a
+    check as long as the rows written since. Rows before it are checked by a run without.
     """
     from securegather.models import AuditChainHead, AuditEvent
 
@@ -337,8 +348,12 @@ def verify_log(chunk_size: int = 2000, anchor: Anchor | None = None) -> Report:
     # stream (which starts later) has them, so the head it was read at is among its rows.
     head = AuditChainHead.objects.filter(pk=AuditChainHead.ID).values_list("mac", flat=True)
     head_mac = head.first() or ""
-    rows = AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size)
-    report = verify(rows, known, head=head_mac, anchor=anchor)
+    rows = AuditEvent.objects.order_by("id")
+    start = anchor.row_id if from_anchor and anchor is not None else None
+    if start is not None:
+        rows = rows.filter(id__gte=start)
+    stream = rows.iterator(chunk_size=chunk_size)
+    report = verify(stream, known, head=head_mac, anchor=anchor, resume=start is not None)
     first = report.first_problem
     AuditEvent.record(
         AuditEvent.Event.AUDIT_VERIFIED,
@@ -346,6 +361,7 @@ def verify_log(chunk_size: int = 2000, anchor: Anchor | None = None) -> Report:
         actor="system",
         channel=AuditEvent.Channel.SYSTEM,
         checked=report.checked,
+        first_id=report.first_id,
         last_id=report.last_id,
         problems=len(report.problems),
         first_bad_row=first.row_id if first else None,

@@ -214,3 +214,43 @@ def test_an_anchor_that_cannot_be_written_fails_the_run(capsys, tmp_path):
     AuditEvent.record("call_started", "info")
     with pytest.raises(CommandError, match="intact, but the anchor could not be written"):
         verify_with_anchor(capsys, tmp_path / "missing" / "audit-anchor")
+
+
+@pytest.mark.django_db
+def test_from_the_anchor_checks_only_the_rows_since_the_last_check(
+    call, demo_account, capsys, tmp_path
+):
+    anchor = tmp_path / "audit-anchor"
+    play_calls(call, 3)
+    verify_with_anchor(capsys, anchor)
+    start = int(anchor.read_text().split()[0])
+    early = AuditEvent.objects.filter(id__lt=start).order_by("id").first()
+    play_calls(call, 2)
+    since = AuditEvent.objects.filter(id__gte=start).count()
+    call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
+    assert f"Audit log intact: {since} rows checked, from row {start}." in capsys.readouterr().out
+    last = AuditEvent.objects.order_by("id").last()
+    assert (last.detail["first_id"], last.detail["checked"]) == (start, since)
+    # A row edited before the anchor is the full check's to find; one after it, this one's.
+    with triggers_lifted():
+        raw(f"UPDATE {TABLE} SET actor = 'edited' WHERE id = %s", [early.id])  # noqa: S608
+    call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
+    assert "Audit log intact" in capsys.readouterr().out
+    with pytest.raises(CommandError, match=rf"broken at row {early.id}: its MAC does not match"):
+        verify_with_anchor(capsys, anchor)
+    later = AuditEvent.objects.filter(id__gt=int(anchor.read_text().split()[0])).first()
+    with triggers_lifted():
+        raw(f"UPDATE {TABLE} SET actor = 'edited' WHERE id = %s", [later.id])  # noqa: S608
+    with pytest.raises(CommandError, match=rf"broken at row {later.id}: its MAC does not match"):
+        call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
+
+
+@pytest.mark.django_db
+def test_from_the_anchor_needs_an_anchor_file(capsys, tmp_path):
+    with pytest.raises(CommandError, match="--from-anchor needs --anchor-file"):
+        call_command("verify_audit_log", from_anchor=True)
+    AuditEvent.record("call_started", "info")
+    call_command("verify_audit_log", anchor_file=tmp_path / "a", from_anchor=True)
+    result = capsys.readouterr()
+    assert "this check starts one" in result.err
+    assert "Audit log intact: 1 rows checked." in result.out  # no anchor yet: every row
