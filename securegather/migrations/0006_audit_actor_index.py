@@ -8,21 +8,16 @@ class AddIndexWithoutBlockingAppends(AddIndexConcurrently):
     """CREATE INDEX CONCURRENTLY on PostgreSQL: a plain one would hold every call step's audit
     INSERT for as long as it reads the whole log. Elsewhere (SQLite), Django's AddIndex."""
 
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+    def _for(self, schema_editor):
         if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.AddIndex.database_forwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
+            return super()
+        return super(AddIndexConcurrently, self)  # past it in the MRO: AddIndex
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        self._for(schema_editor).database_forwards(app_label, schema_editor, from_state, to_state)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.AddIndex.database_backwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
+        self._for(schema_editor).database_backwards(app_label, schema_editor, from_state, to_state)
 
 
 class Migration(migrations.Migration):
