@@ -177,8 +177,8 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        # Row 0 is none: a problem of the log as a whole.
-        return f"row {self.row_id}: {self.reason}" if self.row_id else f"the log: {self.reason}"
+        # Row 0 is none: the log has no row left.
+        return f"row {self.row_id}: {self.reason}" if self.row_id else f"its end: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -251,7 +251,8 @@ def verify(
     ``head``: the chain head's MAC, read before the rows: some row must have it, or rows were cut
     off the end (and the head not moved back with them). ``anchor``: where an earlier check
     ended: its row must still be there, as it was. ``resume``: ``rows`` start at the anchor's
-    row, whose link to the row before it that check verified.
+    row, whose link to the row before it that check verified; any other first row must link to
+    the anchor.
 
     A row under a key id the ring lacks is forged if the id is not ``known`` (a forger could
     otherwise sign under a made-up id). If it is known — a key that has left the ring — the row
@@ -260,10 +261,12 @@ def verify(
     a dropped key belong before the rotation that replaced it. Without that anchor, whoever can
     write to the database could rewrite the whole log under the id of a dropped key.
     """
+    if resume and anchor is None:
+        raise ValueError("a resumed check needs the anchor it resumes from")
     ring = get_keyring()
     known = known_key_ids() if known is None else known
     report = Report()
-    previous = ""
+    previous = anchor.mac if resume and anchor is not None else ""
     # Rows under a dropped key not yet followed by a verified rotation: (row id, key id).
     pending: list[tuple[int, str]] = []
     head_found = anchor_found = False
@@ -271,7 +274,7 @@ def verify(
         report.checked += 1
         if report.first_id is None:
             report.first_id = row.id
-            if resume:
+            if resume and anchor is not None and row.id == anchor.row_id:
                 previous = row.prev_mac
         report.last_id, report.last_mac = row.id, row.mac
         head_found = head_found or row.mac == head
@@ -313,7 +316,8 @@ def verify(
         )
         for row_id, kid in pending
     ]
-    if head and not head_found:
+    # Nothing from the anchor on: the anchor's problem below says it.
+    if head and not head_found and not (resume and report.last_id is None):
         # Named by the newest row left: the head links past it.
         report.problems.append(
             Problem(

@@ -8,6 +8,9 @@ class AddIndexWithoutBlockingAppends(AddIndexConcurrently):
     """CREATE INDEX CONCURRENTLY on PostgreSQL: a plain one would hold every call step's audit
     INSERT for as long as it reads the whole log. Elsewhere (SQLite), Django's AddIndex."""
 
+    def describe(self):
+        return f"Create index {self.index.name} on {self.model_name} (concurrently on PostgreSQL)"
+
     def _for(self, schema_editor):
         if schema_editor.connection.vendor == "postgresql":
             return super()

@@ -147,7 +147,7 @@ def test_rows_cut_off_the_end_break_the_chain_at_its_head(call, demo_account, ca
         verify_audit_log(capsys)
     with triggers_lifted():
         raw(f"DELETE FROM {TABLE}")  # noqa: S608
-    with pytest.raises(CommandError, match=r"broken at the log: no row is left, but the chain's"):
+    with pytest.raises(CommandError, match=r"broken at its end: no row is left, but the chain's"):
         verify_audit_log(capsys)
 
 
@@ -254,3 +254,59 @@ def test_from_the_anchor_needs_an_anchor_file(capsys, tmp_path):
     result = capsys.readouterr()
     assert "this check starts one" in result.err
     assert "Audit log intact: 1 rows checked." in result.out  # no anchor yet: every row
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("deleted", "named"),
+    [("the anchor's row", "is gone, and the last"), ("the row after it", "does not follow")],
+)
+def test_from_the_anchor_finds_rows_deleted_at_the_anchor(
+    call, demo_account, capsys, tmp_path, deleted, named
+):
+    anchor = tmp_path / "audit-anchor"
+    play_calls(call, 2)
+    verify_with_anchor(capsys, anchor)
+    start = int(anchor.read_text().split()[0])
+    play_calls(call, 1)
+    after = list(
+        AuditEvent.objects.filter(id__gt=start).order_by("id").values_list("id", flat=True)
+    )
+    # The anchor's row gone is named as such; the row after it gone, by the row that follows.
+    gone, bad = (start, start) if deleted == "the anchor's row" else (after[0], after[1])
+    with triggers_lifted():
+        raw(f"DELETE FROM {TABLE} WHERE id = %s", [gone])  # noqa: S608
+    with pytest.raises(CommandError, match=rf"broken at row {bad}: {named}"):
+        call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
+
+
+@pytest.mark.django_db
+def test_from_the_anchor_the_first_row_left_must_link_to_the_anchor(
+    call, demo_account, capsys, tmp_path
+):
+    anchor = tmp_path / "audit-anchor"
+    play_calls(call, 2)
+    verify_with_anchor(capsys, anchor)
+    start = int(anchor.read_text().split()[0])
+    play_calls(call, 1)
+    after = list(
+        AuditEvent.objects.filter(id__gt=start).order_by("id").values_list("id", flat=True)
+    )
+    with triggers_lifted():
+        raw(f"DELETE FROM {TABLE} WHERE id IN (%s, %s)", [start, after[0]])  # noqa: S608
+    with pytest.raises(CommandError, match=rf"broken at row {start}: is gone"):
+        call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
+    assert f"also row {after[1]}: does not follow the row before it" in capsys.readouterr().err
+
+
+@pytest.mark.django_db
+def test_from_the_anchor_with_nothing_left_after_it_names_the_anchor(capsys, tmp_path):
+    anchor = tmp_path / "audit-anchor"
+    AuditEvent.record("call_started", "info")
+    verify_with_anchor(capsys, anchor)
+    start = int(anchor.read_text().split()[0])
+    with triggers_lifted():
+        raw(f"DELETE FROM {TABLE} WHERE id >= %s", [start])  # noqa: S608
+    with pytest.raises(CommandError, match=rf"broken at row {start}: is gone") as failure:
+        call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
+    assert "(1 problem(s) in 0 rows)" in str(failure.value)

@@ -1,9 +1,11 @@
 """The signature check and the TwiML answer to failures, exercised through the voice webhook."""
 
+import io
 import logging
 from unittest import mock
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
 from calls.models import CallSession
@@ -117,6 +119,18 @@ def post_unreadable(twilio, path: str, kind: str):
     if kind == "too large":
         with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=200):
             return twilio.post(path, {**PARAMS, "Digits": "8264", "x": "1" * 300})
+    if kind == "too many files":
+        files = {f"f{i}": SimpleUploadedFile(f"{i}.txt", b"8264") for i in range(2)}
+        with override_settings(DATA_UPLOAD_MAX_NUMBER_FILES=1):
+            return twilio.client.post(path, {**PARAMS, **files}, HTTP_X_TWILIO_SIGNATURE="x")
+    if kind == "client gone":
+        return twilio.client.post(
+            path,
+            "Digits=8264",
+            content_type="application/x-www-form-urlencoded",
+            HTTP_X_TWILIO_SIGNATURE="x",
+            **{"wsgi.input": GoneMidBody()},
+        )
     # A multipart body without its boundary, whose error message would quote the header.
     return twilio.client.post(
         path,
@@ -126,8 +140,17 @@ def post_unreadable(twilio, path: str, kind: str):
     )
 
 
+class GoneMidBody(io.RawIOBase):
+    """A request body whose sender hung up: reading it fails."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise OSError("connection reset")
+
+
 @pytest.mark.parametrize("path", ["/voice/", "/voice/card/", "/voice/status/"])
-@pytest.mark.parametrize("kind", ["too many fields", "too large", "broken multipart"])
+@pytest.mark.parametrize(
+    "kind", ["too many fields", "too large", "too many files", "broken multipart", "client gone"]
+)
 def test_a_body_that_is_no_form_is_a_bad_request(twilio, caplog, settings, path, kind):
     settings.SECUREGATHER_OFFER_LANGUAGES = path == "/voice/card/"  # its lookup reads the form
     response = post_unreadable(twilio, path, kind)
