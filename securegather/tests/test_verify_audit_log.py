@@ -216,17 +216,24 @@ def test_an_anchor_that_cannot_be_written_fails_the_run(capsys, tmp_path):
         verify_with_anchor(capsys, tmp_path / "missing" / "audit-anchor")
 
 
+def anchored_log(call, capsys, anchor, before: int = 2, since: int = 1) -> tuple[int, list[int]]:
+    """Calls, a check that leaves its anchor, more calls: the anchor's row, and the rows since."""
+    play_calls(call, before)
+    verify_with_anchor(capsys, anchor)
+    start = int(anchor.read_text().split()[0])
+    play_calls(call, since)
+    after = AuditEvent.objects.filter(id__gt=start).order_by("id").values_list("id", flat=True)
+    return start, list(after)
+
+
 @pytest.mark.django_db
 def test_from_the_anchor_checks_only_the_rows_since_the_last_check(
     call, demo_account, capsys, tmp_path
 ):
     anchor = tmp_path / "audit-anchor"
-    play_calls(call, 3)
-    verify_with_anchor(capsys, anchor)
-    start = int(anchor.read_text().split()[0])
+    start, after = anchored_log(call, capsys, anchor, before=3, since=2)
     early = AuditEvent.objects.filter(id__lt=start).order_by("id").first()
-    play_calls(call, 2)
-    since = AuditEvent.objects.filter(id__gte=start).count()
+    since = len(after) + 1  # and the anchor's row
     call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
     assert f"Audit log intact: {since} rows checked, from row {start}." in capsys.readouterr().out
     last = AuditEvent.objects.order_by("id").last()
@@ -265,13 +272,7 @@ def test_from_the_anchor_finds_rows_deleted_at_the_anchor(
     call, demo_account, capsys, tmp_path, deleted, named
 ):
     anchor = tmp_path / "audit-anchor"
-    play_calls(call, 2)
-    verify_with_anchor(capsys, anchor)
-    start = int(anchor.read_text().split()[0])
-    play_calls(call, 1)
-    after = list(
-        AuditEvent.objects.filter(id__gt=start).order_by("id").values_list("id", flat=True)
-    )
+    start, after = anchored_log(call, capsys, anchor)
     # The anchor's row gone is named as such; the row after it gone, by the row that follows.
     gone, bad = (start, start) if deleted == "the anchor's row" else (after[0], after[1])
     with triggers_lifted():
@@ -285,13 +286,7 @@ def test_from_the_anchor_the_first_row_left_must_link_to_the_anchor(
     call, demo_account, capsys, tmp_path
 ):
     anchor = tmp_path / "audit-anchor"
-    play_calls(call, 2)
-    verify_with_anchor(capsys, anchor)
-    start = int(anchor.read_text().split()[0])
-    play_calls(call, 1)
-    after = list(
-        AuditEvent.objects.filter(id__gt=start).order_by("id").values_list("id", flat=True)
-    )
+    start, after = anchored_log(call, capsys, anchor)
     with triggers_lifted():
         raw(f"DELETE FROM {TABLE} WHERE id IN (%s, %s)", [start, after[0]])  # noqa: S608
     with pytest.raises(CommandError, match=rf"broken at row {start}: is gone"):
