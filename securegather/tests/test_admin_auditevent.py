@@ -1,5 +1,7 @@
 import csv
 import io
+import re
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -8,6 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from securegather.admin import CappedCountPaginator
 from securegather.models import AuditEvent
 from securegather.tests.staff import make_staff, verified_client
 
@@ -141,18 +144,11 @@ def query_plan(sql: str) -> str:
 @pytest.fixture
 def busy_log(rows):
     """Thousands of call rows (raw: the plans need rows, not a chain)."""
-    columns = "created_at, event, outcome, channel, actor, call_sid, caller, detail, prev_mac, mac"
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO securegather_auditevent ({columns}, account_number, key_id, user_agent) "  # noqa: S608
-            "VALUES (%s, 'card_entered', 'success', 'voice', 'twilio', %s, '', '{}', '', '', '', "
-            "'', '')",
-            [(now, f"CA{i:032x}") for i in range(5000)],
-        )
-        if connection.vendor == "postgresql":
-            # As autovacuum keeps them. Nothing runs ANALYZE on a SQLite file: its planner goes
-            # by its own rules, as in production.
+    raw_rows(*[timezone.now()] * 5000)
+    if connection.vendor == "postgresql":
+        # As autovacuum keeps them. Nothing runs ANALYZE on a SQLite file: its planner goes by
+        # its own rules, as in production.
+        with connection.cursor() as cursor:
             cursor.execute("ANALYZE securegather_auditevent")
 
 
@@ -169,3 +165,53 @@ def test_search_reads_indexes_not_the_whole_log(admin_client, busy_log):
         # Nor an index read end to end, its rows filtered on the searched columns.
         filters = [line for line in plan.splitlines() if "Filter:" in line]
         assert not [line for line in filters if "call_sid" in line], plan
+
+
+def raw_rows(*created: datetime) -> None:
+    """Call rows at the given times, inserted raw (the admin reads rows, not the chain)."""
+    columns = "created_at, event, outcome, channel, actor, call_sid, caller, detail, prev_mac, mac"
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO securegather_auditevent ({columns}, account_number, key_id, user_agent) "  # noqa: S608
+            "VALUES (%s, 'card_entered', 'success', 'voice', 'twilio', %s, '', '{}', '', '', '', "
+            "'', '')",
+            [(at, f"CA{i:032x}") for i, at in enumerate(created)],
+        )
+
+
+def day_links(page: str) -> list[int]:
+    return sorted(int(day) for day in set(re.findall(r"created_at__day=(\d+)", page)))
+
+
+def changelist_reads(client, params: dict | None = None) -> tuple[str, list[str]]:
+    """The changelist page, and its queries of the audit table (read before the next request,
+    which clears Django's query log)."""
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(CHANGELIST, params or {}).content.decode()
+    return page, [q["sql"] for q in queries if "auditevent" in q["sql"]]
+
+
+def test_date_hierarchy_lists_the_calendar_without_reading_every_row(admin_client):
+    raw_rows(datetime(2025, 12, 30, 9, tzinfo=UTC), datetime(2026, 3, 2, 9, tzinfo=UTC))
+    raw_rows(datetime(2026, 3, 5, 23, tzinfo=UTC))
+    page, reads = changelist_reads(admin_client)
+    assert "created_at__year=2025" in page and "created_at__year=2026" in page
+    year, more = changelist_reads(admin_client, {"created_at__year": 2026})
+    assert "created_at__month=3" in year and "created_at__month=2" not in year
+    reads += more
+    march, more = changelist_reads(admin_client, {"created_at__year": 2026, "created_at__month": 3})
+    assert day_links(march) == [2, 3, 4, 5]  # the 3rd and 4th have no rows, and are listed
+    reads += more
+    assert reads and not [sql for sql in reads if "DISTINCT" in sql.upper()]
+
+
+def test_the_count_stops_at_the_paginators_limit(admin_client, monkeypatch):
+    monkeypatch.setattr(CappedCountPaginator, "LIMIT", 5)
+    raw_rows(*[timezone.now()] * 12)
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(CHANGELIST).content.decode()
+    assert "more than 5 audit events: filter or search" in page
+    [count] = [q["sql"] for q in queries if "COUNT" in q["sql"] and "auditevent" in q["sql"]]
+    assert "LIMIT 6" in count
+    monkeypatch.setattr(CappedCountPaginator, "LIMIT", 12)
+    assert "12 audit events" in admin_client.get(CHANGELIST).content.decode()
