@@ -205,6 +205,18 @@ def test_date_hierarchy_lists_the_calendar_without_reading_every_row(admin_clien
     assert reads and not [sql for sql in reads if "DISTINCT" in sql.upper()]
 
 
+@pytest.mark.parametrize(("zone", "days"), [("UTC", [2, 3, 4, 5]), ("America/New_York", [1, 2])])
+def test_date_hierarchy_days_are_the_local_ones(admin_client, settings, zone, days):
+    settings.TIME_ZONE = zone
+    # 03:00 UTC on 2 March is 22:00 on 1 March in New York.
+    raw_rows(
+        datetime(2026, 3, 2, 3, tzinfo=UTC),
+        datetime(2026, 3, 5 if zone == "UTC" else 2, 12, tzinfo=UTC),
+    )
+    page, _ = changelist_reads(admin_client, {"created_at__year": 2026, "created_at__month": 3})
+    assert day_links(page) == days
+
+
 def test_the_count_stops_at_the_paginators_limit(admin_client, monkeypatch):
     monkeypatch.setattr(CappedCountPaginator, "LIMIT", 5)
     raw_rows(*[timezone.now()] * 12)
@@ -213,5 +225,8 @@ def test_the_count_stops_at_the_paginators_limit(admin_client, monkeypatch):
     assert "more than 5 audit events: filter or search" in page
     [count] = [q["sql"] for q in queries if "COUNT" in q["sql"] and "auditevent" in q["sql"]]
     assert "LIMIT 6" in count
+    page = admin_client.get(CHANGELIST, {"q": "twilio"}).content.decode()
+    assert "more than 5 results" in page and "6 results" not in page  # beside the search bar
     monkeypatch.setattr(CappedCountPaginator, "LIMIT", 12)
-    assert "12 audit events" in admin_client.get(CHANGELIST).content.decode()
+    page = admin_client.get(CHANGELIST, {"q": "twilio"}).content.decode()
+    assert "12 audit events" in page and "12 results" in page and "more than" not in page
