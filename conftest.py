@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -56,6 +57,13 @@ class TwilioClient:
         )
         self.responses.append(response)
         return response
+
+
+class GoneMidBody(io.RawIOBase):
+    """A request body whose sender hung up: reading it fails."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise OSError("connection reset")
 
 
 @dataclass

@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import (
     HttpRequest,
@@ -32,7 +31,7 @@ from calls.models import is_four_digits
 from legacy import ciphertext
 from legacy.models import AcceptedCiphertext
 from securegather.models import AuditEvent
-from securegather.webhooks import unreadable
+from securegather.webhooks import UNREADABLE, unreadable
 
 Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
 FIELDS = ("encryptedCardDigits", "encryptedPinDigits")
@@ -67,9 +66,9 @@ def _fields(request: HttpRequest) -> dict[str, object] | None:
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError, RecursionError, RequestDataTooBig):
-            # RecursionError: "[[[[…" nested deeper than the parser goes; RequestDataTooBig:
-            # past DATA_UPLOAD_MAX_MEMORY_SIZE.
+        except (ValueError, UnicodeDecodeError, RecursionError, *UNREADABLE):
+            # RecursionError: "[[[[…" nested deeper than the parser goes; UNREADABLE: past
+            # DATA_UPLOAD_MAX_MEMORY_SIZE, or the client gone mid-body.
             return None
         return body if isinstance(body, dict) else None
     if unreadable(request):

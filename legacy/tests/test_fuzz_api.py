@@ -8,6 +8,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import GoneMidBody
 from legacy.tests.test_decrypt_gather import LEGACY_KEY, tutorial_encrypt
 
 FIXED = {b"No data found", b"Bad request", b"Unauthorized", b"Service unavailable", b""}
@@ -89,4 +90,14 @@ def test_a_body_past_djangos_size_limit_is_a_bad_request(api_client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200
     body = {"encryptedCardDigits": "a" * 300, "encryptedPinDigits": "b"}
     response = api_client.post("/api/decrypt-gather", body, content_type="application/json")
+    assert (response.status_code, response.content) == (400, b"Bad request")
+
+
+def test_a_client_gone_mid_body_is_a_bad_request(api_client):
+    response = api_client.post(
+        "/api/decrypt-gather",
+        '{"encryptedCardDigits": "ab"}',
+        content_type="application/json",
+        **{"wsgi.input": GoneMidBody()},
+    )
     assert (response.status_code, response.content) == (400, b"Bad request")

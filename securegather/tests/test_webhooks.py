@@ -1,6 +1,5 @@
 """The signature check and the TwiML answer to failures, exercised through the voice webhook."""
 
-import io
 import logging
 from unittest import mock
 
@@ -9,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
 from calls.models import CallSession
-from conftest import ACCOUNT_SID, CALL_SID
+from conftest import ACCOUNT_SID, CALL_SID, GoneMidBody
 from securegather.models import AuditEvent
 
 PARAMS = {"CallSid": CALL_SID, "AccountSid": ACCOUNT_SID, "From": "+15005550006"}
@@ -138,13 +137,6 @@ def post_unreadable(twilio, path: str, kind: str):
         content_type="multipart/form-data; boundary=8264\u00e9",
         HTTP_X_TWILIO_SIGNATURE="x",
     )
-
-
-class GoneMidBody(io.RawIOBase):
-    """A request body whose sender hung up: reading it fails."""
-
-    def read(self, size: int = -1) -> bytes:
-        raise OSError("connection reset")
 
 
 @pytest.mark.parametrize("path", ["/voice/", "/voice/card/", "/voice/status/"])

@@ -24,7 +24,6 @@ class Command(BaseCommand):
                 "log's end, which the chain alone cannot."
             ),
         )
-
         parser.add_argument(
             "--from-anchor",
             action="store_true",
