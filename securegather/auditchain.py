@@ -342,8 +342,8 @@ def verify_log(
     """Verify the audit table, streamed in id order, and record that it was done.
 
     ``anchor``: where the last check ended (``Report.anchor``), kept outside the database.
-    ``from_anchor``: check only the rows from the anchor's on, which the last check had not: a
-    check as long as the rows written since. Rows before it are checked by a run without.
+    ``from_anchor``: check only the anchor's row and those after it, written since the last
+    check: a check as long as they are. A run without it checks every row.
     """
     from securegather.models import AuditChainHead, AuditEvent
 
