@@ -12,7 +12,7 @@ its purpose and its source field, so key rotation finds every digest column and 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import models
 
@@ -169,10 +169,18 @@ class DigestField(models.CharField):
 
     def source_field(self) -> SealedField:
         """The SealedField whose plaintext this field digests."""
-        field = self.model._meta.get_field(self.source)
-        if not isinstance(field, SealedField):
-            raise TypeError(f"{self.source} is not a SealedField")
-        return field
+        return field_of(self.model, self.source, SealedField)
+
+
+F = TypeVar("F", bound=models.Field)
+
+
+def field_of(model: type[models.Model] | models.Model, name: str, kind: type[F]) -> F:
+    """The field ``name`` of ``model``, which must be a ``kind``: TypeError otherwise."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, kind):
+        raise TypeError(f"{name} is not a {kind.__name__}")
+    return field
 
 
 class SealedFieldsMixin(models.Model):
@@ -181,27 +189,18 @@ class SealedFieldsMixin(models.Model):
     class Meta:
         abstract = True
 
-    def _sealed_field(self, name: str) -> SealedField:
-        field = self._meta.get_field(name)
-        if not isinstance(field, SealedField):
-            raise TypeError(f"{name} is not a SealedField")
-        return field
-
     def seal(self, name: str, plaintext: str) -> Sealed:
         """Seal ``plaintext`` into the SealedField ``name``; the Sealed value it now holds."""
-        sealed = self._sealed_field(name).seal(self, plaintext)
+        sealed = field_of(self, name, SealedField).seal(self, plaintext)
         setattr(self, name, sealed)
         return sealed
 
     def digest_of(self, name: str, plaintext: str, kid: str | None = None) -> str:
         """The DigestField ``name``'s digest of ``plaintext`` for this record, under ``kid``."""
-        field = self._meta.get_field(name)
-        if not isinstance(field, DigestField):
-            raise TypeError(f"{name} is not a DigestField")
-        return field.compute(self, plaintext, kid)
+        return field_of(self, name, DigestField).compute(self, plaintext, kid)
 
     def unseal(self, name: str) -> str:
-        return self._sealed_field(name).open(self)
+        return field_of(self, name, SealedField).open(self)
 
     @classmethod
     def sealed_fields(cls) -> list[SealedField]:
