@@ -12,8 +12,8 @@ from securegather.tests.auditlog import TABLE, raw, triggers_lifted
 CALLS = 200
 
 
-def verify_audit_log(capsys):
-    call_command("verify_audit_log")
+def verify_audit_log(capsys, **options):
+    call_command("verify_audit_log", **options)
     return capsys.readouterr()
 
 
@@ -151,29 +151,24 @@ def test_rows_cut_off_the_end_break_the_chain_at_its_head(call, demo_account, ca
         verify_audit_log(capsys)
 
 
-def verify_with_anchor(capsys, path):
-    call_command("verify_audit_log", anchor_file=path)
-    return capsys.readouterr()
-
-
 @pytest.mark.django_db
 def test_an_anchor_file_shows_rows_cut_off_with_the_head_moved_back(
     call, demo_account, capsys, tmp_path
 ):
     anchor = tmp_path / "audit-anchor"
     play_calls(call, 2)
-    assert "this check starts one" in verify_with_anchor(capsys, anchor).err
+    assert "this check starts one" in verify_audit_log(capsys, anchor_file=anchor).err
     checked = AuditEvent.objects.exclude(event="audit_verified").order_by("id").last()
     assert anchor.read_text() == f"{checked.id} {checked.mac}\n"
     play_calls(call, 2)
-    assert "Anchor moved to row" in verify_with_anchor(capsys, anchor).out
+    assert "Anchor moved to row" in verify_audit_log(capsys, anchor_file=anchor).out
     moved_to = int(anchor.read_text().split()[0])
     assert moved_to > checked.id
     # Cut back past the anchor, and set the head to the newest row left: the chain holds.
     newest_left = cut_off_newest(6, move_head_back=True)
     assert newest_left < moved_to
     with pytest.raises(CommandError, match=rf"broken at row {moved_to}: is gone, and the last"):
-        verify_with_anchor(capsys, anchor)
+        verify_audit_log(capsys, anchor_file=anchor)
     # A broken log leaves the anchor where it was.
     assert int(anchor.read_text().split()[0]) == moved_to
     last = AuditEvent.objects.order_by("id").last()
@@ -184,17 +179,17 @@ def test_an_anchor_file_shows_rows_cut_off_with_the_head_moved_back(
 def test_an_anchor_row_rewritten_is_named(call, demo_account, capsys, tmp_path):
     anchor = tmp_path / "audit-anchor"
     play_calls(call, 1)
-    verify_with_anchor(capsys, anchor)
+    verify_audit_log(capsys, anchor_file=anchor)
     row_id = int(anchor.read_text().split()[0])
     with triggers_lifted():
         raw(f"UPDATE {TABLE} SET outcome = 'failure' WHERE id = %s", [row_id])  # noqa: S608
     with pytest.raises(CommandError, match=rf"broken at row {row_id}: its MAC does not match"):
-        verify_with_anchor(capsys, anchor)
+        verify_audit_log(capsys, anchor_file=anchor)
     anchor.write_text(f"{row_id} {'k:' + '0' * 64}\n")  # an anchor taken from another log
     with triggers_lifted():
         raw(f"UPDATE {TABLE} SET outcome = 'info' WHERE id = %s", [row_id])  # noqa: S608
     with pytest.raises(CommandError, match=rf"row {row_id}: is not the row the last check ended"):
-        verify_with_anchor(capsys, anchor)
+        verify_audit_log(capsys, anchor_file=anchor)
 
 
 @pytest.mark.django_db
@@ -204,7 +199,7 @@ def test_an_unreadable_anchor_stops_the_check_and_is_left_alone(capsys, tmp_path
     anchor = tmp_path / "audit-anchor"
     anchor.write_text(content, encoding="latin-1")
     with pytest.raises(CommandError, match="holds no anchor this command wrote"):
-        verify_with_anchor(capsys, anchor)
+        verify_audit_log(capsys, anchor_file=anchor)
     assert anchor.read_text(encoding="latin-1") == content
     assert not AuditEvent.objects.filter(event="audit_verified").exists()
 
@@ -213,13 +208,13 @@ def test_an_unreadable_anchor_stops_the_check_and_is_left_alone(capsys, tmp_path
 def test_an_anchor_that_cannot_be_written_fails_the_run(capsys, tmp_path):
     AuditEvent.record("call_started", "info")
     with pytest.raises(CommandError, match="intact, but the anchor could not be written"):
-        verify_with_anchor(capsys, tmp_path / "missing" / "audit-anchor")
+        verify_audit_log(capsys, anchor_file=tmp_path / "missing" / "audit-anchor")
 
 
 def anchored_log(call, capsys, anchor, before: int = 2, since: int = 1) -> tuple[int, list[int]]:
     """Calls, a check that leaves its anchor, more calls: the anchor's row, and the rows since."""
     play_calls(call, before)
-    verify_with_anchor(capsys, anchor)
+    verify_audit_log(capsys, anchor_file=anchor)
     start = int(anchor.read_text().split()[0])
     play_calls(call, since)
     after = AuditEvent.objects.filter(id__gt=start).order_by("id").values_list("id", flat=True)
@@ -234,31 +229,29 @@ def test_from_the_anchor_checks_only_the_rows_since_the_last_check(
     start, after = anchored_log(call, capsys, anchor, before=3, since=2)
     early = AuditEvent.objects.filter(id__lt=start).order_by("id").first()
     since = len(after) + 1  # and the anchor's row
-    call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
-    assert f"Audit log intact: {since} rows checked, from row {start}." in capsys.readouterr().out
+    out = verify_audit_log(capsys, anchor_file=anchor, from_anchor=True).out
+    assert f"Audit log intact: {since} rows checked, from row {start}." in out
     last = AuditEvent.objects.order_by("id").last()
     assert (last.detail["first_id"], last.detail["checked"]) == (start, since)
     # A row edited before the anchor is the full check's to find; one after it, this one's.
     with triggers_lifted():
         raw(f"UPDATE {TABLE} SET actor = 'edited' WHERE id = %s", [early.id])  # noqa: S608
-    call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
-    assert "Audit log intact" in capsys.readouterr().out
+    assert "Audit log intact" in verify_audit_log(capsys, anchor_file=anchor, from_anchor=True).out
     with pytest.raises(CommandError, match=rf"broken at row {early.id}: its MAC does not match"):
-        verify_with_anchor(capsys, anchor)
+        verify_audit_log(capsys, anchor_file=anchor)
     later = AuditEvent.objects.filter(id__gt=int(anchor.read_text().split()[0])).first()
     with triggers_lifted():
         raw(f"UPDATE {TABLE} SET actor = 'edited' WHERE id = %s", [later.id])  # noqa: S608
     with pytest.raises(CommandError, match=rf"broken at row {later.id}: its MAC does not match"):
-        call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
+        verify_audit_log(capsys, anchor_file=anchor, from_anchor=True)
 
 
 @pytest.mark.django_db
 def test_from_the_anchor_needs_an_anchor_file(capsys, tmp_path):
     with pytest.raises(CommandError, match="--from-anchor needs --anchor-file"):
-        call_command("verify_audit_log", from_anchor=True)
+        verify_audit_log(capsys, from_anchor=True)
     AuditEvent.record("call_started", "info")
-    call_command("verify_audit_log", anchor_file=tmp_path / "a", from_anchor=True)
-    result = capsys.readouterr()
+    result = verify_audit_log(capsys, anchor_file=tmp_path / "a", from_anchor=True)
     assert "this check starts one" in result.err
     assert "Audit log intact: 1 rows checked." in result.out  # no anchor yet: every row
 
@@ -278,7 +271,7 @@ def test_from_the_anchor_finds_rows_deleted_at_the_anchor(
     with triggers_lifted():
         raw(f"DELETE FROM {TABLE} WHERE id = %s", [gone])  # noqa: S608
     with pytest.raises(CommandError, match=rf"broken at row {bad}: {named}"):
-        call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
+        verify_audit_log(capsys, anchor_file=anchor, from_anchor=True)
 
 
 @pytest.mark.django_db
@@ -290,7 +283,7 @@ def test_from_the_anchor_the_first_row_left_must_link_to_the_anchor(
     with triggers_lifted():
         raw(f"DELETE FROM {TABLE} WHERE id IN (%s, %s)", [start, after[0]])  # noqa: S608
     with pytest.raises(CommandError, match=rf"broken at row {start}: is gone"):
-        call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
+        verify_audit_log(capsys, anchor_file=anchor, from_anchor=True)
     assert f"also row {after[1]}: does not follow the row before it" in capsys.readouterr().err
 
 
@@ -298,10 +291,10 @@ def test_from_the_anchor_the_first_row_left_must_link_to_the_anchor(
 def test_from_the_anchor_with_nothing_left_after_it_names_the_anchor(capsys, tmp_path):
     anchor = tmp_path / "audit-anchor"
     AuditEvent.record("call_started", "info")
-    verify_with_anchor(capsys, anchor)
+    verify_audit_log(capsys, anchor_file=anchor)
     start = int(anchor.read_text().split()[0])
     with triggers_lifted():
         raw(f"DELETE FROM {TABLE} WHERE id >= %s", [start])  # noqa: S608
     with pytest.raises(CommandError, match=rf"broken at row {start}: is gone") as failure:
-        call_command("verify_audit_log", anchor_file=anchor, from_anchor=True)
+        verify_audit_log(capsys, anchor_file=anchor, from_anchor=True)
     assert "(1 problem(s) in 0 rows)" in str(failure.value)
