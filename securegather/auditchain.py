@@ -263,10 +263,11 @@ def verify(
     """
     if resume and anchor is None:
         raise ValueError("a resumed check needs the anchor it resumes from")
+    resumed_at = anchor if resume else None
     ring = get_keyring()
     known = known_key_ids() if known is None else known
     report = Report()
-    previous = anchor.mac if resume and anchor is not None else ""
+    previous = resumed_at.mac if resumed_at is not None else ""
     # Rows under a dropped key not yet followed by a verified rotation: (row id, key id).
     pending: list[tuple[int, str]] = []
     head_found = anchor_found = False
@@ -274,7 +275,7 @@ def verify(
         report.checked += 1
         if report.first_id is None:
             report.first_id = row.id
-            if resume and anchor is not None and row.id == anchor.row_id:
+            if resumed_at is not None and row.id == resumed_at.row_id:
                 previous = row.prev_mac
         report.last_id, report.last_mac = row.id, row.mac
         head_found = head_found or row.mac == head
@@ -317,7 +318,7 @@ def verify(
         for row_id, kid in pending
     ]
     # Nothing from the anchor on: the anchor's problem below says it.
-    if head and not head_found and not (resume and report.last_id is None):
+    if head and not head_found and not (resumed_at is not None and report.last_id is None):
         # Named by the newest row left: the head links past it.
         report.problems.append(
             Problem(
