@@ -1,4 +1,6 @@
+import os
 import threading
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -209,6 +211,24 @@ def test_an_anchor_that_cannot_be_written_fails_the_run(capsys, tmp_path):
     AuditEvent.record("call_started", "info")
     with pytest.raises(CommandError, match="intact, but the anchor could not be written"):
         verify_audit_log(capsys, anchor_file=tmp_path / "missing" / "audit-anchor")
+
+
+@pytest.mark.django_db
+def test_the_anchor_and_its_directory_entry_reach_the_disk(capsys, tmp_path, monkeypatch):
+    AuditEvent.record("call_started", "info")
+    synced = []
+    fsync = os.fsync
+
+    def recording_fsync(fd):
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    anchor = tmp_path / "audit-anchor"
+    verify_audit_log(capsys, anchor_file=anchor)
+    # The written file (under its temporary name), then the directory that now names it.
+    written, *rest = synced
+    assert (written.parent, rest) == (tmp_path, [tmp_path])
 
 
 def anchored_log(call, capsys, anchor, before: int = 2, since: int = 1) -> tuple[int, list[int]]:

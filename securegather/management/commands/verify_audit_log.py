@@ -79,8 +79,8 @@ def read_anchor(path: Path) -> Anchor | None:
 
 
 def write_anchor(path: Path, anchor: Anchor) -> None:
-    """Replace the anchor whole: a run stopped halfway, or two at once, leave one anchor or the
-    other, never half of one."""
+    """Replace the anchor whole and durably: a run stopped halfway, two at once, or a crash
+    leave one anchor or the other, never half of one."""
     try:
         fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
@@ -92,6 +92,12 @@ def write_anchor(path: Path, anchor: Anchor) -> None:
         except BaseException:
             os.unlink(partial)
             raise
+        # The rename lasts a crash only once the directory's entry is on disk too.
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
     except OSError as exc:
         raise CommandError(
             f"The log is intact, but the anchor could not be written to {path}: {exc.strerror}."
