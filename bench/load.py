@@ -45,7 +45,7 @@ class Tally:
     calls: int = 0
 
 
-class Caller:
+class CallerThread:
     """One client thread: plays calls back to back until the deadline."""
 
     def __init__(self, port: int, token: str, tally: Tally, deadline: float, seed: int) -> None:
@@ -127,7 +127,7 @@ def main() -> int:
         deadline = time.monotonic() + args.seconds
         started = time.monotonic()
         callers = [
-            threading.Thread(target=Caller(args.port, AUTH_TOKEN, tally, deadline, n).run)
+            threading.Thread(target=CallerThread(args.port, AUTH_TOKEN, tally, deadline, n).run)
             for n in range(args.calls)
         ]
         for thread in callers:
