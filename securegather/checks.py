@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -9,6 +10,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -34,6 +36,17 @@ KEYRING_PROBLEM_IDS = {
     "duplicate": "securegather.E005",
     "unreadable": "securegather.E006",
 }
+
+
+def check_before_serving() -> None:
+    """Run what `manage.py check` runs, as a server loads the application.
+
+    gunicorn runs no system checks, and a server with a broken keyring or no auth token would
+    start, pass its health check and answer every call with an apology. Raises
+    SystemCheckError, which names each error's id, so the worker fails to boot and gunicorn
+    stops. Warnings go to stderr, as `manage.py check` prints them.
+    """
+    call_command("check", stdout=io.StringIO())
 
 
 @register()

@@ -1,9 +1,13 @@
-"""WSGI entry point: `gunicorn securegather.wsgi`."""
+"""WSGI entry point: `gunicorn securegather.wsgi`. A misconfigured server does not start."""
 
 import os
 
 from django.core.wsgi import get_wsgi_application
 
+from securegather.checks import check_before_serving
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "securegather.settings")
 
 application = get_wsgi_application()
+
+check_before_serving()

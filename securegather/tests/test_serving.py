@@ -1,0 +1,84 @@
+"""gunicorn runs no system checks: the WSGI module runs them, and a misconfigured server stops."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+SOUND_KEY = "k1:" + "ab" * 32
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """securegather.settings from the environment alone: no .env, no DEBUG, a database unused."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECUREGATHER_"))}
+    env.update(
+        DJANGO_ENV_FILE="/dev/null",
+        DJANGO_SETTINGS_MODULE="securegather.settings",
+        DJANGO_SECRET_KEY="x" * 50,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        TWILIO_AUTH_TOKEN="token",
+        SECUREGATHER_KEYS=SOUND_KEY,
+    )
+    env.update(overrides)
+    return env
+
+
+def gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[str]:
+    """The project's gunicorn.conf.py, one worker."""
+    bind = f"127.0.0.1:{port}"
+    return subprocess.Popen(  # noqa: S603  (fixed arguments)
+        [str(GUNICORN), "-c", "gunicorn.conf.py", "-w", "1", "-b", bind, "securegather.wsgi"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_broken_keyring_stops_the_server_with_its_error_id(tmp_path):
+    server = gunicorn(server_env(tmp_path, SECUREGATHER_KEYS="k1:nothex"), free_port())
+    output, _ = server.communicate(timeout=60)
+    assert server.returncode != 0
+    assert "(securegather.E003) The keyring is unusable: key 'k1' is not hexadecimal." in output
+    assert "Worker failed to boot" in output
+
+
+def test_no_auth_token_stops_the_server_too(tmp_path):
+    server = gunicorn(server_env(tmp_path, TWILIO_AUTH_TOKEN=""), free_port())
+    output, _ = server.communicate(timeout=60)
+    assert server.returncode != 0
+    assert "(securegather.E010) TWILIO_AUTH_TOKEN is not set" in output
+
+
+def test_a_sound_configuration_serves(tmp_path):
+    port = free_port()
+    server = gunicorn(server_env(tmp_path), port)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.communicate()[0]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                    assert (r.status, r.read()) == (200, b'{"status": "ok"}')
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not answer in 60 s"
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
