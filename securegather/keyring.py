@@ -37,6 +37,11 @@ TOKEN_VERSION = "sg1"  # noqa: S105 (a format tag, not a secret)
 KEY_BYTES = 32
 NONCE_BYTES = 12  # 96-bit random nonces: at most 2**32 seals per key (NIST SP 800-38D §8.3)
 KID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+TAG_BYTES = 16  # AES-GCM's tag, after the ciphertext
+# What Keyring.seal writes: "sg1:kid:" then nonce, ciphertext and tag in lowercase hex.
+TOKEN_PATTERN = re.compile(
+    rf"{TOKEN_VERSION}:{KID_PATTERN.pattern}:(?:[0-9a-f]{{2}}){{{NONCE_BYTES + TAG_BYTES},}}"
+)
 # The key printed in Twilio's tutorial: public, so never a real key.
 TUTORIAL_SAMPLE_KEY = "a154eb4c759711bc2538a7cc021e9e9f17dd8aa63151c62ca28a82a4a404203d"
 
@@ -214,6 +219,11 @@ class Keyring:
     def digests(self, value: str, purpose: str) -> list[str]:
         """The digest under every key in the ring, primary first: finds rows not yet rotated."""
         return [self.digest(value, purpose, kid) for kid in self.keys]
+
+
+def is_token(text: str) -> bool:
+    """Whether ``text`` has a token's form (a plaintext never has)."""
+    return TOKEN_PATTERN.fullmatch(text) is not None
 
 
 def token_kid(token: str) -> str | None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from securegather.keyring import Keyring, get_keyring, token_kid
+from securegather.keyring import Keyring, get_keyring, is_token, token_kid
 
 MASK = "••••"
 # Seals a process makes before it adds them to the key's count in the database (KeyRecord):
@@ -81,21 +82,28 @@ class SealedField(_SealedCharField):
         return None if value is None else Sealed(value)
 
     def to_python(self, value: Any) -> Sealed | None:
+        # Whether it is a token is checked by the validators and on save, not here: Django's
+        # deserializer would quote the value in its error, and it may be a plaintext.
         if value is None or isinstance(value, Sealed):
             return value
         return Sealed(str(value))
 
     def run_validators(self, value: Any) -> None:
-        # Validate the stored token (its length), not the masked object.
+        # Validate the stored token (its form and length), not the masked object.
         if isinstance(value, Sealed):
+            if not is_token(value.token):
+                raise ValidationError("This is not a sealed value.", code="not_sealed")
             super().run_validators(value.token)
 
     def get_prep_value(self, value: Any) -> str | None:
         if value is None:
             return None
+        # A plain string, or one wrapped without being sealed (a fixture's), would be a
+        # plaintext on its way to a column. Neither message quotes it.
         if not isinstance(value, Sealed):
-            # A plain string here would be a plaintext on its way to a column.
             raise TypeError(f"{self.name} takes a Sealed value; use instance.seal()")
+        if not is_token(value.token):
+            raise TypeError(f"{self.name} holds no sealed value: only instance.seal() makes one")
         return value.token
 
     def value_to_string(self, obj: models.Model) -> str:

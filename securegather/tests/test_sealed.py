@@ -1,7 +1,12 @@
+import json
+
 import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.db import connection
 
 from accounts.models import Account
+from calls.models import CallSession
 from securegather.keyring import KeyringError, SealError, get_keyring
 from securegather.models import KeyRecord
 from securegather.sealed import MASK, SEALS_PER_RECORD, Sealed, SealedField
@@ -37,6 +42,51 @@ def test_a_plain_string_is_refused_by_the_field():
     account = Account(number="AC1", balance=0, card_last4="8264", pin_digest="x", card_digest="x")
     with pytest.raises(TypeError, match="takes a Sealed value"):
         account.save()
+
+
+def fixture_with(tmp_path, **fields):
+    path = tmp_path / "account.json"
+    row = {"number": "AC9", "card_digest": "x", "pin_digest": "x", **fields}
+    row.update(balance="0.00", created_at="2026-01-01T00:00:00Z", updated_at="2026-01-01T00:00:00Z")
+    path.write_text(json.dumps([{"model": "accounts.account", "pk": 9, "fields": row}]))
+    return path
+
+
+@pytest.mark.django_db
+def test_a_fixture_with_plaintext_in_a_sealed_column_loads_nothing_and_quotes_nothing(
+    tmp_path, capsys
+):
+    with pytest.raises(TypeError, match="card_last4 holds no sealed value") as failure:
+        call_command("loaddata", fixture_with(tmp_path, card_last4="8264", pin="5937"))
+    output = capsys.readouterr()
+    assert "8264" not in str(failure.value) + output.out + output.err
+    assert not Account.objects.exists()
+    # A token's look-alike is no token either: the right header, no hex body.
+    with pytest.raises(TypeError, match="holds no sealed value"):
+        call_command("loaddata", fixture_with(tmp_path, card_last4="sg1:test2:8264"))
+
+
+@pytest.mark.django_db
+def test_dumped_rows_load_again_tokens_and_empty_columns_alike(tmp_path, demo_account):
+    dump = tmp_path / "dump.json"
+    call_command("dumpdata", "accounts.account", output=str(dump))
+    session = CallSession.objects.create(call_sid="CA" + "0" * 32)  # no card, no PIN yet
+    call_command("dumpdata", "calls.callsession", output=str(tmp_path / "sessions.json"))
+    Account.objects.all().delete()
+    session.delete()
+    call_command("loaddata", dump, tmp_path / "sessions.json")
+    assert Account.objects.get(number=demo_account.number).unseal("pin") == "4321"
+    assert CallSession.objects.get().card is None
+
+
+@pytest.mark.django_db
+def test_full_clean_refuses_a_plaintext_without_quoting_it():
+    session = CallSession(call_sid="CA" + "0" * 32, card="8264")
+    with pytest.raises(ValidationError) as refused:
+        session.full_clean()
+    assert refused.value.message_dict["card"] == ["This is not a sealed value."]
+    session.card = session.seal("card", "8264")
+    session.full_clean()
 
 
 @pytest.mark.django_db
