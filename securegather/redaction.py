@@ -23,17 +23,21 @@ REDACTED = "[redacted]"
 # URLs put a value after it: Digits=1234 · Digits%3D1234 · 'Digits': '1234' · ('Digits', '1234')
 # · Digits: 1234 · Digits 1234.
 _KEY = r"""Digits['"]?\s*(?:[:=,]|%3[dD])?\s*"""
-# A list of values ("Digits": ['1234', '5678']) goes whole; a single value keeps its quote.
+# A list or tuple of values ("Digits": ['1234', '5678']) goes whole. A single value goes after
+# whatever brackets, quotes, separators or spaces open it, so that a value a client sent as
+# "[1234", "=1234" or "' 1234" is no way around the filter.
 _DIGITS_PARAM = re.compile(
-    rf"""(?P<key>{_KEY})(?:(?P<list>\[[^\]]*\])|(?P<quote>['"]?)[^'"&\]\s,}})\[=]+)""",
+    rf"""(?P<key>{_KEY})(?:(?P<list>\[[^\]]*\]|\([^)]*\))|(?P<open>[\[(=,:\s'"]*)[^'"&\]\s,}})\[(=]+)""",
     re.IGNORECASE,
 )
+# What every LogRecord has; any other attribute came from a call's ``extra``.
+_RECORD_ATTRIBUTES = {*vars(logging.makeLogRecord({})), "message", "asctime"}
 
 
 def _redacted(match: re.Match[str]) -> str:
-    if match.group("list"):
-        return match.group("key") + f"[{REDACTED}]"
-    return match.group("key") + match.group("quote") + REDACTED
+    if values := match.group("list"):
+        return match.group("key") + values[0] + REDACTED + values[-1]
+    return match.group("key") + match.group("open") + REDACTED
 
 
 def redact(text: str) -> str:
@@ -55,6 +59,11 @@ class RedactDigitsFilter(logging.Filter):
             record.exc_text = redact(record.exc_text)
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
+        # Text passed as ``extra``, which a structured formatter would print. Other objects
+        # stay as they are: handlers read some (Django's ``request``) as objects.
+        for name, value in vars(record).items():
+            if name not in _RECORD_ATTRIBUTES and isinstance(value, str):
+                setattr(record, name, redact(value))
         return True
 
 

@@ -19,6 +19,13 @@ from securegather.redaction import RedactDigitsFilter, redact
         "Digits=['5937', '8264']",
         "Digits%3D8264&From=%2B1",
         "Digits 8264",
+        # What a client can open a value with, so as to slip past a pattern that wants digits.
+        "/voice/card?Digits=[8264",
+        "Digits==8264",
+        "Digits=,8264",
+        "Digits=(8264",
+        "Digits=' 8264'",
+        "{'Digits': ('8264',)}",
     ],
 )
 def test_digits_parameters_are_redacted(text):
@@ -56,6 +63,23 @@ def test_filter_redacts_arguments_and_tracebacks():
     formatted = logging.Formatter().format(record)
     assert "8264" not in formatted
     assert "ValueError" in formatted
+
+
+def test_filter_redacts_text_passed_as_extra_and_leaves_objects():
+    logger = logging.getLogger("test.redaction")
+    request = object()
+    record = logger.makeRecord(
+        "x",
+        logging.INFO,
+        "f",
+        1,
+        "step",
+        (),
+        None,
+        extra={"body": "Digits=8264", "request": request},
+    )
+    assert RedactDigitsFilter().filter(record)
+    assert (record.body, record.request) == ("Digits=[redacted]", request)
 
 
 def test_describe_names_types_and_frames_but_no_message():
