@@ -303,6 +303,7 @@ def pin(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
+@sensitive_post_parameters("Digits")
 @twiml_on_error
 @twilio_signed
 @refuses_replays
@@ -323,6 +324,7 @@ def language(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
+@sensitive_post_parameters("Digits")
 @twiml_on_error
 @twilio_signed
 def status(request: HttpRequest) -> HttpResponse:

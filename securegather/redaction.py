@@ -16,9 +16,11 @@ from types import FrameType
 from typing import Any
 
 from django.http import HttpRequest
-from django.views.debug import SafeExceptionReporterFilter
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 REDACTED = "[redacted]"
+# Where WSGI servers put the query string of a request (gunicorn's RAW_URI is the whole target).
+QUERY_META = {"QUERY_STRING", "RAW_URI", "REQUEST_URI"}
 # Any key ending in "Digits" (Digits, encryptedCardDigits, …), then how Python, Django, JSON and
 # URLs put a value after it: Digits=1234 · Digits%3D1234 · 'Digits': '1234' · ('Digits', '1234')
 # · Digits: 1234 · Digits 1234.
@@ -108,7 +110,34 @@ class WebhookReporterFilter(SafeExceptionReporterFilter):
             return {}
         return {key: self.cleansed_substitute for key in keys}
 
+    def get_safe_request_meta(self, request: HttpRequest) -> dict[str, Any]:
+        meta = super().get_safe_request_meta(request)
+        # The query string, as the server received it: a client can put Digits there too.
+        for key in QUERY_META.intersection(meta):
+            meta[key] = self.cleansed_substitute
+        return meta
+
     def get_traceback_frame_variables(
         self, request: HttpRequest | None, tb_frame: FrameType
     ) -> ItemsView[str, Any]:
         return {name: self.cleansed_substitute for name in tb_frame.f_locals}.items()
+
+
+class WebhookExceptionReporter(ExceptionReporter):
+    """Django's error report, with the query string's values hidden as well.
+
+    The filter sees POST, the frames and META, but the report takes the query's items and the
+    URL with its query from the request itself; a client can send Digits there as well.
+    """
+
+    def get_traceback_data(self) -> dict[str, Any]:
+        data = super().get_traceback_data()
+        if self.request is not None:
+            hidden = self.filter.cleansed_substitute
+            try:
+                data["request_GET_items"] = [(key, hidden) for key in self.request.GET]
+            except Exception:  # too many fields: nothing of it, then
+                data["request_GET_items"] = []
+            uri, query, _ = data["request_insecure_uri"].partition("?")
+            data["request_insecure_uri"] = uri + (f"?{hidden}" if query else "")
+        return data

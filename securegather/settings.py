@@ -164,6 +164,7 @@ SECUREGATHER_LOCKOUT_DURATION = env.int("SECUREGATHER_LOCKOUT_DURATION", default
 SECUREGATHER_SESSION_LIFETIME = env.int("SECUREGATHER_SESSION_LIFETIME", default=10 * 60)
 SECUREGATHER_SESSION_RETENTION = env.int("SECUREGATHER_SESSION_RETENTION", default=24 * 60 * 60)
 # Error reports (DEBUG page, error mails) never show request data or local variables, DEBUG or not.
+DEFAULT_EXCEPTION_REPORTER = "securegather.redaction.WebhookExceptionReporter"
 DEFAULT_EXCEPTION_REPORTER_FILTER = "securegather.redaction.WebhookReporterFilter"
 
 LOGGING = {

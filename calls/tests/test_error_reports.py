@@ -10,7 +10,11 @@ from unittest import mock
 
 import pytest
 from django.test import override_settings
-from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
+from django.views.debug import (
+    ExceptionReporter,
+    SafeExceptionReporterFilter,
+    get_exception_reporter_class,
+)
 
 from calls.tests.twiml import hangs_up, spoken
 from conftest import standalone
@@ -85,3 +89,27 @@ def test_the_pin_step_holds_both_values_in_its_frames(call, demo_account):
         tb = tb.tb_next
     values = {value for local in frames for value in local.values() if isinstance(value, str)}
     assert {CARD, PIN} <= values
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_digits_in_the_query_string_stay_out_of_the_report_too(rf, debug):
+    # Twilio posts Digits in the body, but a client may put them in the URL: the report's
+    # query items, its Request URL and META's QUERY_STRING would each print them.
+    request = rf.post(f"/voice/card/?Digits={CARD}", {"Digits": PIN})
+    request.META["RAW_URI"] = f"/voice/card/?Digits={CARD}"  # as gunicorn sets it
+    exc = RuntimeError("step failed")
+    with override_settings(DEBUG=debug):
+        reporter = get_exception_reporter_class(request)(request, type(exc), exc, None)
+        text = reporter.get_traceback_text() + reporter.get_traceback_html()
+    assert "Digits" in text and "/voice/card/" in text  # a report, with values hidden
+    assert not standalone(CARD).search(text) and not standalone(PIN).search(text)
+    # Django's own reporter, with our filter, still prints the query's.
+    django_report = ExceptionReporter(request, type(exc), exc, None).get_traceback_text()
+    assert standalone(CARD).search(django_report)
+
+
+@pytest.mark.parametrize("step", list(FAULTS))
+def test_every_webhook_marks_digits_sensitive_for_djangos_own_reports(call, step):
+    # What Django's filters and error mails go by, with DEBUG off, whatever ours do.
+    response = call.twilio.post(f"/voice/{step}", {**call.base(), "Digits": "1"})
+    assert response.wsgi_request.sensitive_post_parameters == ("Digits",)
