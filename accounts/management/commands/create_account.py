@@ -3,10 +3,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from accounts.models import Account
 from calls.models import is_four_digits
+from securegather.commands import DatabaseCommand
 
 
 def ask_four_digits(label: str) -> str:
@@ -19,7 +20,7 @@ def ask_four_digits(label: str) -> str:
     return value
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Create an account; asks for the card's last 4 digits and the PIN without echo."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,9 +1,8 @@
 from decimal import Decimal
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
 from accounts.models import Account
+from securegather.commands import DatabaseCommand
 
 # The tutorial's demo caller: card ending 1234, PIN 4321.
 DEMO_NUMBER, DEMO_BALANCE, DEMO_CARD, DEMO_PIN = "AC12345678", Decimal("12.55"), "1234", "4321"
@@ -20,7 +19,7 @@ def seed_demo() -> bool:
     return created
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Create (or reset) the tutorial's demo account: card 1234, PIN 4321 → AC12345678."
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -1,11 +1,12 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from accounts import lockout
+from securegather.commands import DatabaseCommand
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Lift the lockout of a caller number (+15551234567) or an account number; audited."
 
     def add_arguments(self, parser: CommandParser) -> None:

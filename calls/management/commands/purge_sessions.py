@@ -2,13 +2,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
 from accounts import lockout
 from accounts.models import Lockout
 from calls.models import CallSession
+from securegather.commands import DatabaseCommand
 from securegather.models import AuditEvent
 
 
@@ -50,7 +50,7 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "End calls past their lifetime and delete sessions past retention (run it hourly)."
 
     def handle(self, *args: Any, **options: Any) -> None:

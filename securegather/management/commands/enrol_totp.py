@@ -1,11 +1,12 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from securegather.commands import DatabaseCommand
 from securegather.totp import EnrolError, enrol_totp
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Give a staff user a TOTP device (the admin's second factor) and print the otpauth:// URI "
         "to add to an authenticator app. The URI holds the secret: show it to that user only."

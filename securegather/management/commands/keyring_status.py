@@ -1,16 +1,17 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
+from securegather.commands import DatabaseCommand
 from securegather.keyring import Keyring, KeyringError, get_keyring
 from securegather.models import KeyRecord
 from securegather.rotation import NO_KEY, columns, cryptoperiod_exceeded
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Show each key (seals, age, check value) and, for every sealed and digest column, how "
         "many values sit under each key id, flagging ids the ring cannot use."

@@ -1,7 +1,8 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import CommandError, CommandParser, OutputWrapper
 
+from securegather.commands import DatabaseCommand
 from securegather.keyring import KeyringError, get_keyring
 from securegather.models import AuditEvent
 from securegather.rotation import NO_KEY, Result, columns, rotate
@@ -32,7 +33,7 @@ class Progress:
             self.out.write("")
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Re-seal every sealed value and re-derive every keyed digest under the primary key, in "
         "batches of their own transactions. Safe to run while calls are served; resumable."

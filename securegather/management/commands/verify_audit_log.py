@@ -3,12 +3,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from securegather.auditchain import Anchor, verify_log
+from securegather.commands import DatabaseCommand
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Check the audit log's hash chain. Exits 0 when every row is intact, 1 naming the first "
         "row that was edited, deleted around or inserted out of band."

@@ -1,0 +1,25 @@
+"""The base of management commands that need the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import OperationalError, connection
+
+
+class DatabaseCommand(BaseCommand):
+    """A command that reads or writes the database: when it cannot connect, it says so in one
+    line, with what to check, instead of a driver's traceback."""
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        try:
+            connection.ensure_connection()
+        except OperationalError as exc:
+            # The driver's first line names the host or file and why; never a password.
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CommandError(
+                f"Cannot connect to the database: {reason}. Check that it is running and that "
+                "DATABASE_URL names it."
+            ) from None
+        return super().execute(*args, **options)
