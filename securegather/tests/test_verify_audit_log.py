@@ -1,3 +1,4 @@
+import errno
 import os
 import threading
 from pathlib import Path
@@ -8,7 +9,7 @@ from django.core.management.base import CommandError
 from django.db import connection, connections
 from django.test import override_settings
 
-from securegather.models import AuditChainHead, AuditEvent
+from securegather.models import AuditChainHead, AuditEvent, KeyRecord
 from securegather.tests.auditlog import TABLE, raw, triggers_lifted
 
 CALLS = 200
@@ -207,10 +208,25 @@ def test_an_unreadable_anchor_stops_the_check_and_is_left_alone(capsys, tmp_path
 
 
 @pytest.mark.django_db
-def test_an_anchor_that_cannot_be_written_fails_the_run(capsys, tmp_path):
+def test_an_anchor_that_cannot_be_written_fails_the_run(capsys, tmp_path, monkeypatch):
     AuditEvent.record("call_started", "info")
+
+    def disk_full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    anchor = tmp_path / "audit-anchor"
     with pytest.raises(CommandError, match="intact, but the anchor could not be written"):
+        verify_audit_log(capsys, anchor_file=anchor)
+    assert list(tmp_path.iterdir()) == []  # nor is its temporary file left behind
+
+
+@pytest.mark.django_db
+def test_an_anchor_in_no_directory_is_refused_before_the_check(capsys, tmp_path):
+    AuditEvent.record("call_started", "info")
+    with pytest.raises(CommandError, match=r"missing is not a directory: no anchor can be kept"):
         verify_audit_log(capsys, anchor_file=tmp_path / "missing" / "audit-anchor")
+    assert not AuditEvent.objects.filter(event="audit_verified").exists()
 
 
 @pytest.mark.django_db
@@ -318,3 +334,19 @@ def test_from_the_anchor_with_nothing_left_after_it_names_the_anchor(capsys, tmp
     with pytest.raises(CommandError, match=rf"broken at row {start}: is gone") as failure:
         verify_audit_log(capsys, anchor_file=anchor, from_anchor=True)
     assert "(1 problem(s) in 0 rows)" in str(failure.value)
+
+
+@pytest.mark.django_db
+def test_a_key_id_holding_other_bytes_stops_the_check_before_any_verdict(capsys):
+    AuditEvent.record("call_started", "info")
+    KeyRecord.objects.update_or_create(kid="test2", defaults={"check_value": "0" * 16})
+    with pytest.raises(CommandError, match=r"Key id 'test2' holds other bytes .*E007"):
+        verify_audit_log(capsys)
+    assert not AuditEvent.objects.filter(event="audit_verified").exists()
+
+
+@pytest.mark.django_db
+@override_settings(SECUREGATHER_KEYS="k1:nothex")
+def test_an_unusable_keyring_stops_the_check_with_its_reason(capsys):
+    with pytest.raises(CommandError, match="The keyring is unusable: key 'k1' is not hexadecimal"):
+        verify_audit_log(capsys)

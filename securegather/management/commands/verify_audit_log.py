@@ -7,6 +7,8 @@ from django.core.management.base import CommandError, CommandParser
 
 from securegather.auditchain import Anchor, verify_log
 from securegather.commands import DatabaseCommand
+from securegather.keyring import KeyringError, get_keyring
+from securegather.models import KeyRecord
 
 
 class Command(DatabaseCommand):
@@ -39,6 +41,9 @@ class Command(DatabaseCommand):
         path: Path | None = options["anchor_file"]
         if options["from_anchor"] and path is None:
             raise CommandError("--from-anchor needs --anchor-file: where the last check ended.")
+        if path is not None and not path.parent.is_dir():
+            raise CommandError(f"{path.parent} is not a directory: no anchor can be kept there.")
+        check_keyring()
         anchor = read_anchor(path) if path is not None else None
         report = verify_log(anchor=anchor, from_anchor=options["from_anchor"])
         for kid, count in sorted(report.unverifiable.items()):
@@ -64,6 +69,20 @@ class Command(DatabaseCommand):
                 self.stderr.write(f"No anchor at {path} yet: this check starts one.")
             write_anchor(path, report.anchor)
             self.stdout.write(f"Anchor moved to row {report.anchor.row_id} ({path}).")
+
+
+def check_keyring() -> None:
+    """A ring that cannot check the rows stops the run before it reports them all broken."""
+    try:
+        ring = get_keyring()
+    except KeyringError as exc:
+        raise CommandError(f"The keyring is unusable: {exc}. See `manage.py check`.") from None
+    if changed := KeyRecord.changed([*ring.keys.values(), *ring.retired.values()]):
+        raise CommandError(
+            f"Key id {changed[0]!r} holds other bytes than when it was first used "
+            "(securegather.E007): every row it signed would look tampered with. Put the original "
+            "bytes back under that id, then check again; `manage.py keyring_status` lists the ids."
+        )
 
 
 def read_anchor(path: Path) -> Anchor | None:
