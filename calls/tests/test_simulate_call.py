@@ -7,6 +7,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
+from django.test import override_settings
 
 from calls.models import CallSession
 
@@ -101,3 +102,30 @@ def test_an_answer_that_is_not_twiml_is_a_clear_error(settings):
         pytest.raises(CommandError, match="The answer is not TwiML"),
     ):
         call_command("simulate_call", "--card", "1234", "--pin", "4321")
+
+
+@pytest.mark.django_db
+def test_a_call_that_hears_the_apology_fails_the_command(demo_account, capsys):
+    failing = mock.patch(
+        "calls.models.CallSession.accept_card", autospec=True, side_effect=RuntimeError
+    )
+    with failing, pytest.raises(CommandError, match="The server apologised: a step failed"):
+        call_command("simulate_call", "--card", "1234", "--pin", "4321")
+    assert "Sorry, we cannot take your details right now." in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+@override_settings(SECUREGATHER_LANGUAGE="es-MX")
+def test_the_apology_is_known_in_the_language_the_server_speaks(demo_account, capsys):
+    failing = mock.patch(
+        "calls.models.CallSession.accept_card", autospec=True, side_effect=RuntimeError
+    )
+    with failing, pytest.raises(CommandError, match="The server apologised"):
+        call_command("simulate_call", "--card", "1234", "--pin", "4321")
+    assert "Lo sentimos" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com", "http://[::1"])
+def test_a_url_it_cannot_post_to_is_a_clear_error(url):
+    with pytest.raises(CommandError, match="--url takes an http:// or https:// address"):
+        call_command("simulate_call", "--card", "1234", "--pin", "4321", "--url", url)

@@ -16,7 +16,11 @@ from defusedxml import ElementTree as ET
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.test import Client
+from django.utils import translation
 from twilio.request_validator import RequestValidator
+
+from securegather.languages import SAY_LANGUAGES, django_language
+from securegather.webhooks import apology
 
 # A webhook answer is final after a handful of steps; a loop longer than this is a bug.
 MAX_REQUESTS = 20
@@ -67,6 +71,22 @@ def in_process_transport(validator: RequestValidator) -> Post:
     return post
 
 
+def _scheme(url: str) -> str:
+    try:
+        return urllib.parse.urlsplit(url).scheme
+    except ValueError:  # an unclosed IPv6 bracket, say
+        return ""
+
+
+def apologies() -> set[str]:
+    """What a step that failed says, in each language a server may speak."""
+    spoken: set[str] = set()
+    for language in SAY_LANGUAGES:
+        with translation.override(django_language(language)):
+            spoken.update(say.text or "" for say in ET.fromstring(str(apology())).iter("Say"))
+    return spoken
+
+
 def parse_twiml(body: str) -> Element:
     try:
         return ET.fromstring(body)
@@ -90,6 +110,7 @@ class Call:
         self.post, self.base_url, self.write = post, base_url, write
         self.keypresses = deque(keypresses)
         self.menu = menu
+        self.heard: list[str] = []
         self.params = {
             "CallSid": "CA" + secrets.token_hex(16),
             "AccountSid": account_sid,
@@ -123,15 +144,24 @@ class Call:
             urllib.parse.urljoin(self.base_url, "/voice/status/"), {"CallStatus": "completed"}
         )
         self.write("(call ended)")
+        if apologies().intersection(self.heard):
+            raise CommandError(
+                "The server apologised: a step failed there. Its log and the audit log's "
+                "step_failed row say which."
+            )
+
+    def hear(self, text: str | None) -> None:
+        self.heard.append(text or "")
+        self.write(f"Caller hears: {text}")
 
     def follow(self, response: Element, url: str) -> tuple[str, dict[str, str]] | None:
         """Act out one TwiML document; return the next request to make, or None at hang-up."""
         for verb in response:
             if verb.tag == "Say":
-                self.write(f"Caller hears: {verb.text}")
+                self.hear(verb.text)
             elif verb.tag == "Gather":
                 for say in verb.iter("Say"):
-                    self.write(f"Caller hears: {say.text}")
+                    self.hear(say.text)
                 if verb.get("numDigits") == "1":  # the language menu, not a card or PIN
                     digits = self.menu
                 else:
@@ -180,7 +210,7 @@ class Command(BaseCommand):
         if not settings.TWILIO_AUTH_TOKEN:
             raise CommandError("TWILIO_AUTH_TOKEN is not set; it signs the simulated requests.")
         validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
-        if url and urllib.parse.urlsplit(url).scheme not in {"http", "https"}:
+        if url and _scheme(url) not in {"http", "https"}:
             raise CommandError("--url takes an http:// or https:// address.")
         if url:
             post, base = http_transport(validator), url.rstrip("/") + "/"
