@@ -5,13 +5,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 # A real environment variable wins over the same name in .env. DJANGO_ENV_FILE names another
 # file (e.g. /etc/securegather/env), or /dev/null to read none.
-environ.Env.read_env(os.environ.get("DJANGO_ENV_FILE", BASE_DIR / ".env"), overwrite=False)
+_env_file = os.environ.get("DJANGO_ENV_FILE", "")
+if _env_file and (os.path.isdir(_env_file) or not os.access(_env_file, os.R_OK)):
+    # Named but unreadable: say so, not that the first setting it held is missing.
+    raise ImproperlyConfigured(f"DJANGO_ENV_FILE names {_env_file}, which is no readable file.")
+environ.Env.read_env(_env_file or BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # No default: a missing secret key is a start-up error, never a shared constant.

@@ -92,3 +92,23 @@ def test_turning_a_protection_off_is_reported(tmp_path, override, warning):
     result = check_deploy(env, tmp_path / "keys")
     assert result.returncode == 1
     assert warning in result.stderr
+
+
+@pytest.mark.parametrize("named", ["missing", "a-directory"])
+def test_an_env_file_that_cannot_be_read_is_named_as_the_error(tmp_path, named):
+    (tmp_path / "a-directory").mkdir()
+    path = tmp_path / named
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE_DIR,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_ENV_FILE": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == (
+        "django.core.exceptions.ImproperlyConfigured: "
+        f"DJANGO_ENV_FILE names {path}, which is no readable file."
+    )
