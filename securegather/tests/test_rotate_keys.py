@@ -131,7 +131,10 @@ def test_a_run_killed_after_its_first_batch_resumes_on_rerun(db):
 
 def test_values_no_key_opens_are_reported_and_left_alone(demo_account):
     with override_settings(SECUREGATHER_KEYS=f"{NEW},{TEST1}"):  # test2 is gone
-        output = rotate_keys()
+        out = io.StringIO()
+        with pytest.raises(CommandError, match="Values are left under keys the ring cannot use"):
+            call_command("rotate_keys", stdout=out)
+        output = out.getvalue()
         assert "1 rows hold values no active key opens" in output
         assert "accounts.Account.pin: 1 under 'test2', a key id the ring lacks" in output
         assert AuditEvent.objects.get(event="key_rotated").outcome == "failure"
@@ -255,3 +258,12 @@ def test_calls_served_during_rotation_all_succeed(demo_account):
     assert CallSession.objects.filter(outcome="verified").count() == 12
     # No rotated token was written over a card a call step had wiped meanwhile.
     assert not CallSession.objects.filter(card__isnull=False).exists()
+
+
+def test_a_dry_run_tells_a_retired_key_from_one_the_ring_lacks(demo_account):
+    with override_settings(SECUREGATHER_KEYS=f"{NEW},{TEST2}:retired,{TEST1}"):
+        retired = rotate_keys("--dry-run")
+    assert "pin: 1 under 'test2' cannot rotate (key retired in the ring)" in retired
+    with override_settings(SECUREGATHER_KEYS=f"{NEW},{TEST1}"):
+        lacking = rotate_keys("--dry-run")
+    assert "pin: 1 under 'test2' cannot rotate (key not in the ring)" in lacking

@@ -66,7 +66,8 @@ class Command(DatabaseCommand):
                 if kid in (ring.primary.kid, NO_KEY):
                     continue
                 can = kid in ring.keys or column.kind == "digest"
-                verb = "would rotate" if can else "cannot rotate (key not in the ring)"
+                held = "retired in the ring" if kid in ring.retired else "not in the ring"
+                verb = "would rotate" if can else f"cannot rotate (key {held})"
                 self.stdout.write(f"{column.label}: {n} under {kid!r} {verb}")
                 total += n if can else 0
         self.stdout.write(f"Dry run: {total} values would move to {ring.primary.kid!r}.")
@@ -110,3 +111,11 @@ class Command(DatabaseCommand):
             rows=result.rows,
             remaining=result.remaining,
         )
+        # The lines above say what is left; the exit status tells a script or a runbook.
+        if result.stuck or result.lacking:
+            raise CommandError(
+                "Values are left under keys the ring cannot use: put each key back in the ring "
+                "(not retired) and run rotate_keys again."
+            )
+        if result.remaining:
+            raise CommandError("Rows were busy or new: run rotate_keys again.")
