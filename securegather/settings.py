@@ -37,6 +37,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "securegather.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -144,8 +145,6 @@ SECUREGATHER_API_TOKEN = env.str("SECUREGATHER_API_TOKEN", default="")
 # --- Production security (`manage.py check --deploy` is clean with these defaults) --------------
 # Safe by default; the .env that `make run` writes turns them off, so local http keeps working.
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-# Load balancers probe /healthz over plain http from inside the network: answer, don't redirect.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 # Only the registrable domain's owner can enter the preload list; on voice.example.com it is inert.

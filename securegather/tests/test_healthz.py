@@ -40,3 +40,12 @@ def test_it_answers_plain_http_where_everything_else_redirects_to_https(settings
     assert client.get("/healthz").status_code == 200
     redirect = client.post("/voice/", {})
     assert (redirect.status_code, redirect["Location"]) == (301, "https://testserver/voice/")
+
+
+def test_it_answers_a_probe_by_address_where_allowed_hosts_refuses_the_rest(settings):
+    # A load balancer's probe names the host by its address, which ALLOWED_HOSTS leaves out.
+    settings.ALLOWED_HOSTS = ["voice.example.com"]
+    client = Client(HTTP_HOST="10.0.3.7:8000")
+    assert client.get("/healthz").status_code == 200
+    assert client.post("/voice/", {}).status_code == 400
+    assert client.get("/healthz/").status_code == 400  # the path exactly, nothing under it
