@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 from django.db import connections
 from django.test import override_settings
 
+from calls.management.commands.simulate_call import Command as SimulateCall
 from calls.models import CallSession
 
 
@@ -70,6 +71,27 @@ def test_unreachable_server_is_a_clear_error():
         call_command(
             "simulate_call", "--card", "1234", "--pin", "4321", "--url", "http://127.0.0.1:9"
         )
+
+
+def from_command_line(capsys, *args: str) -> str:
+    """Run as manage.py does (call_command skips the system checks): its stderr and exit."""
+    with pytest.raises(SystemExit) as exited:
+        SimulateCall().run_from_argv(["manage.py", "simulate_call", *args])
+    assert exited.value.code == 1
+    return capsys.readouterr().err
+
+
+@override_settings(SECUREGATHER_KEYS="")
+def test_against_a_server_this_hosts_keyring_is_not_needed(capsys):
+    # No keyring here, as on a workstation: the server is what answers (here, nothing does).
+    err = from_command_line(capsys, "--card", "0", "--pin", "0", "--url", "http://127.0.0.1:9")
+    assert "Cannot reach http://127.0.0.1:9/voice/" in err and "E001" not in err
+
+
+@override_settings(SECUREGATHER_KEYS="")
+def test_in_process_this_hosts_settings_are_checked_first(capsys):
+    err = from_command_line(capsys, "--card", "0", "--pin", "0")
+    assert "(securegather.E001)" in err
 
 
 @pytest.mark.django_db
