@@ -271,6 +271,7 @@ def verify(
     # Rows under a dropped key not yet followed by a verified rotation: (row id, key id).
     pending: list[tuple[int, str]] = []
     head_found = anchor_found = False
+    previous_id: int | None = None  # the row checked before this one: where to look for a gap
     for row in rows:
         report.checked += 1
         if report.first_id is None:
@@ -298,9 +299,15 @@ def verify(
                 Problem(row.id, f"signed under key id {kid!r}, which was never in use: forged")
             )
         elif row.prev_mac != previous:
-            # The row is as written, so the one it followed is gone, moved or replaced.
+            # The row is as written, so the one it followed is gone, moved or replaced. Ids say
+            # where, not how many: PostgreSQL's sequence skips the ids of rolled-back inserts.
+            before = f"row {previous_id}" if previous_id is not None else "the start of the log"
             report.problems.append(
-                Problem(row.id, "does not follow the row before it: a row was deleted or inserted")
+                Problem(
+                    row.id,
+                    f"does not follow the row before it ({before}): a row after {before} was "
+                    "deleted, or this one inserted",
+                )
             )
         elif key is None:
             pending.append((row.id, kid))
@@ -308,7 +315,7 @@ def verify(
             for _, dropped in pending:
                 report.unverifiable[dropped] = report.unverifiable.get(dropped, 0) + 1
             pending.clear()
-        previous = row.mac
+        previous, previous_id = row.mac, row.id
     report.problems += [
         Problem(
             row_id,

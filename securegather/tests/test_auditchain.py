@@ -96,14 +96,19 @@ def test_a_deleted_row_is_caught_at_the_row_after_it():
         raw(f"DELETE FROM {TABLE} WHERE id = %s", [rows[1].id])  # noqa: S608
     problem = verify().first_problem
     assert problem.row_id == rows[2].id
-    assert "does not follow the row before it" in problem.reason
+    assert problem.reason == (
+        f"does not follow the row before it (row {rows[0].id}): a row after row {rows[0].id} "
+        "was deleted, or this one inserted"
+    )
 
 
 def test_deleting_the_first_row_is_caught():
     rows = record(3)
     with triggers_lifted():
         raw(f"DELETE FROM {TABLE} WHERE id = %s", [rows[0].id])  # noqa: S608
-    assert verify().first_problem.row_id == rows[1].id
+    problem = verify().first_problem
+    assert problem.row_id == rows[1].id
+    assert "(the start of the log): a row after the start of the log was deleted" in problem.reason
 
 
 def test_a_row_inserted_out_of_band_is_caught_even_when_linked():
