@@ -1,7 +1,9 @@
 """Accounts and lockouts in the admin.
 
 An account's card last-4 and PIN are write-only: typed into password inputs that are never filled
-back in, sealed on save, and shown afterwards only as "••••" with their key id."""
+back in, sealed on save, and shown afterwards only as "••••" with their key id. Its caller numbers
+are shown in full only in the form of someone who may change them; anyone else sees each masked
+to its last 2 digits."""
 
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import Account, Lockout
-from securegather.admin_site import sealed_column
-from securegather.models import AuditEvent
+from securegather.admin_site import StrictListAdmin, sealed_column
+from securegather.models import AuditEvent, mask_phone
 from securegather.staff_audit import record_staff_action
 
 # ASCII digits only: str.isdigit() and \d accept "١٢٣٤" and "¹²³⁴".
@@ -79,7 +81,7 @@ class AccountForm(forms.ModelForm):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(StrictListAdmin):
     form = AccountForm
     list_display = ["number", "balance", "card_sealed", "pin_sealed", "updated_at"]
     search_fields = ["number__exact"]  # its unique index serves exact, not iexact ("=number")
@@ -91,7 +93,8 @@ class AccountAdmin(admin.ModelAdmin):
         if obj is None:
             return ("number", "balance", "caller_numbers", *CREDENTIALS)
         if not self.has_change_permission(request, obj):
-            return ("number", "balance", "caller_numbers", *self.readonly_fields)
+            # Nothing to edit, so nothing to show in full.
+            return ("number", "balance", "callers_masked", *self.readonly_fields)
         return ("number", "balance", "caller_numbers", *CREDENTIALS, *self.readonly_fields)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Account | None = None) -> list[str]:
@@ -102,6 +105,12 @@ class AccountAdmin(admin.ModelAdmin):
 
     card_sealed = sealed_column("card_last4", "card last 4")
     pin_sealed = sealed_column("pin", "PIN")
+
+    @admin.display(description="caller numbers")
+    def callers_masked(self, obj: Account) -> str:
+        numbers = obj.caller_numbers if isinstance(obj.caller_numbers, list) else []
+        # No numbers: the account answers a call from any number (Account.accepts_caller).
+        return ", ".join(mask_phone(str(number)) for number in numbers) or "any"
 
     @method_decorator(sensitive_post_parameters(*CREDENTIALS))
     def changeform_view(
@@ -155,7 +164,7 @@ def _audit_change(request: HttpRequest, account: Account, action: str, **detail:
 
 
 @admin.register(Lockout)
-class LockoutAdmin(admin.ModelAdmin):
+class LockoutAdmin(StrictListAdmin):
     # The detail page too shows the caller's number masked, never the raw key column.
     list_display = fields = readonly_fields = (
         "scope",

@@ -20,7 +20,7 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from securegather.admin_site import ReadOnlyAdmin
+from securegather.admin_site import BoundedChangeList, ReadOnlyAdmin
 from securegather.auditchain import CHAINED_FIELDS
 from securegather.models import AuditEvent
 from securegather.staff_audit import record_staff_action
@@ -30,6 +30,10 @@ CSV_FIELDS = ["id", *CHAINED_FIELDS, "prev_mac", "mac"]
 # A cell starting with one of these runs as a formula in a spreadsheet (CSV injection); user
 # agents and details come from outside, so such cells get a leading apostrophe.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A cell that already starts with an apostrophe gets one too, so the rule reverses: a cell that
+# begins with an apostrophe had one added, and dropping exactly one gives back the value its MAC
+# covers.
+ESCAPED_STARTS = (*FORMULA_STARTS, "'")
 
 
 class Echo:
@@ -40,12 +44,14 @@ class Echo:
 
 
 def csv_cell(value: Any) -> str:
+    """A value as a CSV cell. One starting with a formula character or an apostrophe gets an
+    apostrophe in front: a cell that begins with an apostrophe had one added; strip exactly one."""
     if value is None:
         return ""
     if isinstance(value, dict):
         value = json.dumps(value, sort_keys=True)
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text.startswith(ESCAPED_STARTS) else text
 
 
 def csv_lines(rows: QuerySet[AuditEvent]) -> Iterator[str]:
@@ -92,7 +98,7 @@ def calendar(first: date, last: date, kind: str) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-class CalendarChangeList(ChangeList):
+class CalendarChangeList(BoundedChangeList):
     """The changelist (and its CSV export) over a CalendarQuerySet."""
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
@@ -114,6 +120,12 @@ class CappedCountPaginator(Paginator):
     def count(self) -> int:
         rows = cast("QuerySet[AuditEvent]", self.object_list)  # the changelist's, a QuerySet
         return rows.order_by()[: self.LIMIT + 1].count()
+
+
+def export_filters(request: HttpRequest) -> dict[str, str | list[str]]:
+    """The export's querystring for its audit row: a key given once as its value, a repeated
+    key (``?event__exact=verified&event__exact=call_started``, both exported) as all of them."""
+    return {key: values[0] if len(values) == 1 else values for key, values in request.GET.lists()}
 
 
 @admin.register(AuditEvent)
@@ -182,7 +194,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             AuditEvent.Event.EXPORTED,
             AuditEvent.Outcome.SUCCESS,
             what="audit_log",
-            filters=dict(request.GET.items()),
+            filters=export_filters(request),
             up_to_row=newest,
         )
         name = f"audit-log-{timezone.now():%Y%m%dT%H%M%SZ}.csv"

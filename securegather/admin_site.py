@@ -4,17 +4,29 @@ sealed values and caller numbers.
 No admin page prints a digit a caller typed: sealed fields show as "••••" with their key id, caller
 numbers as their last 2 digits, and nothing can add, change or delete a row the call flow or the
 audit log wrote.
+
+Every changelist (StrictListAdmin) takes from the querystring only what its own page offers: its
+list filters, its date navigation and a search of at most MAX_SEARCH_WORDS words. Django's default
+takes any lookup on any of the model's columns (``?caller__startswith=+1``), which would read
+masked and sealed columns back a character at a time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC
+from itertools import islice
 from typing import Any
 
 from django import forms
-from django.contrib import admin
-from django.db.models import Model
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.contrib.admin import FieldListFilter, SimpleListFilter
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.text import smart_split
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -64,6 +76,19 @@ class StaffAdminSite(OTPAdminSite):
         # The "admin" name keeps every admin: URL name and template working unchanged.
         super().__init__(name)
 
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        """Every admin here is a StrictListAdmin, those other apps register included (users,
+        groups, TOTP devices, django-axes' records): Django's default would take a lookup on
+        any column of theirs, ``?password__startswith=`` or ``?key__startswith=``."""
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, StrictListAdmin):
+            admin_class = type(
+                admin_class.__name__,
+                (StrictListAdmin, admin_class),
+                {"__module__": admin_class.__module__},
+            )
+        super().register(model_or_iterable, admin_class, **options)
+
 
 def masked(value: Sealed | None) -> str:
     """A sealed value as staff see it: the mask and the key that sealed it, never the token."""
@@ -82,7 +107,96 @@ def sealed_column(field: str, description: str) -> Callable[[Any, Model], str]:
     return column
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+# Each word of a search is one more condition: thousands of them overflow SQLite's expression tree.
+MAX_SEARCH_WORDS = 10
+TOO_MANY_WORDS = f"Search for at most {MAX_SEARCH_WORDS} words."
+
+
+def too_many_words(search: str) -> bool:
+    """Whether a search has more words than MAX_SEARCH_WORDS, split as Django's search splits."""
+    return len(list(islice(smart_split(search), MAX_SEARCH_WORDS + 1))) > MAX_SEARCH_WORDS
+
+
+def filter_parameters(model_admin: admin.ModelAdmin, request: HttpRequest, item: Any) -> set[str]:
+    """The querystring keys one list_filter entry reads, as ChangeList.get_filters builds it."""
+    model = model_admin.model
+    if isinstance(item, type) and issubclass(item, SimpleListFilter):
+        # Known without building it: building runs its lookups(), which may query.
+        return {item.parameter_name} if item.parameter_name else set()
+    if callable(item):
+        return set(item(request, {}, model, model_admin).expected_parameters())
+    path, make = item if isinstance(item, list | tuple) else (item, FieldListFilter.create)
+    field = get_fields_from_path(model, path)[-1]
+    spec = make(field, request, {}, model, model_admin, field_path=path)
+    # The bare name too (?event=verified): an exact match, like the filter's own __exact.
+    return {path, *spec.expected_parameters()}
+
+
+def page_lookups(model_admin: admin.ModelAdmin, request: HttpRequest) -> set[str]:
+    """Every lookup the changelist's own filter links and date navigation put in its URL."""
+    lookups: set[str] = set()
+    for item in model_admin.get_list_filter(request):
+        lookups |= filter_parameters(model_admin, request, item)
+    if model_admin.date_hierarchy:
+        # Django turns these into __gte and __lt itself, after lookup_allowed.
+        lookups |= {f"{model_admin.date_hierarchy}__{part}" for part in ("year", "month", "day")}
+    return lookups
+
+
+class BoundedChangeList(ChangeList):
+    """A changelist whose date navigation refuses dates past the calendar's ends.
+
+    Django turns ``?created_at__year=9999&created_at__month=12&created_at__day=31`` into the
+    range up to the next day, which is past datetime's last: an OverflowError (a 500). Here it
+    is a bad lookup, as an impossible date is: the changelist redirects to ``?e=1``.
+    """
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        try:
+            filters = super().get_filters(request)
+            if self.date_hierarchy:
+                in_utc(filters[2], self.date_hierarchy)
+        except (OverflowError, ValueError) as error:
+            raise IncorrectLookupParameters(error) from error
+        return filters
+
+
+def in_utc(lookups: dict[str, Any], field: str) -> None:
+    """Raise OverflowError if the date navigation's bounds have no UTC time, as the database gets
+    them: in a zone ahead of UTC, 1 January of year 1 starts in year 0."""
+    for op in ("gte", "lt"):
+        for bound in lookups.get(f"{field}__{op}", []):
+            bound.astimezone(UTC)
+
+
+class StrictListAdmin(admin.ModelAdmin):
+    """An admin whose changelist (and anything built on it) takes only the lookups its own page
+    offers, and a search of at most MAX_SEARCH_WORDS words."""
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # Anything else is refused as Django refuses a lookup: DisallowedModelAdminLookup, a 400.
+        return lookup in page_lookups(self, request)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return BoundedChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        if too_many_words(search_term):
+            raise IncorrectLookupParameters(TOO_MANY_WORDS)
+        return super().get_search_results(request, queryset, search_term)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if too_many_words(request.GET.get(SEARCH_VAR, "")):
+            # Django answers with the list at ?e=1, which no longer shows the search: say why.
+            messages.error(request, TOO_MANY_WORDS)
+        return super().changelist_view(request, extra_context)
+
+
+class ReadOnlyAdmin(StrictListAdmin):
     """Rows nobody edits from the admin, superusers included: viewable, never changed."""
 
     actions = None

@@ -146,3 +146,26 @@ def test_deleting_accounts_in_bulk_is_audited_per_account(admin_client, demo_acc
     assert sorted(
         AuditEvent.objects.filter(event="record_changed").values_list("account_number", flat=True)
     ) == ["AC12345678", "AC87654321"]
+
+
+def test_caller_numbers_are_masked_for_those_who_only_view(ops_client, admin_client, demo_account):
+    demo_account.caller_numbers = ["+15005550006", "+442071838750"]
+    demo_account.save()
+    page = ops_client.get(f"{CHANGELIST}{demo_account.pk}/change/").content.decode()
+    assert "**********06, ***********50" in page
+    assert "5550006" not in page and "2071838750" not in page
+    assert "5550006" not in ops_client.get(CHANGELIST).content.decode()
+    # Someone who may change them edits them in full.
+    page = admin_client.get(f"{CHANGELIST}{demo_account.pk}/change/").content.decode()
+    assert 'name="caller_numbers"' in page and "+15005550006" in page
+
+
+@pytest.mark.parametrize(
+    "lookup", ["card_digest__startswith", "pin_digest__regex", "caller_numbers__contains"]
+)
+def test_digests_and_caller_numbers_cannot_be_read_back_through_a_lookup(
+    ops_client, demo_account, lookup
+):
+    response = ops_client.get(CHANGELIST, {lookup: demo_account.card_digest[:6]})
+    assert response.status_code == 400
+    assert "AC12345678" not in response.content.decode()

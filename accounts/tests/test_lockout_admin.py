@@ -80,3 +80,15 @@ def test_a_lockout_page_shows_the_caller_masked(staff, demo_account):
     row = Lockout.objects.get(scope="caller")
     page = staff.get(f"/admin/accounts/lockout/{row.pk}/change/").content.decode()
     assert "**********06" in page and "+15005550006" not in page
+
+
+@pytest.mark.parametrize("prefix", ["+1500", "+1999"])
+def test_a_locked_number_cannot_be_read_back_through_a_lookup(staff, demo_account, prefix):
+    for _ in range(5):
+        resolve("1234", "0000", "+15005550006")
+    # Refused alike whether the number starts so or not: the answer tells nothing.
+    response = staff.get("/admin/accounts/lockout/", {"key__startswith": prefix})
+    assert response.status_code == 400
+    assert "**********06" not in response.content.decode()
+    page = staff.get("/admin/accounts/lockout/", {"scope__exact": "caller"}).content.decode()
+    assert "**********06" in page and "AC12345678" not in page

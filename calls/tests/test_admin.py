@@ -60,3 +60,23 @@ def test_nobody_edits_or_deletes_a_call_session(admin_client, session_mid_call):
     assert admin_client.post(f"{CHANGELIST}{session_mid_call.pk}/delete/").status_code == 403
     assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
     assert CallSession.objects.get().state == "awaiting_pin"
+
+
+@pytest.mark.parametrize(
+    ("lookup", "prefix"),
+    [
+        ("caller__startswith", lambda s: s.caller[:6]),
+        ("caller", lambda s: s.caller),
+        ("card__startswith", lambda s: s.card.token[:8]),
+        ("account_sid__regex", lambda s: "^AC"),
+    ],
+)
+def test_masked_and_sealed_columns_cannot_be_read_back_through_a_lookup(
+    ops_client, session_mid_call, lookup, prefix
+):
+    response = ops_client.get(CHANGELIST, {lookup: prefix(session_mid_call)})
+    assert response.status_code == 400
+    assert session_mid_call.call_sid not in response.content.decode()
+    # The page's own filter still narrows the list.
+    page = ops_client.get(CHANGELIST, {"state__exact": "awaiting_pin"}).content.decode()
+    assert session_mid_call.call_sid in page
