@@ -24,6 +24,7 @@ from django.contrib.admin import FieldListFilter, SimpleListFilter
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
+from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.text import smart_split
@@ -33,6 +34,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from securegather.models import AuditEvent
 from securegather.sealed import MASK, Sealed
+from securegather.staff_audit import record_own_password_change
 
 
 class StaffAuthenticationForm(OTPAdminAuthenticationForm):
@@ -43,11 +45,13 @@ class StaffAuthenticationForm(OTPAdminAuthenticationForm):
     single form: username, password and the 6-digit code.
     """
 
-    def _verify_token(self, user: Any, token: str, device: Device | None = None) -> Device:
+    def clean_otp(self, user: Any) -> None:
         try:
-            return super()._verify_token(user, token, device)
-        except forms.ValidationError:
-            # Here rather than on django-otp's signal, which does not carry the request.
+            super().clean_otp(user)
+        except forms.ValidationError as error:
+            # Every refusal after a right password: a wrong code, and no code at all, which
+            # would otherwise try a password without a trace. Here rather than on django-otp's
+            # signal, which does not carry the request and is not sent for a missing code.
             AuditEvent.record(
                 AuditEvent.Event.STAFF_LOGIN_FAILED,
                 AuditEvent.Outcome.FAILURE,
@@ -55,6 +59,8 @@ class StaffAuthenticationForm(OTPAdminAuthenticationForm):
                 actor=user.get_username(),
                 channel=AuditEvent.Channel.ADMIN,
                 reason="second_factor",
+                # django-otp's reason ("invalid_token", "token_required", ...), never the code.
+                otp_error=error.code or "not_allowed",
             )
             raise
 
@@ -88,6 +94,23 @@ class StaffAdminSite(OTPAdminSite):
                 {"__module__": admin_class.__module__},
             )
         super().register(model_or_iterable, admin_class, **options)
+
+    def password_change(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Django's own-password view, audited: it writes no LogEntry (a superuser setting
+        someone's password through Users does, and staff_audit records that)."""
+        # The hash, to tell a change; admin_view lets only a signed-in staff member here.
+        before = getattr(request.user, "password", None)
+        # One transaction: a new password is not kept without its audit row.
+        with transaction.atomic():
+            response = super().password_change(request, extra_context)
+            if getattr(request.user, "password", None) != before:
+                record_own_password_change(request, changed=True)
+        form = (getattr(response, "context_data", None) or {}).get("form")
+        if form is not None and form.has_error("old_password", "password_incorrect"):
+            record_own_password_change(request, changed=False)
+        return response
 
 
 def masked(value: Sealed | None) -> str:

@@ -65,6 +65,8 @@ class AuditEvent(models.Model):
         STAFF_LOGOUT = "staff_logout"
         RECORD_VIEWED = "record_viewed"
         RECORD_CHANGED = "record_changed"
+        # Anything changed through the admin (its LogEntry), and a staff member's own password.
+        STAFF_CHANGE = "staff_change"
         EXPORTED = "exported"
         SESSIONS_PURGED = "sessions_purged"
         KEY_ROTATED = "key_rotated"

@@ -205,13 +205,21 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 OTP_TOTP_ISSUER = "SecureGather"
+# No admin page shows a TOTP device's secret, not even to superusers (no key field, no QR code):
+# `enrol_totp` prints it once, for the user's authenticator app.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # 10 wrong passwords lock for 30 minutes (PCI DSS 8.3.4: at most 10 tries, at least 30 minutes).
 AXES_FAILURE_LIMIT = 10
 AXES_COOLOFF_TIME = timedelta(minutes=30)
 # Each username, and each address (password spraying across usernames), on its own count.
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
-AXES_SENSITIVE_PARAMETERS = ["otp_token"]
+# A password typed into the username box stays out of axes' tables and log lines: failures are
+# stored and counted under an existing user's name or a keyed digest of what was typed, and the
+# submitted username is masked in the POST data it keeps and in its log lines (axes always masks
+# the password). Addresses stay readable: they are what an investigation starts from.
+AXES_USERNAME_CALLABLE = "securegather.staff_audit.axes_username"
+AXES_SENSITIVE_PARAMETERS = ["username", "otp_token"]
 AXES_VERBOSE = False  # no banner on every manage.py command
 # 15 idle minutes end a staff session (8.2.8): each request pushes the expiry forward.
 SESSION_COOKIE_AGE = 15 * 60

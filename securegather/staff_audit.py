@@ -1,29 +1,79 @@
-"""Staff sign-ins, failures, lockouts and sign-outs, written to the audit log (PCI DSS 10.2.1.4,
-10.2.1.5); a wrong one-time code is recorded by the admin's sign-in form (admin_site.py).
+"""What staff do in the admin, written to the audit log (PCI DSS 10.2.1.4, 10.2.1.5, 10.2.2):
+sign-ins, failures, lockouts and sign-outs (signal receivers here; a wrong or missing one-time
+code is recorded by the admin's sign-in form, admin_site.py), and every change made through the
+admin.
+
+Each add, change and delete made on the admin's own pages or by its "delete selected" action,
+superusers' included (users, groups and permissions, TOTP devices, django-axes records, a user's
+"change password" form), leaves a ``LogEntry``; each becomes a ``staff_change`` row in the
+entry's transaction, naming the staff member, the action, the model, the object's id and the
+names of the fields changed, never their values. A staff member changing their own password
+writes no ``LogEntry``: the admin site's password change view records it, and each wrong old
+password, through :func:`record_own_password_change`.
 
 Passwords and one-time codes never reach a row: only the username, when it names an existing user
-(a password typed into the username box is not kept)."""
+(a password typed into the username box is not kept). django-axes stores and counts failures under
+:func:`axes_username`, which keeps such a password out of its tables too.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from axes.signals import user_locked_out
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry, LogEntryManager
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.utils.crypto import salted_hmac
 
+from securegather.auditchain import batched
 from securegather.models import AuditEvent
 
 UNKNOWN = "unknown"
 
+ACTIONS = {ADDITION: "added", CHANGE: "changed", DELETION: "deleted"}
+# Models whose str() names the object and holds nothing secret (a username, a group's name, a
+# device's name and its user's), kept on the row: once the object is deleted, its id names nothing.
+# Other models' str() is left out: it is whatever the model chose to print.
+NAMED_MODELS = frozenset({"auth.User", "auth.Group", "otp_totp.TOTPDevice"})
+ACCESS_ATTEMPT = "axes.AccessAttempt"
+
+
+def _exists(username: str | None) -> bool:
+    if not username:
+        return False
+    User = get_user_model()
+    return User._default_manager.filter(**{User.USERNAME_FIELD: username}).exists()
+
 
 def _known(username: str | None) -> str:
-    User = get_user_model()
-    if username and User._default_manager.filter(**{User.USERNAME_FIELD: username}).exists():
-        return username
-    return UNKNOWN
+    return username if username and _exists(username) else UNKNOWN
+
+
+def axes_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str | None:
+    """The name django-axes counts a sign-in's failures under and stores (AXES_USERNAME_CALLABLE).
+
+    A username that names a user is kept as it is: lockouts stay readable, and
+    ``axes_reset_username NAME`` finds them. Anything else (a typo, a password typed into the
+    username box) becomes a keyed digest, so it is stored nowhere in clear, yet each typed name
+    still has a count of its own: one shared count for all unknown names would lock them all at
+    once, and a locked "unknown" beside an unlocked real name tells the two apart.
+    """
+    field = get_user_model().USERNAME_FIELD
+    source = credentials if credentials else getattr(request, "data", request.POST)
+    username = source.get(field)
+    if not username:
+        return None
+    if _exists(username):
+        return str(username)
+    digest = salted_hmac("securegather.staff_audit.axes_username", str(username)).hexdigest()
+    return f"{UNKNOWN}:{digest[:16]}"
 
 
 def _record(
@@ -42,6 +92,113 @@ def _record(
 def record_staff_action(request: HttpRequest, event: str, outcome: str, **detail: Any) -> None:
     """What the signed-in staff member did in the admin (viewed, changed, exported), as them."""
     _record(event, outcome, request, request.user.get_username(), **detail)
+
+
+def record_own_password_change(request: HttpRequest, *, changed: bool) -> None:
+    """The signed-in staff member changed their password, or gave a wrong old one."""
+    record_staff_action(
+        request,
+        AuditEvent.Event.STAFF_CHANGE,
+        AuditEvent.Outcome.SUCCESS if changed else AuditEvent.Outcome.FAILURE,
+        action="password_changed",
+        model=get_user_model()._meta.label,
+        object_id=str(request.user.pk),
+        **({} if changed else {"reason": "old_password"}),
+    )
+
+
+def _model_label(content_type_id: int | None) -> str:
+    if content_type_id is None:
+        return ""
+    content_type = ContentType.objects.get_for_id(content_type_id)  # cached
+    model = content_type.model_class()
+    return model._meta.label if model else f"{content_type.app_label}.{content_type.model}"
+
+
+def _change_summary(message: str) -> dict[str, Any]:
+    """The field names in a LogEntry's change message, and the kinds of related (inline) objects
+    added, changed or deleted: never a value, and never an inline object's str(), which the
+    message holds too."""
+    try:
+        parts = json.loads(message) if message else []
+    except ValueError:
+        return {}  # free text, not the admin's: it could say anything
+    if not isinstance(parts, list):
+        return {}
+    fields: set[str] = set()
+    related: list[dict[str, Any]] = []
+    # The admin writes [{"changed": {"fields": [...]}}, {"added": {"name": ..., "object": ...}}]
+    for part in parts:
+        for action, info in part.items() if isinstance(part, dict) else ():
+            if not isinstance(info, dict):
+                continue
+            names = sorted(str(name) for name in info.get("fields", []))
+            if "name" in info:  # an inline's object
+                related.append({"action": action, "model": str(info["name"]), "fields": names})
+            else:
+                fields.update(names)
+    return {"fields": sorted(fields), **({"related": related} if related else {})}
+
+
+def _access_attempt_username(object_id: str) -> str:
+    # The entry is written before the deletion, so the row is still there. An existing user's
+    # name only: rows written before axes_username may hold what someone typed.
+    from axes.models import AccessAttempt
+
+    name = AccessAttempt.objects.filter(pk=object_id).values_list("username", flat=True).first()
+    return _known(name)
+
+
+def record_log_entry(entry: LogEntry, actor: str | None = None) -> None:
+    """One admin LogEntry as a ``staff_change`` row, in the transaction that wrote the entry."""
+    model = _model_label(entry.content_type_id)
+    # As stored: the admin hands the entry the object's pk, which the column keeps as text.
+    object_id = "" if entry.object_id is None else str(entry.object_id)
+    detail: dict[str, Any] = {
+        "action": ACTIONS.get(entry.action_flag, str(entry.action_flag)),
+        "model": model,
+        "object_id": object_id,
+    }
+    if model in NAMED_MODELS:
+        detail["object"] = entry.object_repr
+    elif model == ACCESS_ATTEMPT and object_id:
+        detail["username"] = _access_attempt_username(object_id)
+    detail.update(_change_summary(entry.change_message))
+    _record(
+        AuditEvent.Event.STAFF_CHANGE,
+        AuditEvent.Outcome.SUCCESS,
+        None,  # a LogEntry carries no request: the row has no origin IP or user agent
+        actor or entry.user.get_username(),
+        **detail,
+    )
+
+
+@receiver(post_save, sender=LogEntry, dispatch_uid="securegather.staff_change")
+def staff_change(sender: Any, instance: LogEntry, created: bool, raw: bool, **kwargs: Any) -> None:
+    if created and not raw:
+        record_log_entry(instance)
+
+
+_bulk_create = LogEntryManager.bulk_create
+
+
+def _bulk_create_recorded(
+    self: LogEntryManager, objs: Any, *args: Any, **kwargs: Any
+) -> list[LogEntry]:
+    # Deleting several objects at once (the "delete selected" action) writes their entries with
+    # one bulk_create, which sends no post_save: they are recorded here, with the entries, in one
+    # transaction and one append to the chain.
+    with transaction.atomic(using=self.db, savepoint=False), batched():
+        entries: list[LogEntry] = _bulk_create(self, objs, *args, **kwargs)
+        actors: dict[int, str] = {}
+        for entry in entries:
+            if entry.user_id not in actors:
+                actors[entry.user_id] = entry.user.get_username()
+            record_log_entry(entry, actors[entry.user_id])
+    return entries
+
+
+LogEntryManager.bulk_create = _bulk_create_recorded  # type: ignore[method-assign,assignment]
 
 
 @receiver(user_logged_in, dispatch_uid="securegather.staff_login")
