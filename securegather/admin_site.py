@@ -45,6 +45,15 @@ class StaffAuthenticationForm(OTPAdminAuthenticationForm):
     single form: username, password and the 6-digit code.
     """
 
+    def confirm_login_allowed(self, user: Any) -> None:
+        try:
+            super().confirm_login_allowed(user)
+        except forms.ValidationError:
+            # The right password of a user who is not staff: no failed authentication, so no
+            # signal, yet a password tried.
+            self._record_refusal(user, reason="not_staff")
+            raise
+
     def clean_otp(self, user: Any) -> None:
         try:
             super().clean_otp(user)
@@ -52,17 +61,21 @@ class StaffAuthenticationForm(OTPAdminAuthenticationForm):
             # Every refusal after a right password: a wrong code, and no code at all, which
             # would otherwise try a password without a trace. Here rather than on django-otp's
             # signal, which does not carry the request and is not sent for a missing code.
-            AuditEvent.record(
-                AuditEvent.Event.STAFF_LOGIN_FAILED,
-                AuditEvent.Outcome.FAILURE,
-                request=self.request,
-                actor=user.get_username(),
-                channel=AuditEvent.Channel.ADMIN,
-                reason="second_factor",
-                # django-otp's reason ("invalid_token", "token_required", ...), never the code.
-                otp_error=error.code or "not_allowed",
+            # django-otp's reason ("invalid_token", "token_required", ...), never the code.
+            self._record_refusal(
+                user, reason="second_factor", otp_error=error.code or "not_allowed"
             )
             raise
+
+    def _record_refusal(self, user: Any, **detail: str) -> None:
+        AuditEvent.record(
+            AuditEvent.Event.STAFF_LOGIN_FAILED,
+            AuditEvent.Outcome.FAILURE,
+            request=self.request,
+            actor=user.get_username(),
+            channel=AuditEvent.Channel.ADMIN,
+            **detail,
+        )
 
     def _chosen_device(self, user: Any) -> Device | None:
         device = super()._chosen_device(user)

@@ -5,6 +5,7 @@ import pytest
 import time_machine
 from axes.models import AccessAttempt
 from django.apps import apps
+from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
@@ -127,6 +128,16 @@ def test_a_wrong_password_is_audited_without_the_password():
         ("unknown", "password"),
     ]
     assert "olive-typed" not in repr([vars(e) for e in failed])
+
+
+def test_the_right_password_of_a_user_who_is_not_staff_is_refused_and_audited():
+    User.objects.create_user("carol", "carol@example.com", PASSWORD)  # not staff
+    client = Client()
+    response = sign_in(client, "carol", PASSWORD)
+    assert response.status_code == 200 and not reaches_admin(client)
+    failed = audit("staff_login_failed")
+    assert [(e.actor, e.detail) for e in failed] == [("carol", {"reason": "not_staff"})]
+    assert places_holding(PASSWORD) == []
 
 
 def test_the_eleventh_password_is_refused_even_when_right():
