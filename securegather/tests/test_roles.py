@@ -68,3 +68,21 @@ def test_ops_change_pages_have_no_save_button(ops_client, calls_made):
         response = ops_client.get(url)
         if response.status_code == 200:
             assert 'name="_save"' not in response.content.decode(), url
+
+
+def test_what_a_role_does_not_allow_is_refused_and_audited(ops_client, ops_user, demo_account):
+    account = f"/admin/accounts/account/{demo_account.pk}/change/"
+    refused = [
+        ("get", "/admin/auth/user/"),
+        ("post", account),
+        ("get", "/admin/securegather/auditevent/1/delete/"),
+    ]
+    for method, url in refused:
+        response = getattr(ops_client, method)(f"{url}?balance=999", {"balance": "999"})
+        assert response.status_code == 403, url
+    rows = AuditEvent.objects.filter(event="unauthorized").order_by("id")
+    assert [(row.actor, row.channel, row.detail) for row in rows] == [
+        (ops_user.username, "admin", {"path": url, "method": method.upper()})
+        for method, url in refused
+    ]
+    assert rows[0].origin_ip == "127.0.0.1"
