@@ -204,15 +204,20 @@ def test_a_change_whose_audit_row_cannot_be_written_is_not_kept(root_client, mon
     assert not LogEntry.objects.exists()
 
 
-def test_changing_ones_own_password_is_audited():
+def change_own_password(old: str):
+    """Olive, signed in, changes her password giving ``old`` as the old one."""
     olive = make_staff("olive", ops=True)
-    client = verified_client(olive)
-    response = client.post(
+    response = verified_client(olive).post(
         "/admin/password_change/",
-        {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+        {"old_password": old, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
     )
-    assert response.status_code == 302
     olive.refresh_from_db()
+    return olive, response
+
+
+def test_changing_ones_own_password_is_audited():
+    olive, response = change_own_password(PASSWORD)
+    assert response.status_code == 302
     assert olive.check_password(NEW_PASSWORD)
     (row,) = staff_changes()
     assert (row.actor, row.channel, row.outcome) == ("olive", "admin", "success")
@@ -227,14 +232,8 @@ def test_changing_ones_own_password_is_audited():
 
 
 def test_a_wrong_old_password_is_audited_as_a_failure():
-    olive = make_staff("olive", ops=True)
-    client = verified_client(olive)
-    response = client.post(
-        "/admin/password_change/",
-        {"old_password": GUESS, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
-    )
+    olive, response = change_own_password(GUESS)
     assert response.status_code == 200
-    olive.refresh_from_db()
     assert olive.check_password(PASSWORD)
     (row,) = staff_changes()
     assert (row.actor, row.outcome) == ("olive", "failure")
