@@ -10,7 +10,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 
-from calls.models import CallSession
+from calls.models import CallSession, is_call_sid
 from securegather.languages import django_language
 from securegather.webhooks import unreadable
 
@@ -20,11 +20,14 @@ def call_language(request: HttpRequest) -> str:
     # The fallback URL answers when the database may be down: it never asks it.
     fallback = request.resolver_match is not None and request.resolver_match.url_name == "fallback"
     if settings.SECUREGATHER_OFFER_LANGUAGES and not fallback and not unreadable(request):
+        sid = request.POST.get("CallSid", "")
+        if not is_call_sid(sid):
+            # No such call, and no query for it: the view refuses the request, and a NUL in it
+            # would be an error out of PostgreSQL's driver before it got there.
+            return settings.SECUREGATHER_LANGUAGE
         try:
             chosen = (
-                CallSession.objects.filter(call_sid=request.POST.get("CallSid", ""))
-                .values_list("language", flat=True)
-                .first()
+                CallSession.objects.filter(call_sid=sid).values_list("language", flat=True).first()
             )
         except DatabaseError:
             # The step itself will fail too, inside twiml_on_error: it apologises in this one.

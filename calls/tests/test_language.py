@@ -117,3 +117,13 @@ def test_a_body_past_djangos_limits_is_a_bad_request_before_any_language_lookup(
     many = {**call.base(), **{f"x{i}": "1" for i in range(1000)}}
     response = call.twilio.post("/voice/card/", many)
     assert (response.status_code, response.content) == (400, b"Unreadable request body.")
+
+
+@pytest.mark.parametrize("sid", ["CA\x00" + "0" * 31, "CA12", ""])
+def test_a_malformed_call_sid_is_refused_by_the_step_without_a_language_lookup(
+    call, sid, django_assert_num_queries
+):
+    call.call_sid = sid
+    with django_assert_num_queries(0):  # refused before the database, language lookup included
+        response = call.twilio.post("/voice/card/", call._with_digits("1234"))
+    assert response.status_code == 400
