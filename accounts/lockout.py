@@ -90,7 +90,9 @@ class Counters:
         # Every counter exists before it is locked (INSERT … ON CONFLICT DO NOTHING, no
         # savepoint), so even a caller's first verification has a row to wait on. In the step's
         # deferring() block it goes with the lock's SELECT: one round trip for both.
-        statements.insert_missing([Lockout(scope=scope, key=key) for scope, key in keys])
+        # Inserted in the locks' order too: in a set's order, which differs between processes,
+        # two steps creating the same two counters could each wait on the other's.
+        statements.insert_missing([Lockout(scope=scope, key=key) for scope, key in sorted(keys)])
         rows = _locked_counters(len(keys)).all(*(value for pair in sorted(keys) for value in pair))
         # The time once every row is held: a failure counted while this one waited is older.
         now = timezone.now()

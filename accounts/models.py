@@ -134,15 +134,17 @@ class Lockout(models.Model):
     def fail(
         self, now: datetime, *, limit: int, window: timedelta, duration: timedelta, **audit: Any
     ) -> bool:
-        """Count one failure; lock (and audit) when it makes ``limit`` within ``window``.
+        """Count one failure; lock (and audit) when it makes ``limit`` or more within ``window``.
 
         True when this failure locked. Does not save.
         """
         recent = [*self.recent_failures(now, window), now]
+        # Kept when it locks too: while they are within the window, the next failure after the
+        # lock locks again at once. A lock then buys a guesser one more try, not ``limit`` more.
+        self.failures = [when.isoformat() for when in recent]
         if len(recent) < limit:
-            self.failures = [when.isoformat() for when in recent]
             return False
-        self.failures, self.locked_until = [], now + duration
+        self.locked_until = now + duration
         self._audit(
             AuditEvent.Event.LOCKED_OUT,
             AuditEvent.Outcome.FAILURE,

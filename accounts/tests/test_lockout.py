@@ -250,3 +250,31 @@ def test_a_lock_is_audited_under_the_channel_that_made_it(demo_account, clock):
         "AC12345678",
         "CA" + "0" * 32,
     )
+
+
+@pytest.mark.django_db
+def test_after_a_lock_each_failure_within_the_window_locks_again(demo_account, clock):
+    fail(5)
+    clock.shift(timedelta(minutes=30))
+    fail(1)  # one more try, not five
+    with pytest.raises(Locked):
+        resolve("1234", "4321", CALLER)
+    assert lock("account", "AC12345678").locked_until == START + timedelta(minutes=60)
+    locks = AuditEvent.objects.filter(event="locked_out").order_by("id")
+    assert [e.detail["failures"] for e in locks] == [5, 5, 6, 6]  # caller and account, twice
+    # Once the window has passed over the failures, the count starts afresh.
+    clock.shift(timedelta(hours=24))
+    fail(4)
+    assert resolve("1234", "4321", CALLER) is not None
+
+
+@pytest.mark.django_db
+def test_counters_are_created_in_the_order_they_are_locked(demo_account, monkeypatch):
+    # Any other order, which a set's differs between processes, can deadlock two steps.
+    created = []
+    monkeypatch.setattr(lockout.statements, "insert_missing", created.extend)
+    monkeypatch.setattr(lockout, "_locked_counters", lambda count: mock.Mock(all=lambda *v: []))
+    numbers = [f"AC{n:08d}" for n in (7, 3, 9, 1, 8, 2, 6)]
+    lockout.Counters.hold(CALLER, numbers)
+    keys = [(row.scope, row.key) for row in created]
+    assert keys == sorted(keys) and len(keys) == 8
