@@ -103,7 +103,8 @@ def _locked_session(request: HttpRequest, *, new: bool = False) -> tuple[CallSes
         return CallSession.objects.select_for_update().get(call_sid=sid), False
     # No session, but the audit log knows the call: its session was purged, and this is a
     # captured request played again (Twilio's signatures carry no time). Refusals of unsigned
-    # requests name a CallSid too, but no step of that call ever ran. Raised, the step's
+    # requests and status callbacks before the call's first step name a CallSid too, but no
+    # step of that call ever ran. Raised, the step's
     # transaction rolls back with the row just inserted.
     if _KNOWN_CALL.rows(sid):
         raise CallReplayed
@@ -114,7 +115,9 @@ def _locked_session(request: HttpRequest, *, new: bool = False) -> tuple[CallSes
 _KNOWN_CALL = statements.Query(
     lambda sid: (
         AuditEvent.objects.filter(call_sid=sid)
-        .exclude(event__in=[Event.SIGNATURE_REJECTED, Event.FOREIGN_ACCOUNT])
+        .exclude(
+            event__in=[Event.SIGNATURE_REJECTED, Event.FOREIGN_ACCOUNT, Event.UNKNOWN_CALL_STATUS]
+        )
         .order_by()
         .values_list("id")[:1]
     )
@@ -318,6 +321,7 @@ def language(request: HttpRequest) -> HttpResponse:
         if created or session.state != CallSession.State.AWAITING_CARD:
             return _reply(request, session, _out_of_order(request, session, "language"))
         session.language = languages.for_keypress(request.POST.get("Digits", ""))
+        _audit(request, session, Event.LANGUAGE_CHOSEN, Outcome.INFO, language=session.language)
         with translation.override(languages.django_language(session.language)):
             return _reply(request, session, say.ask_card())
 
@@ -333,7 +337,19 @@ def status(request: HttpRequest) -> HttpResponse:
         return bad
     with _step():
         session = CallSession.locked(request.POST["CallSid"])
-        if session is not None and session.ended_at is None:
+        if session is None:
+            # Nothing to wipe, but the callback is on record (and not taken for a step: see
+            # _KNOWN_CALL).
+            AuditEvent.record(
+                Event.UNKNOWN_CALL_STATUS,
+                Outcome.INFO,
+                request=request,
+                call_sid=request.POST["CallSid"],
+                caller=clean_caller(request.POST.get("From", "")),
+            )
+        elif session.ended_at is not None:
+            _audit(request, session, Event.DUPLICATE_DELIVERY, Outcome.INFO, step="status")
+        else:
             session.end()
             session.save_step()
             call_status = request.POST.get("CallStatus", "")

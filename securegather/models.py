@@ -38,6 +38,7 @@ class AuditEvent(models.Model):
     class Event(models.TextChoices):
         # The voice call
         CALL_STARTED = "call_started"
+        LANGUAGE_CHOSEN = "language_chosen"
         CARD_ENTERED = "card_entered"
         PIN_ENTERED = "pin_entered"
         VERIFIED = "verified"
@@ -48,6 +49,9 @@ class AuditEvent(models.Model):
         DUPLICATE_DELIVERY = "duplicate_delivery"
         SESSION_EXPIRED = "session_expired"
         CALL_ENDED = "call_ended"
+        # A status callback for a call with no session: its first step never ran here (Twilio
+        # may call back before it, for "ringing"), or the session was purged.
+        UNKNOWN_CALL_STATUS = "unknown_call_status"
         RESOLVER_UNAVAILABLE = "resolver_unavailable"
         STEP_FAILED = "step_failed"
         # Security decisions

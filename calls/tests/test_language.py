@@ -8,6 +8,7 @@ from django.test import override_settings
 
 from calls.models import CallSession
 from calls.tests.twiml import gather, parse, spoken
+from securegather.models import AuditEvent
 
 pytestmark = [pytest.mark.django_db]
 ENGLISH_CARD = "Please enter last 4 digits of your payment card number."
@@ -41,6 +42,14 @@ def test_the_call_opens_with_each_offer_in_its_own_language(call):
         "action": "/voice/language/",
         "actionOnEmptyResult": "true",
     }
+
+
+@pytest.mark.parametrize(("digits", "language"), [("1", "en-US"), ("2", "es-MX"), ("7", "en-US")])
+def test_the_choice_is_recorded_as_the_language_it_gave(call, digits, language):
+    call.start()
+    choose(call, digits)
+    event = AuditEvent.objects.get(event="language_chosen")
+    assert (event.call_sid, event.detail) == (call.call_sid, {"language": language})
 
 
 def test_pressing_2_speaks_the_rest_of_the_call_in_spanish(call, demo_account):

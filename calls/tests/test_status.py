@@ -1,6 +1,7 @@
 import pytest
 
 from calls.models import CallSession
+from calls.tests.twiml import spoken
 from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -27,9 +28,26 @@ def test_status_callback_keeps_a_known_outcome(call, demo_account):
     assert CallSession.objects.get().outcome == "verified"
 
 
-def test_status_for_an_unknown_call_is_accepted_quietly(call):
-    assert call.status().status_code == 200
+def test_status_for_an_unknown_call_is_accepted_and_recorded(call):
+    assert call.status("ringing").status_code == 200
     assert not CallSession.objects.exists()
+    (event,) = AuditEvent.objects.all()
+    assert (event.event, event.call_sid, event.outcome) == (
+        "unknown_call_status",
+        call.call_sid,
+        "info",
+    )
+    # A callback before the call's first step (for "ringing") is no step: the call still opens.
+    assert "payment card" in spoken(call.start())
+
+
+def test_a_status_callback_delivered_again_is_recorded_as_such(call):
+    call.start()
+    call.status()
+    call.status()
+    events = list(AuditEvent.objects.order_by("id").values_list("event", flat=True))
+    assert events[-2:] == ["call_ended", "duplicate_delivery"]
+    assert AuditEvent.objects.get(event="duplicate_delivery").detail == {"step": "status"}
 
 
 def test_status_is_signed_too(call):
