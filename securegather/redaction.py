@@ -23,13 +23,15 @@ REDACTED = "[redacted]"
 QUERY_META = {"QUERY_STRING", "RAW_URI", "REQUEST_URI"}
 # Any key ending in "Digits" (Digits, encryptedCardDigits, …), then how Python, Django, JSON and
 # URLs put a value after it: Digits=1234 · Digits%3D1234 · 'Digits': '1234' · ('Digits', '1234')
-# · Digits: 1234 · Digits 1234.
-_KEY = r"""Digits['"]?\s*(?:[:=,]|%3[dD])?\s*"""
-# A list or tuple of values ("Digits": ['1234', '5678']) goes whole. A single value goes after
-# whatever brackets, quotes, separators or spaces open it, so that a value a client sent as
-# "[1234", "=1234" or "' 1234" is no way around the filter.
+# · Digits: 1234 · Digits 1234. A list or tuple of values ("Digits": ['1234', '5678']) goes whole.
+# A single value goes after whatever brackets, quotes, separators or spaces open it, so that a
+# value a client sent as "[1234", "=1234" or "' 1234" is no way around the filter.
+# Every repetition is possessive (*+, ++): the text is anyone's (a Host header, a path), and a
+# pattern that backtracks over a long run of spaces would hold a worker for minutes.
+_SEPARATOR = r"""['"]?+\s*+(?:[:=,]|%3[dD])?+\s*+"""
 _DIGITS_PARAM = re.compile(
-    rf"""(?P<key>{_KEY})(?:(?P<list>\[[^\]]*\]|\([^)]*\))|(?P<open>[\[(=,:\s'"]*)[^'"&\]\s,}})\[(=]+)""",
+    rf"""(?P<key>Digits)(?:(?P<list_separator>{_SEPARATOR})(?P<list>\[[^\]\n]++\]?+|\([^)\n]++\)?+)"""
+    r"""|(?P<separator>(?:[\s'"\[\](){}:=,]|%3[dD]|%5[bBdD])*+)[^'"&\s,\[\](){}]++)""",
     re.IGNORECASE,
 )
 # What every LogRecord has; any other attribute came from a call's ``extra``.
@@ -37,9 +39,10 @@ _RECORD_ATTRIBUTES = {*vars(logging.makeLogRecord({})), "message", "asctime"}
 
 
 def _redacted(match: re.Match[str]) -> str:
-    if values := match.group("list"):
-        return match.group("key") + values[0] + REDACTED + values[-1]
-    return match.group("key") + match.group("open") + REDACTED
+    if (values := match.group("list")) is not None:
+        closed = values[-1] if values[-1] in ")]" else ""
+        return match.group("key") + match.group("list_separator") + values[0] + REDACTED + closed
+    return match.group("key") + match.group("separator") + REDACTED
 
 
 def redact(text: str) -> str:
