@@ -211,7 +211,12 @@ class StrictListAdmin(admin.ModelAdmin):
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # Anything else is refused as Django refuses a lookup: DisallowedModelAdminLookup, a 400.
-        return lookup in page_lookups(self, request)
+        # Django asks once per value in the querystring, and building a related field's filter
+        # reads its choices: worked out once a request.
+        known: dict[type[Model], set[str]] = request.__dict__.setdefault("_page_lookups", {})
+        if self.model not in known:
+            known[self.model] = page_lookups(self, request)
+        return lookup in known[self.model]
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return BoundedChangeList

@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from django.apps import apps
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.resolvers import resolve
 from securegather.admin_site import MAX_SEARCH_WORDS, TOO_MANY_WORDS
@@ -197,3 +199,14 @@ def test_other_apps_changelists_take_only_their_own_pages_lookups_too(
         open_page(admin_client, changelist + link)
     response = admin_client.get(changelist, {lookup: "a"})
     assert response.status_code == 400
+
+
+def test_the_lookups_a_page_offers_are_worked_out_once_a_request(admin_client, rows):
+    # The users list's group filter reads the groups: not once for each value in the URL.
+    one = {"is_staff__exact": "1", "groups__id__exact": "1"}
+    many = {"is_staff__exact": ["1"] * 200, "groups__id__exact": ["1"] * 200}
+    with CaptureQueriesContext(connection) as plain:
+        assert admin_client.get("/admin/auth/user/", one).status_code == 200
+    with CaptureQueriesContext(connection) as repeated:
+        assert admin_client.get("/admin/auth/user/", many).status_code == 200
+    assert len(repeated) == len(plain)
