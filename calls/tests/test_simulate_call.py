@@ -88,6 +88,11 @@ def test_against_a_server_this_hosts_keyring_is_not_needed(capsys):
     assert "Cannot reach http://127.0.0.1:9/voice/" in err and "E001" not in err
 
 
+def test_it_takes_skip_checks_as_every_command_does():
+    parser = SimulateCall().create_parser("manage.py", "simulate_call")
+    assert parser.parse_args(["--skip-checks"]).skip_checks is True
+
+
 @override_settings(SECUREGATHER_KEYS="")
 def test_in_process_this_hosts_settings_are_checked_first(capsys):
     err = from_command_line(capsys, "--card", "0", "--pin", "0")

@@ -177,10 +177,6 @@ class Call:
 
 class Command(BaseCommand):
     help = "Simulate a caller: signed requests, keypad entries, and what the caller would hear."
-    # In-process, the call runs on this host's settings, which are checked first. Against a
-    # server (--url), only the auth token signs here: the keyring and the rest are the server's,
-    # so a workstation needs none of them.
-    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         # On the command line only for made-up digits (the demo's): argv shows in `ps` and shell
@@ -201,6 +197,14 @@ class Command(BaseCommand):
             "(default: in-process, on this settings' database)",
         )
 
+    def execute(self, *args: Any, **options: Any) -> Any:
+        # In-process, the call runs on this host's settings, checked first as for any command.
+        # Against a server (--url), only the auth token signs here: the keyring and the rest are
+        # the server's, so a workstation needs none of them.
+        if options.get("url"):
+            options["skip_checks"] = True
+        return super().execute(*args, **options)
+
     def handle(
         self,
         *args: Any,
@@ -219,8 +223,6 @@ class Command(BaseCommand):
         if url:
             post, base = http_transport(validator), url.rstrip("/") + "/"
         else:
-            if not options.get("skip_checks"):
-                self.check()
             post, base = in_process_transport(validator), "http://localhost/"
         if card is None:
             card = getpass.getpass("Card last 4 to press (not shown): ")
