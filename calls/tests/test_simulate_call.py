@@ -93,6 +93,7 @@ def test_it_takes_skip_checks_as_every_command_does():
     assert parser.parse_args(["--skip-checks"]).skip_checks is True
 
 
+@pytest.mark.django_db
 @override_settings(SECUREGATHER_KEYS="")
 def test_in_process_this_hosts_settings_are_checked_first(capsys):
     err = from_command_line(capsys, "--card", "0", "--pin", "0")
@@ -116,6 +117,7 @@ def test_digits_left_off_the_command_line_are_asked_without_echo(demo_account, c
     assert "Your account number is AC12345678" in out
 
 
+@pytest.mark.django_db
 def test_an_answer_that_is_not_twiml_is_a_clear_error(settings):
     def not_twiml(url, params):
         return 200, "<html>a login page"

@@ -20,6 +20,7 @@ COMMANDS = [
     ("keyring_status",),
     ("rotate_keys", "--dry-run"),
     ("verify_audit_log",),
+    ("simulate_call", "--card", "0", "--pin", "0"),  # in-process: on this host's database
 ]
 
 
@@ -36,3 +37,13 @@ def test_a_database_it_cannot_reach_is_one_line_that_says_what_to_check(monkeypa
         " port 5433 failed: Connection refused. Check that it is running and that DATABASE_URL "
         "names it."
     )
+
+
+def test_against_a_server_simulate_call_needs_no_database_here(monkeypatch):
+    def refused() -> None:
+        raise OperationalError(REFUSED)
+
+    monkeypatch.setattr(connection, "ensure_connection", refused)
+    url = "http://127.0.0.1:9"
+    with pytest.raises(CommandError, match=r"Cannot reach http://127\.0\.0\.1:9/voice/"):
+        call_command("simulate_call", "--card", "0", "--pin", "0", "--url", url)

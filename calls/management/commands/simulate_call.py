@@ -14,11 +14,12 @@ from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as ET
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.test import Client
 from django.utils import translation
 from twilio.request_validator import RequestValidator
 
+from securegather.commands import DatabaseCommand
 from securegather.languages import SAY_LANGUAGES, django_language
 from securegather.webhooks import apology
 
@@ -175,7 +176,7 @@ class Call:
         return None
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Simulate a caller: signed requests, keypad entries, and what the caller would hear."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -196,6 +197,9 @@ class Command(BaseCommand):
             help="a running server, e.g. http://127.0.0.1:8000 "
             "(default: in-process, on this settings' database)",
         )
+
+    def needs_database(self, **options: Any) -> bool:
+        return not options.get("url")  # against a server, the server's database
 
     def execute(self, *args: Any, **options: Any) -> Any:
         # In-process, the call runs on this host's settings, checked first as for any command.
