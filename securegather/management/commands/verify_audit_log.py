@@ -43,7 +43,7 @@ class Command(DatabaseCommand):
             raise CommandError("--from-anchor needs --anchor-file: where the last check ended.")
         if path is not None and not path.parent.is_dir():
             raise CommandError(f"{path.parent} is not a directory: no anchor can be kept there.")
-        check_keyring()
+        require_usable_keyring()
         anchor = read_anchor(path) if path is not None else None
         report = verify_log(anchor=anchor, from_anchor=options["from_anchor"])
         for kid, count in sorted(report.unverifiable.items()):
@@ -71,7 +71,7 @@ class Command(DatabaseCommand):
             self.stdout.write(f"Anchor moved to row {report.anchor.row_id} ({path}).")
 
 
-def check_keyring() -> None:
+def require_usable_keyring() -> None:
     """A ring that cannot check the rows stops the run before it reports them all broken."""
     try:
         ring = get_keyring()
