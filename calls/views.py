@@ -83,6 +83,18 @@ def _audit(
     )
 
 
+def _audit_sessionless(request: HttpRequest, event: str, outcome: str, **detail: Any) -> None:
+    """An audit row for a call with no session here: its CallSid and caller from the request."""
+    AuditEvent.record(
+        event,
+        outcome,
+        request=request,
+        call_sid=request.POST["CallSid"],
+        caller=clean_caller(request.POST.get("From", "")),
+        **detail,
+    )
+
+
 def _locked_session(request: HttpRequest, *, new: bool = False) -> tuple[CallSession, bool]:
     """The call's session under a row lock, created (as a fresh start) if Twilio's is unknown.
 
@@ -136,14 +148,7 @@ def refuses_replays(view: View) -> View:
         try:
             return view(request, *args, **kwargs)
         except CallReplayed:
-            AuditEvent.record(
-                Event.REPLAY_REFUSED,
-                Outcome.FAILURE,
-                request=request,
-                call_sid=request.POST["CallSid"],
-                caller=clean_caller(request.POST.get("From", "")),
-                step=request.path,
-            )
+            _audit_sessionless(request, Event.REPLAY_REFUSED, Outcome.FAILURE, step=request.path)
             return twiml(say.call_finished())
 
     return wrapper
@@ -340,13 +345,7 @@ def status(request: HttpRequest) -> HttpResponse:
         if session is None:
             # Nothing to wipe, but the callback is on record (and not taken for a step: see
             # _KNOWN_CALL).
-            AuditEvent.record(
-                Event.UNKNOWN_CALL_STATUS,
-                Outcome.INFO,
-                request=request,
-                call_sid=request.POST["CallSid"],
-                caller=clean_caller(request.POST.get("From", "")),
-            )
+            _audit_sessionless(request, Event.UNKNOWN_CALL_STATUS, Outcome.INFO)
         elif session.ended_at is not None:
             _audit(request, session, Event.DUPLICATE_DELIVERY, Outcome.INFO, step="status")
         else:
