@@ -1,0 +1,29 @@
+import pytest
+from django.test import override_settings
+
+from calls.checks import check_session_times
+
+
+def ids():
+    return [message.id for message in check_session_times()]
+
+
+def test_the_defaults_pass():
+    assert ids() == []
+
+
+@pytest.mark.parametrize(
+    "setting", ["SECUREGATHER_SESSION_LIFETIME", "SECUREGATHER_SESSION_RETENTION"]
+)
+def test_a_zero_setting_is_an_error(setting):
+    with override_settings(**{setting: 0}):
+        assert ids() == ["calls.E001"]
+
+
+def test_sessions_kept_shorter_than_a_call_lasts_are_an_error():
+    with override_settings(SECUREGATHER_SESSION_LIFETIME=600, SECUREGATHER_SESSION_RETENTION=5):
+        (message,) = check_session_times()
+    assert message.id == "calls.E002"
+    assert "would delete calls still in progress" in message.msg
+    with override_settings(SECUREGATHER_SESSION_LIFETIME=600, SECUREGATHER_SESSION_RETENTION=600):
+        assert ids() == []
