@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+
+from securegather.keyring import KeyringError, get_keyring
+from securegather.models import KeyRecord
 
 logger = logging.getLogger(__name__)
 
@@ -15,12 +18,33 @@ logger = logging.getLogger(__name__)
 @require_safe
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database answers, 503 when it does not. No auth, so no detail either."""
+    """200 when this host can take calls, 503 when it cannot. No auth, so no detail either.
+
+    It can when the database answers and no key id of the ring now holds other bytes than it
+    did at first use (securegather.E007): a host whose ring fails that check apologises on
+    every call, so it must leave the load balancer too. One indexed read answers both.
+    """
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+        ring = get_keyring()
+        changed = KeyRecord.changed([*ring.keys.values(), *ring.retired.values()])
     except DatabaseError as exc:
-        logger.error("health check: the database did not answer (%s)", type(exc).__name__)
-        return JsonResponse({"status": "unavailable"}, status=503)
+        logger.error(
+            "health check: the database did not answer, or is not migrated (%s)",
+            type(exc).__name__,
+        )
+        return unavailable()
+    except KeyringError as exc:
+        logger.error("health check: the keyring is unusable (%s)", exc)
+        return unavailable()
+    if changed:
+        logger.error(
+            "health check: key id %r holds other bytes than when it was first used "
+            "(securegather.E007)",
+            changed[0],
+        )
+        return unavailable()
     return JsonResponse({"status": "ok"})
+
+
+def unavailable() -> JsonResponse:
+    return JsonResponse({"status": "unavailable"}, status=503)

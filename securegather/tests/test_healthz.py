@@ -6,6 +6,8 @@ import pytest
 from django.db import OperationalError, connection
 from django.test import Client
 
+from securegather.models import KeyRecord
+
 pytestmark = pytest.mark.django_db
 
 
@@ -49,3 +51,13 @@ def test_it_answers_a_probe_by_address_where_allowed_hosts_refuses_the_rest(sett
     assert client.get("/healthz").status_code == 200
     assert client.post("/voice/", {}).status_code == 400
     assert client.get("/healthz/").status_code == 400  # the path exactly, nothing under it
+
+
+def test_a_key_id_holding_other_bytes_takes_the_host_out(client, caplog):
+    # Every call on this host would apologise (it refuses to seal): a probe must say so.
+    KeyRecord.objects.update_or_create(kid="test2", defaults={"check_value": "0" * 16})
+    response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
+    assert "key id 'test2' holds other bytes" in caplog.text and "E007" in caplog.text
+    KeyRecord.objects.filter(kid="test2").delete()
+    assert client.get("/healthz").status_code == 200

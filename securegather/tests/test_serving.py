@@ -75,8 +75,11 @@ def test_no_auth_token_stops_the_server_too(tmp_path):
 
 
 def test_a_sound_configuration_serves(tmp_path):
+    env = server_env(tmp_path)
+    migrate = [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"]
+    subprocess.run(migrate, cwd=settings.BASE_DIR, env=env, check=True, timeout=120)  # noqa: S603
     port = free_port()
-    server = gunicorn(server_env(tmp_path), port)
+    server = gunicorn(env, port)
     try:
         deadline = time.monotonic() + 60
         while True:
