@@ -66,6 +66,14 @@ def test_over_http_against_a_running_server(demo_account, capsys):
     assert "Your account number is AC12345678" in out
 
 
+def test_an_unreachable_remote_server_gets_no_hint_about_make_run():
+    # Any address but this machine's own names: 127.0.0.2 refuses at once, with no DNS.
+    with pytest.raises(CommandError) as failed:
+        call_command("simulate_call", "--card", "0", "--pin", "0", "--url", "http://127.0.0.2:9")
+    assert "Cannot reach http://127.0.0.2:9/voice/" in str(failed.value)
+    assert "make run" not in str(failed.value)
+
+
 def test_unreachable_server_is_a_clear_error():
     with pytest.raises(CommandError, match="Is `make run` running"):
         call_command(

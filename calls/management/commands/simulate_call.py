@@ -46,9 +46,10 @@ def http_transport(validator: RequestValidator) -> Post:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode(errors="replace")
         except urllib.error.URLError as exc:
-            raise CommandError(
-                f"Cannot reach {url} ({exc.reason}). Is `make run` running?"
-            ) from None
+            # `make run`'s server, if it is this machine's; otherwise the reason says enough.
+            local = urllib.parse.urlsplit(url).hostname in {"127.0.0.1", "localhost", "::1"}
+            hint = " Is `make run` running?" if local else ""
+            raise CommandError(f"Cannot reach {url} ({exc.reason}).{hint}") from None
 
     return post
 
