@@ -1,8 +1,12 @@
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.models import Lockout
 from accounts.resolvers import resolve
@@ -75,3 +79,143 @@ def test_the_command_reports_and_audits_what_it_did(call, clock, capsys):
         "system",
         {"ended": 1, "deleted": 1, "counters": 0},
     )
+
+
+def make_session(n: int, **fields) -> CallSession:
+    """A call that got as far as its PIN (or further, with ``fields``), then heard no more."""
+    values = {
+        "account_sid": "AC" + "cd" * 16,
+        "caller": "+15005550006",
+        "language": "es",
+        "state": CallSession.State.AWAITING_PIN,
+        "tries": 1,
+        "idempotency_token": f"token-{n}",
+        "last_answer": "<Response/>",
+    }
+    session = CallSession(call_sid=f"CA{n:032x}", **{**values, **fields})
+    session.seal("card", "8264")
+    session.seal("pin", "1357")
+    return session
+
+
+def columns(session: CallSession) -> dict:
+    return {
+        f.attname: getattr(session, f.attname)
+        for f in CallSession._meta.concrete_fields
+        if f.attname not in ("id", "call_sid")
+    }
+
+
+def end_one_by_one(session: CallSession) -> None:
+    """How a stale call used to be ended: row by row, through the model."""
+    if not session.is_finished:
+        session.finish(CallSession.Outcome.EXPIRED)
+    session.end()
+    session.save()
+
+
+VERIFIED = {"state": "finished", "outcome": "verified", "account_number": "AC12345678"}
+
+
+def test_a_batch_writes_what_ending_each_row_through_the_model_wrote(clock):
+    reference, ended, reference_done, done = CallSession.objects.bulk_create(
+        [make_session(1), make_session(2), make_session(3, **VERIFIED), make_session(4, **VERIFIED)]
+    )
+    clock.shift(timedelta(minutes=11))
+    for session in CallSession.objects.filter(pk__in=[reference.pk, reference_done.pk]):
+        end_one_by_one(session)
+    assert purge_sessions()["ended"] == 2
+    now = START + timedelta(minutes=11)
+    common = {
+        "account_sid": "AC" + "cd" * 16,
+        "caller": "+15005550006",
+        "language": "es",
+        "tries": 1,
+        "card": None,
+        "pin": None,
+        "idempotency_token": "",
+        "last_answer": "",
+        "created_at": START,
+        "updated_at": now,
+        "ended_at": now,
+    }
+    expired = {"state": "finished", "outcome": "expired", "account_number": ""}
+    for old, new, outcome in ((reference, ended, expired), (reference_done, done, VERIFIED)):
+        old.refresh_from_db()
+        new.refresh_from_db()
+        assert columns(new) == {**common, **outcome}
+        assert columns(old) == columns(new)
+
+
+def test_every_step_runs_in_batches_and_the_totals_add_up(clock, monkeypatch, plaintext):
+    monkeypatch.setattr("calls.management.commands.purge_sessions.BATCH", 3)
+    old = CallSession.objects.bulk_create([make_session(n) for n in range(100, 107)])
+    CallSession.objects.filter(pk__in=[s.pk for s in old]).update(ended_at=START)
+    Lockout.objects.bulk_create([Lockout(scope="caller", key=f"+1555000{n:04d}") for n in range(5)])
+    clock.shift(timedelta(hours=23))
+    stale = [make_session(n, **VERIFIED) if n % 3 == 0 else make_session(n) for n in range(8)]
+    CallSession.objects.bulk_create(stale)
+    clock.shift(timedelta(hours=1, seconds=1))
+    with CaptureQueriesContext(connection) as queries:
+        counts = purge_sessions()
+    assert counts == {"ended": 8, "deleted": 7, "counters": 5}
+    now = START + timedelta(hours=24, seconds=1)
+    rows = CallSession.objects.order_by("pk")
+    assert [(s.card, s.pin, s.last_answer, s.ended_at) for s in rows] == [(None, None, "", now)] * 8
+    assert [s.outcome for s in rows] == ["verified", "expired", "expired"] * 2 + [
+        "verified",
+        "expired",
+    ]
+    assert not Lockout.objects.exists()
+    plaintext.assert_absent("8264", "1357")
+    event = AuditEvent.objects.get(event="sessions_purged")
+    assert event.detail == counts
+    sql = [query["sql"] for query in queries.captured_queries]
+    # Three batches of at most three rows, each at most one UPDATE per kind of call...
+    updates = [s for s in sql if s.startswith('UPDATE "calls_callsession"')]
+    assert 3 <= len(updates) <= 6
+    # ...seven old sessions in three DELETEs, five counters in two...
+    assert sum(s.startswith('DELETE FROM "calls_callsession"') for s in sql) == 3
+    assert sum(s.startswith('DELETE FROM "accounts_lockout"') for s in sql) == 2
+    # ...and no whole row read: only keys (and a call's state).
+    assert not [s for s in sql if s.startswith("SELECT") and '"card"' in s]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_call_a_step_holds_is_skipped_not_waited_for():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks (SELECT ... FOR UPDATE SKIP LOCKED) need PostgreSQL")
+    sessions = CallSession.objects.bulk_create([make_session(n) for n in range(5)])
+    CallSession.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    held = sessions[2]
+    locked, release = threading.Event(), threading.Event()
+
+    def status_callback_in_progress() -> None:
+        try:
+            with transaction.atomic():
+                CallSession.objects.select_for_update().get(pk=held.pk)
+                locked.set()
+                release.wait(timeout=10)  # bounded: a purge that waits never says release
+        finally:
+            connections.close_all()
+
+    step = threading.Thread(target=status_callback_in_progress)
+    step.start()
+    try:
+        assert locked.wait(timeout=5)
+        with connection.cursor() as cursor:
+            # A purge that waits on the held row fails here instead of hanging the suite.
+            cursor.execute("SET lock_timeout = '3s'")
+        counts = purge_sessions()
+    finally:
+        release.set()
+        step.join(timeout=10)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    assert not step.is_alive()
+    assert counts == {"ended": 4, "deleted": 0, "counters": 0}
+    left = CallSession.objects.get(pk=held.pk)
+    assert (left.ended_at, left.card is None) == (None, False)
+    assert CallSession.objects.filter(ended_at=None).count() == 1
+    assert purge_sessions()["ended"] == 1  # the next run ends it, the lock released
