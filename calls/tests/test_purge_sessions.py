@@ -32,6 +32,14 @@ def test_a_call_whose_status_never_came_is_ended_and_wiped(call, clock, plaintex
     session = CallSession.objects.get()
     assert (session.card, session.outcome, session.last_answer) == (None, "expired", "")
     assert session.ended_at == START + timedelta(minutes=11)
+    # The call's own trail says how it ended, with no status callback.
+    event = AuditEvent.objects.get(event="session_expired")
+    assert (event.call_sid, event.actor, event.detail) == (
+        call.call_sid,
+        "system",
+        {"ended_by": "purge_sessions"},
+    )
+    assert event.caller.endswith(call.caller[-2:]) and event.caller != call.caller
     plaintext.assert_absent("8264")
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts import lockout
 from accounts.models import Lockout
 from calls.models import CallSession
+from securegather.auditchain import batched
 from securegather.commands import DatabaseCommand
 from securegather.models import AuditEvent
 
@@ -39,7 +40,7 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
     lifetime = timedelta(seconds=settings.SECUREGATHER_SESSION_LIFETIME)
     retention = timedelta(seconds=settings.SECUREGATHER_SESSION_RETENTION)
     stale = CallSession.objects.filter(created_at__lt=now - lifetime, ended_at=None)
-    ended = _in_batches(stale, lambda batch: CallSession.expire_all(stale, batch), "state")
+    ended = _in_batches(stale, lambda batch: _expire(stale, batch), "state", "call_sid", "caller")
     expired = CallSession.objects.filter(created_at__lt=now - retention)
     deleted = _in_batches(expired, lambda batch: _delete_rows(expired, batch))
     idle = Lockout.objects.filter(updated_at__lt=now - lockout.window()).exclude(
@@ -82,6 +83,24 @@ def _lock_batch(rows: QuerySet[Any], after: Any, fields: tuple[str, ...]) -> _Ba
     if after is not None:
         locked = locked.filter(pk__gt=after)
     return list(locked.values_list("pk", *fields)[:BATCH])
+
+
+def _expire(stale: QuerySet[CallSession], batch: _Batch) -> int:
+    """End a batch of stale calls, each with its own audit row: a call's trail says how it
+    ended even when no status callback came."""
+    ended = CallSession.expire_all(stale, [(pk, state) for pk, state, *_ in batch])
+    with batched():  # the batch's rows in one append to the chain
+        for _, _, call_sid, caller in batch:
+            AuditEvent.record(
+                AuditEvent.Event.SESSION_EXPIRED,
+                AuditEvent.Outcome.INFO,
+                actor="system",
+                channel=AuditEvent.Channel.SYSTEM,
+                call_sid=call_sid,
+                caller=caller,
+                ended_by="purge_sessions",
+            )
+    return ended
 
 
 def _delete_rows(rows: QuerySet[Any], batch: _Batch) -> int:
