@@ -346,11 +346,13 @@ def status(request: HttpRequest) -> HttpResponse:
             # Nothing to wipe, but the callback is on record (and not taken for a step: see
             # _KNOWN_CALL).
             _audit_sessionless(request, Event.UNKNOWN_CALL_STATUS, Outcome.INFO)
-        elif session.ended_at is not None:
-            _audit(request, session, Event.DUPLICATE_DELIVERY, Outcome.INFO, step="status")
         else:
-            session.end()
-            session.save_step()
+            # Ended already: by this callback delivered before, or by purge_sessions before a
+            # late first one. Either way nothing is left to wipe, and Twilio's status is kept.
+            already_ended = session.ended_at is not None
+            if not already_ended:
+                session.end()
+                session.save_step()
             call_status = request.POST.get("CallStatus", "")
             _audit(
                 request,
@@ -358,6 +360,7 @@ def status(request: HttpRequest) -> HttpResponse:
                 Event.CALL_ENDED,
                 Outcome.INFO,
                 call_status=call_status if call_status in CALL_STATUSES else "other",
+                **({"already_ended": True} if already_ended else {}),
             )
     return twiml(VoiceResponse())
 
