@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Lockout
 from accounts.resolvers import resolve
+from calls.management.commands import purge_sessions as purge
 from calls.management.commands.purge_sessions import purge_sessions
 from calls.models import CallSession
 from securegather.models import AuditEvent
@@ -227,3 +228,30 @@ def test_a_call_a_step_holds_is_skipped_not_waited_for():
     assert (left.ended_at, left.card is None) == (None, False)
     assert CallSession.objects.filter(ended_at=None).count() == 1
     assert purge_sessions()["ended"] == 1  # the next run ends it, the lock released
+
+
+def test_a_purge_stopped_halfway_records_what_its_committed_batches_did(call, clock, monkeypatch):
+    for n in range(3):
+        call.call_sid = f"CA{n:032x}"
+        call.start()
+        call.status()
+    clock.shift(timedelta(hours=25))
+    monkeypatch.setattr("calls.management.commands.purge_sessions.BATCH", 1)
+    delete = purge._delete_rows
+    calls = []
+
+    def fails_on_the_second_batch(rows, batch):
+        calls.append(batch)
+        if len(calls) == 2:
+            raise RuntimeError("connection lost")
+        return delete(rows, batch)
+
+    monkeypatch.setattr(purge, "_delete_rows", fails_on_the_second_batch)
+    with pytest.raises(RuntimeError):
+        purge_sessions()
+    assert CallSession.objects.count() == 2  # the first batch's delete stays
+    row = AuditEvent.objects.get(event="sessions_purged")
+    assert (row.outcome, row.detail) == (
+        "failure",
+        {"ended": 0, "deleted": 1, "counters": 0, "stopped": True},
+    )

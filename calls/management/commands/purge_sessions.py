@@ -40,39 +40,52 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
     lifetime = timedelta(seconds=settings.SECUREGATHER_SESSION_LIFETIME)
     retention = timedelta(seconds=settings.SECUREGATHER_SESSION_RETENTION)
     stale = CallSession.objects.filter(created_at__lt=now - lifetime, ended_at=None)
-    ended = _in_batches(stale, lambda batch: _expire(stale, batch), "state", "call_sid", "caller")
     expired = CallSession.objects.filter(created_at__lt=now - retention)
-    deleted = _in_batches(expired, lambda batch: _delete_rows(expired, batch))
     idle = Lockout.objects.filter(updated_at__lt=now - lockout.window()).exclude(
         locked_until__gt=now
     )
-    counters = _in_batches(idle, lambda batch: _delete_rows(idle, batch))
-    with transaction.atomic():
-        AuditEvent.record(
-            AuditEvent.Event.SESSIONS_PURGED,
-            AuditEvent.Outcome.INFO,
-            actor="system",
-            channel=AuditEvent.Channel.SYSTEM,
-            ended=ended,
-            deleted=deleted,
-            counters=counters,
-        )
-    return {"ended": ended, "deleted": deleted, "counters": counters}
+    counts = {"ended": 0, "deleted": 0, "counters": 0}
+    # Each batch commits on its own: a run stopped halfway has still done, and must still
+    # record, what its committed batches did.
+    finished = False
+    try:
+        _in_batches(stale, _expire, counts, "ended", "state", "call_sid", "caller")
+        _in_batches(expired, _delete_rows, counts, "deleted")
+        _in_batches(idle, _delete_rows, counts, "counters")
+        finished = True
+    finally:
+        detail: dict[str, Any] = {**counts} if finished else {**counts, "stopped": True}
+        with transaction.atomic():
+            AuditEvent.record(
+                AuditEvent.Event.SESSIONS_PURGED,
+                AuditEvent.Outcome.INFO if finished else AuditEvent.Outcome.FAILURE,
+                actor="system",
+                channel=AuditEvent.Channel.SYSTEM,
+                **detail,
+            )
+    return counts
 
 
-def _in_batches(rows: QuerySet[Any], act: Callable[[_Batch], int], *fields: str) -> int:
-    """Run ``act`` on each batch of ``rows`` as (pk, *fields) tuples; the sum of what it returns.
+def _in_batches(
+    rows: QuerySet[Any],
+    act: Callable[[QuerySet[Any], _Batch], int],
+    counts: dict[str, int],
+    count: str,
+    *fields: str,
+) -> None:
+    """Run ``act`` on each batch of ``rows`` as (pk, *fields) tuples, adding what it returns to
+    ``counts[count]`` as each batch commits.
 
     A batch shorter than BATCH means no row past it matched (or all were locked) when it was read.
     """
-    total, last = 0, None
+    last = None
     while True:
         with transaction.atomic():
             batch = _lock_batch(rows, last, fields)
-            if batch:
-                total += act(batch)
+            done = act(rows, batch) if batch else 0
+        counts[count] += done
         if len(batch) < BATCH:
-            return total
+            return
         last = batch[-1][0]
 
 
