@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import ipaddress
 import secrets
 import urllib.error
 import urllib.parse
@@ -47,11 +48,18 @@ def http_transport(validator: RequestValidator) -> Post:
             return exc.code, exc.read().decode(errors="replace")
         except urllib.error.URLError as exc:
             # `make run`'s server, if it is this machine's; otherwise the reason says enough.
-            local = urllib.parse.urlsplit(url).hostname in {"127.0.0.1", "localhost", "::1"}
-            hint = " Is `make run` running?" if local else ""
+            hint = " Is `make run` running?" if _is_this_machine(url) else ""
             raise CommandError(f"Cannot reach {url} ({exc.reason}).{hint}") from None
 
     return post
+
+
+def _is_this_machine(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address
+        return host == "localhost"
 
 
 def in_process_transport(validator: RequestValidator) -> Post:
