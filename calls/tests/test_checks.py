@@ -1,4 +1,5 @@
 import pytest
+from django.core.checks import run_checks
 from django.test import override_settings
 
 from calls.checks import check_session_times
@@ -27,3 +28,8 @@ def test_sessions_kept_shorter_than_a_call_lasts_are_an_error():
     assert "would delete calls still in progress" in message.msg
     with override_settings(SECUREGATHER_SESSION_LIFETIME=600, SECUREGATHER_SESSION_RETENTION=600):
         assert ids() == []
+
+
+def test_manage_py_check_runs_it():
+    with override_settings(SECUREGATHER_SESSION_RETENTION=5):
+        assert "calls.E002" in {message.id for message in run_checks()}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from django.db import OperationalError, connection
-from django.test import Client
+from django.db import OperationalError, ProgrammingError, connection
+from django.test import Client, override_settings
 
 from securegather.models import KeyRecord
 
@@ -61,3 +61,19 @@ def test_a_key_id_holding_other_bytes_takes_the_host_out(client, caplog):
     assert "key id 'test2' holds other bytes" in caplog.text and "E007" in caplog.text
     KeyRecord.objects.filter(kid="test2").delete()
     assert client.get("/healthz").status_code == 200
+
+
+def test_an_unmigrated_database_takes_the_host_out(client, monkeypatch, caplog):
+    def no_table(keys):
+        raise ProgrammingError('relation "securegather_keyrecord" does not exist')
+
+    monkeypatch.setattr(KeyRecord, "changed", no_table)
+    response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
+    assert "not migrated (ProgrammingError)" in caplog.text
+
+
+@override_settings(SECUREGATHER_KEYS="k1:nothex")
+def test_an_unusable_keyring_takes_the_host_out(client, caplog):
+    assert client.get("/healthz").status_code == 503
+    assert "the keyring is unusable (key 'k1' is not hexadecimal)" in caplog.text
