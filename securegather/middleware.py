@@ -7,6 +7,7 @@ from collections.abc import Callable
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from securegather import staff_audit
 from securegather.models import AuditEvent
 from securegather.views import healthz
 
@@ -30,16 +31,22 @@ class HealthCheckMiddleware:
         return self.get_response(request)
 
 
-class AuditRefusalsMiddleware:
-    """A request refused for want of a permission (PermissionDenied, answered 403) becomes an
+class StaffAuditMiddleware:
+    """What the audit log needs of a request where Django has no hook that carries one.
+
+    A request refused for want of a permission (PermissionDenied, answered 403) becomes an
     audit row: PCI DSS 10.2.1.4 counts it among invalid access attempts. Staff reach such a
-    refusal in the admin: a page, a change or an export their role does not allow."""
+    refusal in the admin: a page, a change or an export their role does not allow. And the
+    request is kept for the length of its handling, so that a change the admin logs (a LogEntry,
+    which carries no request) is audited with the address it came from.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+        with staff_audit.serving(request):
+            return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         if isinstance(exception, PermissionDenied):

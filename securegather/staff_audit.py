@@ -5,11 +5,11 @@ admin.
 
 Each add, change and delete made on the admin's own pages or by its "delete selected" action,
 superusers' included (users, groups and permissions, TOTP devices, django-axes records, a user's
-"change password" form), leaves a ``LogEntry``; each becomes a ``staff_change`` row in the
-entry's transaction, naming the staff member, the action, the model, the object's id and the
-names of the fields changed, never their values. A staff member changing their own password
-writes no ``LogEntry``: the admin site's password change view records it, and each wrong old
-password, through :func:`record_own_password_change`.
+"change password" form), leaves a ``LogEntry``; each becomes a ``staff_change`` row in the entry's
+transaction, naming the staff member, the address and browser it came from, the action, the model,
+the object's id and the fields changed (their labels), never their values. A staff member changing
+their own password writes no ``LogEntry``: the admin site's password change view records it, and
+each wrong old password, through :func:`record_own_password_change`.
 
 Passwords and one-time codes never reach a row: only the username, when it names an existing user
 (a password typed into the username box is not kept). django-axes stores and counts failures under
@@ -19,6 +19,9 @@ Passwords and one-time codes never reach a row: only the username, when it names
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from axes.signals import user_locked_out
@@ -74,6 +77,20 @@ def axes_username(request: HttpRequest, credentials: dict[str, Any] | None) -> s
         return str(username)
     digest = salted_hmac("securegather.staff_audit.axes_username", str(username)).hexdigest()
     return f"{UNKNOWN}:{digest[:16]}"
+
+
+# The request this thread serves (StaffAuditMiddleware): Django hands a LogEntry's receiver
+# none, and a staff_change row needs its origin (PCI DSS 10.2.2).
+_serving: ContextVar[HttpRequest | None] = ContextVar("securegather_request", default=None)
+
+
+@contextmanager
+def serving(request: HttpRequest) -> Iterator[None]:
+    token = _serving.set(request)
+    try:
+        yield
+    finally:
+        _serving.reset(token)
 
 
 def _record(
@@ -167,7 +184,7 @@ def record_log_entry(entry: LogEntry, actor: str | None = None) -> None:
     _record(
         AuditEvent.Event.STAFF_CHANGE,
         AuditEvent.Outcome.SUCCESS,
-        None,  # a LogEntry carries no request: the row has no origin IP or user agent
+        _serving.get(),  # a LogEntry carries no request: its origin is the one being served
         actor or entry.user.get_username(),
         **detail,
     )

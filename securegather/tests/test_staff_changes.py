@@ -93,9 +93,13 @@ def test_granting_staff_rights_and_a_group_is_audited_with_field_names_only(root
     pat = User.objects.create_user("pat", "pat@example.com", PASSWORD)
     ops = Group.objects.get(name="ops")
     data = user_form(pat, email="pat@elsewhere.example", is_superuser="on", groups=[ops.pk])
-    response = root_client.post(f"/admin/auth/user/{pat.pk}/change/", data)
+    response = root_client.post(
+        f"/admin/auth/user/{pat.pk}/change/", data, REMOTE_ADDR="10.1.2.3", HTTP_USER_AGENT="Edge"
+    )
     assert response.status_code == 302
     (row,) = staff_changes()
+    # Where it came from (PCI DSS 10.2.2), though the admin's LogEntry carries no request.
+    assert (row.origin_ip, row.user_agent, row.channel) == ("10.1.2.3", "Edge", "admin")
     assert row.detail == {
         "action": "changed",
         "model": "auth.User",
