@@ -115,7 +115,7 @@ def _changed_keys(ring: Keyring) -> list[CheckMessage]:
             hint=f"Put the original bytes back under {kid!r}; give a new key a new id.",
             id="securegather.E007",
         )
-        for kid in KeyRecord.changed([*ring.keys.values(), *ring.retired.values()])
+        for kid in KeyRecord.changed(ring.every_key)
     ]
 
 

@@ -188,6 +188,11 @@ class Keyring:
     def kids(self) -> list[str]:
         return list(self.keys)
 
+    @property
+    def every_key(self) -> list[Key]:
+        """Every key the ring holds, active (primary first) then retired: each id it knows."""
+        return [*self.keys.values(), *self.retired.values()]
+
     def seal(self, plaintext: str, context: str) -> str:
         """Encrypt under the primary key, bound to ``context`` (purpose and record)."""
         nonce = os.urandom(NONCE_BYTES)

@@ -227,7 +227,7 @@ class KeyRecord(models.Model):
         Raises KeyringError, and seals nothing more, when an id's bytes changed.
         """
         if not ring.recorded:
-            changed = cls.remember([*ring.keys.values(), *ring.retired.values()])
+            changed = cls.remember(ring.every_key)
             if changed:
                 raise KeyringError(
                     f"key id {changed[0]!r} now holds other bytes than it did: "

@@ -138,7 +138,7 @@ def rotate(
 ) -> Result:
     """Move every value rotate_keys can move to the ring's primary key. See the module docstring."""
     started = time.monotonic()
-    changed = KeyRecord.remember([*ring.keys.values(), *ring.retired.values()])
+    changed = KeyRecord.remember(ring.every_key)
     if changed:
         raise KeyringError(f"key id {changed[0]!r} holds other bytes than it did", "changed")
     ring.recorded = True

@@ -26,7 +26,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """
     try:
         ring = get_keyring()
-        changed = KeyRecord.changed([*ring.keys.values(), *ring.retired.values()])
+        changed = KeyRecord.changed(ring.every_key)
     except DatabaseError as exc:
         logger.error(
             "health check: the database did not answer, or is not migrated (%s)",

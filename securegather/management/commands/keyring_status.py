@@ -34,7 +34,7 @@ class Command(DatabaseCommand):
         self.verdict(ring, lacking)
 
     def keys(self, ring: Keyring) -> None:
-        every = [*ring.keys.values(), *ring.retired.values()]
+        every = ring.every_key
         changed = set(KeyRecord.changed(every))
         records = {r.kid: r for r in KeyRecord.objects.filter(kid__in=[k.kid for k in every])}
         now = timezone.now()

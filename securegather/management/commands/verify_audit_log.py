@@ -77,7 +77,7 @@ def require_usable_keyring() -> None:
         ring = get_keyring()
     except KeyringError as exc:
         raise CommandError(f"The keyring is unusable: {exc}. See `manage.py check`.") from None
-    if changed := KeyRecord.changed([*ring.keys.values(), *ring.retired.values()]):
+    if changed := KeyRecord.changed(ring.every_key):
         raise CommandError(
             f"Key id {changed[0]!r} holds other bytes than when it was first used "
             "(securegather.E007): every row it signed would look tampered with. Put the original "
