@@ -116,8 +116,8 @@ def _locked_session(request: HttpRequest, *, new: bool = False) -> tuple[CallSes
     # No session, but the audit log knows the call: its session was purged, and this is a
     # captured request played again (Twilio's signatures carry no time). Refusals of unsigned
     # requests and status callbacks before the call's first step name a CallSid too, but no
-    # step of that call ever ran. Raised, the step's
-    # transaction rolls back with the row just inserted.
+    # step of that call ever ran. Raised, the step's transaction rolls back with the row just
+    # inserted.
     if _KNOWN_CALL.rows(sid):
         raise CallReplayed
     return session, True
