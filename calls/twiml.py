@@ -12,12 +12,12 @@ from django.utils.translation import gettext as _
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from accounts.resolvers import Resolution
-from securegather.languages import ENGLISH, django_language, say_language, spanish
+from securegather.languages import ENGLISH, django_language, say_attributes, spanish
 
 
 def _say(response: VoiceResponse | Gather, text: str) -> None:
     # The words and the voice follow the active translation: the call's language in a webhook.
-    response.say(text, language=say_language())
+    response.say(text, **say_attributes())
 
 
 def _gather(action: str, prompt: str, notice: str = "") -> VoiceResponse:

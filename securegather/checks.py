@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from securegather.keyring import (
     parse_problems,
     read_keys_text,
 )
-from securegather.languages import SAY_LANGUAGES
+from securegather.languages import SAY_LANGUAGES, VOICE_PATTERN, voice_entries
 
 KEYRING_HINT = (
     "Set SECUREGATHER_KEYS (or SECUREGATHER_KEYS_FILE) to 'kid:64-hex-chars' entries, comma "
@@ -204,4 +205,21 @@ def check_language(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             hint=f"Use one of {', '.join(SAY_LANGUAGES)}.",
             id="securegather.E030",
         )
+    ]
+
+
+@register()
+def check_voices(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    return [
+        Error(
+            f"SECUREGATHER_VOICES: {entry!r} does not name a language with prompts and a voice.",
+            hint=f"Write language=voice, comma separated: a language of "
+            f"{', '.join(SAY_LANGUAGES)}, then a voice such as Polly.Mia or Google.es-US-Standard-A, "
+            "or nothing after the = for the account's default voice.",
+            id="securegather.E031",
+        )
+        for entry, language, spoken_by in voice_entries(settings.SECUREGATHER_VOICES)
+        if language not in SAY_LANGUAGES
+        or "=" not in entry
+        or (spoken_by and not re.fullmatch(VOICE_PATTERN, spoken_by))
     ]

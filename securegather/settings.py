@@ -129,6 +129,9 @@ SECUREGATHER_RESOLVER = env.str(
 # The language callers hear: words (locale/<lang>/LC_MESSAGES/django.po, compiled by `make`)
 # and the <Say language>: en-US, es-MX or es-ES.
 SECUREGATHER_LANGUAGE = env.str("SECUREGATHER_LANGUAGE", default="en-US")
+# The <Say voice> per language, e.g. "es-MX=Polly.Andres,en-US=Polly.Joanna", over the defaults
+# (securegather.languages.DEFAULT_VOICES); "es-ES=" leaves that language to the account's voice.
+SECUREGATHER_VOICES = env.str("SECUREGATHER_VOICES", default="")
 # true: open each call with "For English press 1, para español oprima 2".
 SECUREGATHER_OFFER_LANGUAGES = env.bool("SECUREGATHER_OFFER_LANGUAGES", default=False)
 LOCALE_PATHS = [BASE_DIR / "locale"]

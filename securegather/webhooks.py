@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
-from securegather.languages import say_language
+from securegather.languages import say_attributes
 from securegather.models import AuditEvent
 from securegather.redaction import describe
 
@@ -130,7 +130,7 @@ def apology() -> VoiceResponse:
     response = VoiceResponse()
     response.say(
         _("Sorry, we cannot take your details right now. Please call again later. Goodbye."),
-        language=say_language(),
+        **say_attributes(),
     )
     response.hangup()
     return response

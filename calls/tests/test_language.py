@@ -34,6 +34,7 @@ def test_the_call_opens_with_each_offer_in_its_own_language(call):
         ("en-US", "For English, press 1."),
         ("es-MX", "Para español, oprima 2."),
     ]
+    assert [say.get("voice") for say in parse(response).iter("Say")] == [None, "Polly.Mia"]
     assert gather(response).attrib == {
         "input": "dtmf",
         "numDigits": "1",

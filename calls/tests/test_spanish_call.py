@@ -24,11 +24,17 @@ def say_languages(response) -> set[str | None]:
     return {say.get("language") for say in parse(response).iter("Say")}
 
 
+def voices(response) -> set[str | None]:
+    return {say.get("voice") for say in parse(response).iter("Say")}
+
+
 @override_settings(SECUREGATHER_LANGUAGE="es-MX")
 def test_the_whole_call_is_spanish_with_es_mx_voices(call, demo_account, plaintext):
     responses = [call.start(), call.card("1234"), call.pin("4321")]
     assert [spoken(r) for r in responses] == [ASK_CARD, ASK_PIN, FOUND]
     assert all(say_languages(r) == {"es-MX"} for r in responses)
+    # Twilio's default voice speaks no es-MX: each <Say> names a voice that does.
+    assert all(voices(r) == {"Polly.Mia"} for r in responses)
     assert translation.get_language() == "en-us"  # the call's language ends with its request
     plaintext.assert_absent("1234", "4321")
 
@@ -38,6 +44,23 @@ def test_es_es_speaks_the_same_words_with_a_castilian_voice(call, demo_account):
     responses = [call.start(), call.card("1234"), call.pin("0000")]
     assert [spoken(r) for r in responses] == [ASK_CARD, ASK_PIN, NOT_FOUND]
     assert all(say_languages(r) == {"es-ES"} for r in responses)
+    assert all(voices(r) == {"Polly.Lucia"} for r in responses)
+
+
+@override_settings(
+    SECUREGATHER_LANGUAGE="es-MX", SECUREGATHER_VOICES="es-MX=Polly.Andres, en-US=Polly.Joanna"
+)
+def test_configured_voices_replace_the_defaults(call, demo_account):
+    assert voices(call.start()) == {"Polly.Andres"}
+    with override_settings(SECUREGATHER_LANGUAGE="en-US"):
+        assert voices(call.start()) == {"Polly.Joanna"}
+
+
+@override_settings(SECUREGATHER_LANGUAGE="es-ES", SECUREGATHER_VOICES="es-ES=")
+def test_an_empty_voice_leaves_the_language_to_the_accounts_voice(call, demo_account):
+    response = call.start()
+    assert say_languages(response) == {"es-ES"}
+    assert voices(response) == {None}
 
 
 @override_settings(SECUREGATHER_LANGUAGE="es-MX", SECUREGATHER_MAX_TRIES=2)
@@ -61,12 +84,14 @@ def test_the_apology_for_a_failed_step_is_spanish(call, demo_account, monkeypatc
     response = call.pin("4321")
     assert spoken(response).startswith("Lo sentimos, no podemos tomar sus datos")
     assert say_languages(response) == {"es-MX"}
+    assert voices(response) == {"Polly.Mia"}
 
 
 def test_english_stays_the_default(call, demo_account):
     response = call.start()
     assert spoken(response) == "Please enter last 4 digits of your payment card number."
     assert say_languages(response) == {"en-US"}
+    assert voices(response) == {None}  # the account's default voice, as the tutorial had it
     assert gather(response).get("numDigits") == "4"
 
 

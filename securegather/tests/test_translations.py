@@ -11,7 +11,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from django.conf import settings
 
-from securegather.checks import check_language
+from securegather.checks import check_language, check_voices
 
 SPANISH = Path(settings.BASE_DIR) / "locale/es/LC_MESSAGES"
 
@@ -65,3 +65,35 @@ def test_supported_languages_pass_the_check(settings, language):
 def test_a_language_without_prompts_is_e030(settings, language):
     settings.SECUREGATHER_LANGUAGE = language
     assert [e.id for e in check_language()] == ["securegather.E030"]
+
+
+@pytest.mark.parametrize(
+    "voices",
+    [
+        "",
+        "es-MX=Polly.Andres",
+        " es-ES = Polly.Lucia-Neural , en-US=Google.en-US-Standard-C",
+        "es-ES=",
+        "en-US=woman,",
+    ],
+)
+def test_voices_of_twilios_forms_pass_the_check(settings, voices):
+    settings.SECUREGATHER_VOICES = voices
+    assert check_voices() == []
+
+
+@pytest.mark.parametrize(
+    ("voices", "entry"),
+    [
+        ("Polly.Mia", "Polly.Mia"),  # no language
+        ("fr-FR=Polly.Celine", "fr-FR=Polly.Celine"),  # no prompts in French
+        ("es-MX=Polly Mia", "es-MX=Polly Mia"),
+        ("es-MX=Polly.Mia,es-ES=<Lucia>", "es-ES=<Lucia>"),
+        ("es-mx=Polly.Mia", "es-mx=Polly.Mia"),  # Twilio's spelling, as SECUREGATHER_LANGUAGE
+    ],
+)
+def test_a_voice_entry_twilio_would_refuse_is_e031_and_named(settings, voices, entry):
+    settings.SECUREGATHER_VOICES = voices
+    errors = check_voices()
+    assert [e.id for e in errors] == ["securegather.E031"]
+    assert repr(entry) in errors[0].msg
