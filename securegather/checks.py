@@ -214,8 +214,8 @@ def check_voices(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         Error(
             f"SECUREGATHER_VOICES: {entry!r} does not name a language with prompts and a voice.",
             hint=f"Write language=voice, comma separated: a language of "
-            f"{', '.join(SAY_LANGUAGES)}, then a voice such as Polly.Mia or Google.es-US-Standard-A, "
-            "or nothing after the = for the account's default voice.",
+            f"{', '.join(SAY_LANGUAGES)}, then a voice such as Polly.Mia or "
+            "Google.es-US-Standard-A, or nothing after the = for the account's default voice.",
             id="securegather.E031",
         )
         for entry, language, spoken_by in voice_entries(settings.SECUREGATHER_VOICES)
