@@ -1,8 +1,16 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from calls import views as calls_views
+
 urlpatterns = [
     path("voice/", include("calls.urls")),
+    # The call's first step without its trailing slash (see calls.urls), in the calls app so
+    # that it is spoken in the call's language.
+    path(
+        "voice",
+        include(([path("", calls_views.incoming)], "calls"), namespace="calls-no-slash"),
+    ),
     path("api/", include("legacy.urls")),
     path("admin/", admin.site.urls),
 ]
