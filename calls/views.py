@@ -212,9 +212,18 @@ def _out_of_order(request: HttpRequest, session: CallSession, step: str) -> Voic
 
 
 def _require_call_sid(request: HttpRequest) -> HttpResponse | None:
-    if not is_call_sid(request.POST.get("CallSid", "")):
-        return HttpResponseBadRequest("Missing or malformed CallSid.")
-    return None
+    if is_call_sid(request.POST.get("CallSid", "")):
+        return None
+    # Signed, so sent by Twilio or with its Auth Token: worth a row. Not the CallSid itself,
+    # which is not in Twilio's shape and could hold anything.
+    AuditEvent.record(
+        Event.MALFORMED_REQUEST,
+        Outcome.FAILURE,
+        request=request,
+        path=request.path,
+        reason="call_sid",
+    )
+    return HttpResponseBadRequest("Missing or malformed CallSid.")
 
 
 @csrf_exempt

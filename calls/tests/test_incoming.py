@@ -42,6 +42,10 @@ def test_malformed_call_sid_is_a_bad_request(call, sid):
     call.call_sid = sid
     assert call.start().status_code == 400
     assert not CallSession.objects.exists()
+    # Signed, so an audit row; without the CallSid, which is not Twilio's and could be anything.
+    row = AuditEvent.objects.get()
+    assert (row.event, row.outcome, row.call_sid) == ("malformed_request", "failure", "")
+    assert row.detail == {"path": "/voice/", "reason": "call_sid"}
 
 
 @pytest.mark.django_db
