@@ -68,10 +68,10 @@ class Column:
         prefix = f"{TOKEN_VERSION}:{kid}:" if self.kind == "sealed" else f"{kid}:"
         return Q(**{f"{self.field.attname}__startswith": prefix})
 
-    def counts(self) -> dict[str, int]:
-        """How many values sit under each key id."""
+    def counts(self, among: Q | None = None) -> dict[str, int]:
+        """How many values sit under each key id (of the rows ``among`` selects)."""
         rows = (
-            self.model._default_manager.filter(self.present())
+            self.model._default_manager.filter(self.present(), among or Q())
             .annotate(kid=self.kid_expression())
             .order_by()
             .values("kid")
@@ -79,6 +79,16 @@ class Column:
             .values_list("kid", "n")
         )
         return {kid or NO_KEY: n for kid, n in rows}
+
+
+def rederivable(column: Column, ring: Keyring) -> dict[str, int]:
+    """A digest column's values per key id whose sealed source is under a key the ring opens
+    with: the ones rotation can derive again. (Counted by key id: a dry run opens nothing.)"""
+    source = Column(column.model, column.field.source_field())  # type: ignore[union-attr]
+    opens = Q(pk__in=[])
+    for kid in ring.keys:
+        opens |= source.under(kid)
+    return column.counts(opens)
 
 
 def columns() -> list[Column]:

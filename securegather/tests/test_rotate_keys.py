@@ -100,6 +100,23 @@ def test_dry_run_counts_and_changes_nothing(demo_account):
     assert not AuditEvent.objects.filter(event="key_rotated").exists()
 
 
+def test_a_dry_run_counts_digests_by_whether_their_sealed_value_opens(db):
+    make_accounts(2)  # under test2, the tests' primary
+    with override_settings(SECUREGATHER_KEYS=f"{TEST1},{TEST2}"):
+        account = Account(number="AC99999999", balance=1)
+        account.set_credentials("1111", "2222")
+        account.save()  # under test1
+    # A ring without test1: its digests cannot be derived again, as their PINs stay sealed.
+    with override_settings(SECUREGATHER_KEYS=f"{NEW},{TEST2}"):
+        output = rotate_keys("--dry-run")
+    assert "accounts.Account.pin_digest: 2 under 'test2' would rotate" in output
+    assert (
+        "accounts.Account.pin_digest: 1 under 'test1' cannot rotate "
+        "(its sealed value is missing or under no active key)"
+    ) in output
+    assert "Dry run: 8 values would move to 'k3'." in output
+
+
 def test_a_run_killed_after_its_first_batch_resumes_on_rerun(db):
     make_accounts(25)
     write = rotation._write
@@ -264,6 +281,11 @@ def test_a_dry_run_tells_a_retired_key_from_one_the_ring_lacks(demo_account):
     with override_settings(SECUREGATHER_KEYS=f"{NEW},{TEST2}:retired,{TEST1}"):
         retired = rotate_keys("--dry-run")
     assert "pin: 1 under 'test2' cannot rotate (key retired in the ring)" in retired
+    # A digest is derived again from its sealed value, which no active key opens here either.
+    unopened = "1 under 'test2' cannot rotate (its sealed value is missing or under no active key)"
+    assert f"accounts.Account.pin_digest: {unopened}" in retired
+    assert "would rotate" not in retired
+    assert "Dry run: 0 values would move to 'k3'." in retired
     with override_settings(SECUREGATHER_KEYS=f"{NEW},{TEST1}"):
         lacking = rotate_keys("--dry-run")
     assert "pin: 1 under 'test2' cannot rotate (key not in the ring)" in lacking

@@ -5,7 +5,7 @@ from django.core.management.base import CommandError, CommandParser, OutputWrapp
 from securegather.commands import DatabaseCommand
 from securegather.keyring import KeyringError, get_keyring
 from securegather.models import AuditEvent
-from securegather.rotation import NO_KEY, Result, columns, rotate
+from securegather.rotation import NO_KEY, Result, columns, rederivable, rotate
 
 
 class Progress:
@@ -62,14 +62,26 @@ class Command(DatabaseCommand):
     def dry_run(self, ring: Any) -> None:
         total = 0
         for column in columns():
+            # A digest is derived again from its sealed source, whatever key it sits under.
+            sources = rederivable(column, ring) if column.kind == "digest" else {}
             for kid, n in sorted(column.counts().items()):
                 if kid in (ring.primary.kid, NO_KEY):
                     continue
-                can = kid in ring.keys or column.kind == "digest"
-                held = "retired in the ring" if kid in ring.retired else "not in the ring"
-                verb = "would rotate" if can else f"cannot rotate (key {held})"
-                self.stdout.write(f"{column.label}: {n} under {kid!r} {verb}")
-                total += n if can else 0
+                if column.kind == "digest":
+                    can, why = (
+                        sources.get(kid, 0),
+                        "its sealed value is missing or under no active key",
+                    )
+                else:
+                    held = "retired in the ring" if kid in ring.retired else "not in the ring"
+                    can, why = (n if kid in ring.keys else 0), f"key {held}"
+                if can:
+                    self.stdout.write(f"{column.label}: {can} under {kid!r} would rotate")
+                if n - can:
+                    self.stdout.write(
+                        f"{column.label}: {n - can} under {kid!r} cannot rotate ({why})"
+                    )
+                total += can
         self.stdout.write(f"Dry run: {total} values would move to {ring.primary.kid!r}.")
 
     def summarise(self, result: Result, primary: str) -> None:
