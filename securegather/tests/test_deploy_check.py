@@ -107,8 +107,24 @@ def test_an_env_file_that_cannot_be_read_is_named_as_the_error(tmp_path, named):
         timeout=60,
     )
     assert result.returncode == 1
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line == (
-        "django.core.exceptions.ImproperlyConfigured: "
-        f"DJANGO_ENV_FILE names {path}, which is no readable file."
+    assert result.stderr.splitlines() == [
+        f"manage.py: DJANGO_ENV_FILE names {path}, which is no readable file. "
+        "See README.md, Configuration."
+    ]
+
+
+def test_a_missing_variable_is_one_line_naming_it():
+    # generate_key reads no setting, but manage.py loads them all first.
+    result = subprocess.run(
+        [sys.executable, "manage.py", "generate_key"],
+        cwd=BASE_DIR,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_ENV_FILE": os.devnull},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "manage.py: Set the DJANGO_SECRET_KEY environment variable. See README.md, Configuration."
+    ]
