@@ -356,6 +356,9 @@ def verify_log(
     from securegather.models import AuditChainHead, AuditEvent
 
     known = known_key_ids()
+    # Read before the head: a row and the head's move to it commit together, so rows seen here
+    # mean the head read next links to one of them, unless someone deleted or emptied it.
+    written = AuditEvent.objects.exists()
     # Read before the rows, never after: rows appended meanwhile move the head on, and the
     # stream (which starts later) has them, so the head it was read at is among its rows.
     head = AuditChainHead.objects.filter(pk=AuditChainHead.ID).values_list("mac", flat=True)
@@ -366,6 +369,14 @@ def verify_log(
         rows = rows.filter(id__gte=start)
     stream = rows.iterator(chunk_size=chunk_size)
     report = verify(stream, known, head=head_mac, anchor=anchor, resume=start is not None)
+    if written and not head_mac:
+        report.problems.append(
+            Problem(
+                report.last_id or 0,
+                "rows were written, but the chain's head is deleted or empty: rows cut off the "
+                "end would not show",
+            )
+        )
     first = report.first_problem
     AuditEvent.record(
         AuditEvent.Event.AUDIT_VERIFIED,

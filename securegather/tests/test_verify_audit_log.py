@@ -155,6 +155,22 @@ def test_rows_cut_off_the_end_break_the_chain_at_its_head(call, demo_account, ca
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("head", ["deleted", "emptied"])
+def test_rows_cut_off_with_the_head_deleted_or_emptied_break_the_chain(
+    call, demo_account, capsys, head
+):
+    play_calls(call, 3)
+    newest_left = cut_off_newest(4)
+    if head == "deleted":
+        AuditChainHead.objects.all().delete()
+    else:
+        AuditChainHead.objects.update(mac="")
+    expected = rf"broken at row {newest_left}: rows were written, but the chain's head is deleted"
+    with pytest.raises(CommandError, match=expected):
+        verify_audit_log(capsys)
+
+
+@pytest.mark.django_db
 def test_an_anchor_file_shows_rows_cut_off_with_the_head_moved_back(
     call, demo_account, capsys, tmp_path
 ):
