@@ -9,7 +9,9 @@ superusers' included (users, groups and permissions, TOTP devices, django-axes r
 transaction, naming the staff member, the address and browser it came from, the action, the model,
 the object's id and the fields changed (their labels), never their values. A staff member changing
 their own password writes no ``LogEntry``: the admin site's password change view records it, and
-each wrong old password, through :func:`record_own_password_change`.
+each wrong old password, through :func:`record_own_password_change`. ``manage.py changepassword``
+and ``createsuperuser`` record theirs, and their failures, through :func:`record_user_command`
+(securegather/user_commands.py), as the OS user who ran them.
 
 Passwords and one-time codes never reach a row: only the username, when it names an existing user
 (a password typed into the username box is not kept). django-axes stores and counts failures under
@@ -18,6 +20,7 @@ Passwords and one-time codes never reach a row: only the username, when it names
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +30,7 @@ from typing import Any
 from axes.signals import user_locked_out
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry, LogEntryManager
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
@@ -124,6 +128,39 @@ def record_own_password_change(request: HttpRequest, *, changed: bool) -> None:
         model=get_user_model()._meta.label,
         object_id=str(request.user.pk),
         **({} if changed else {"reason": "old_password"}),
+    )
+
+
+def command_actor() -> str:
+    """Who runs a management command: their OS login name, or "system" when there is none (no
+    login variable in the environment and no passwd entry for the process's uid)."""
+    try:
+        return getpass.getuser() or "system"
+    except (OSError, KeyError, ImportError):  # OSError from Python 3.13, KeyError before it
+        return "system"
+
+
+def record_user_command(
+    action: str, outcome: str, user: AbstractBaseUser | None, **extra: Any
+) -> None:
+    """A user that a command (changepassword, createsuperuser) saved, or failed to, as a
+    ``staff_change`` row shaped like an admin LogEntry's, by the OS user who ran the command.
+    ``user`` is None when the run names no existing user: what was typed is not kept."""
+    model = get_user_model()._meta.label
+    detail: dict[str, Any] = {
+        "action": action,
+        "model": model,
+        "object_id": "" if user is None else str(user.pk),
+    }
+    if user is not None and model in NAMED_MODELS:
+        detail["object"] = str(user)[:200]  # as a LogEntry's object_repr
+    AuditEvent.record(
+        AuditEvent.Event.STAFF_CHANGE,
+        outcome,
+        actor=command_actor(),
+        channel=AuditEvent.Channel.SYSTEM,
+        **detail,
+        **extra,
     )
 
 

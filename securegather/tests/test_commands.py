@@ -17,6 +17,8 @@ COMMANDS = [
     ("unlock", "+15551234567"),
     ("purge_sessions",),
     ("enrol_totp", "ops"),
+    ("changepassword", "ops"),
+    ("createsuperuser", "--noinput", "--username", "ops", "--email", "ops@example.com"),
     ("keyring_status",),
     ("rotate_keys", "--dry-run"),
     ("verify_audit_log",),
