@@ -7,6 +7,7 @@ from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from securegather.models import AuditEvent
+from securegather.staff_audit import command_actor
 
 
 class EnrolError(Exception):
@@ -32,7 +33,7 @@ def enrol_totp(username: str, *, name: str = "authenticator", replace: bool = Fa
         AuditEvent.record(
             AuditEvent.Event.RECORD_CHANGED,
             AuditEvent.Outcome.SUCCESS,
-            actor="system",
+            actor=command_actor(),  # a second factor is a credential: who gave it counts
             channel=AuditEvent.Channel.SYSTEM,
             model="otp_totp.TOTPDevice",
             action="replaced" if replace else "enrolled",

@@ -18,7 +18,8 @@ def enrol(capsys, *args):
     return capsys.readouterr()
 
 
-def test_createsuperuser_then_enrol_reaches_the_admin(capsys):
+def test_createsuperuser_then_enrol_reaches_the_admin(capsys, monkeypatch):
+    monkeypatch.setenv("LOGNAME", "operator")  # getpass.getuser() reads it first
     User.objects.create_superuser("root", "root@example.com", PASSWORD)
     out = enrol(capsys, "root").out
     uri = next(line for line in out.splitlines() if line.startswith("otpauth://"))
@@ -35,6 +36,7 @@ def test_createsuperuser_then_enrol_reaches_the_admin(capsys):
     assert client.get("/admin/").status_code == 200
     enrolled = AuditEvent.objects.get(event="record_changed")
     assert enrolled.detail == {"model": "otp_totp.TOTPDevice", "action": "enrolled", "user": "root"}
+    assert enrolled.actor == "operator"  # the OS user who ran the command
 
 
 def test_a_second_device_needs_replace(capsys):
