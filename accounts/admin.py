@@ -87,6 +87,8 @@ class AccountAdmin(StrictListAdmin):
     search_fields = ["number__exact"]  # its unique index serves exact, not iexact ("=number")
     search_help_text = "Exact account number."
     list_filter = ["created_at"]
+    # A search finds one account: no second COUNT(*) of every account for "1 of N".
+    show_full_result_count = False
     readonly_fields = ["card_sealed", "pin_sealed", "created_at", "updated_at"]
 
     def get_fields(self, request: HttpRequest, obj: Account | None = None) -> tuple[str, ...]:

@@ -3,6 +3,8 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Account
 from accounts.resolvers import resolve
@@ -172,3 +174,13 @@ def test_digests_and_caller_numbers_cannot_be_read_back_through_a_lookup(
     response = ops_client.get(CHANGELIST, {lookup: demo_account.card_digest[:6]})
     assert response.status_code == 400
     assert "AC12345678" not in response.content.decode()
+
+
+def test_a_search_counts_only_what_it_found(admin_client, demo_account):
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(CHANGELIST, {"q": "AC12345678"}).content.decode()
+    assert "AC12345678" in page
+    table = '"accounts_account"'
+    counts = [q["sql"] for q in queries if "COUNT(" in q["sql"] and table in q["sql"]]
+    # The found rows' count, filtered by the number; never the whole table's as well.
+    assert counts and all("WHERE" in sql for sql in counts)
