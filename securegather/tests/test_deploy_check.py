@@ -128,3 +128,25 @@ def test_a_missing_variable_is_one_line_naming_it():
     assert result.stderr.splitlines() == [
         "manage.py: Set the DJANGO_SECRET_KEY environment variable. See README.md, Configuration."
     ]
+
+
+def test_settings_named_on_the_command_line_are_the_ones_read():
+    # Read before --settings was taken, the settings would be securegather.settings, which
+    # lacks DJANGO_SECRET_KEY here; securegather.test_settings has one of its own.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "--settings=securegather.test_settings",
+            "-c",
+            "from django.conf import settings; print(settings.SETTINGS_MODULE)",
+        ],
+        cwd=BASE_DIR,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_ENV_FILE": os.devnull},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "securegather.test_settings"
