@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
@@ -147,10 +148,14 @@ class AccountAdmin(StrictListAdmin):
         _audit_change(request, obj, "deleted")
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
-        accounts = list(queryset)
-        super().delete_queryset(request, queryset)
-        for account in accounts:
-            _audit_change(request, account, "deleted")
+        # One transaction, as Django gives the delete page and the form: the "delete selected"
+        # action has none, and accounts deleted without their rows would leave no trace at all
+        # (their LogEntries add no staff_change: staff_audit.SELF_AUDITED).
+        with transaction.atomic():
+            accounts = list(queryset)
+            super().delete_queryset(request, queryset)
+            for account in accounts:
+                _audit_change(request, account, "deleted")
 
 
 def _audit_change(request: HttpRequest, account: Account, action: str, **detail: Any) -> None:

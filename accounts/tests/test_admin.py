@@ -184,3 +184,30 @@ def test_a_search_counts_only_what_it_found(admin_client, demo_account):
     counts = [q["sql"] for q in queries if "COUNT(" in q["sql"] and table in q["sql"]]
     # The found rows' count, filtered by the number; never the whole table's as well.
     assert counts and all("WHERE" in sql for sql in counts)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_accounts_deleted_in_bulk_stay_when_their_audit_row_cannot_be_written(
+    admin_client, demo_account, monkeypatch
+):
+    from accounts import admin as accounts_admin
+
+    other = Account(number="AC87654321")
+    other.set_credentials("8264", "5937")
+    other.save()
+    record = accounts_admin.record_staff_action
+
+    def failing_for_the_second(request, event, outcome, **detail):
+        if detail.get("account_number") == "AC87654321":
+            raise RuntimeError("audit log unavailable")
+        record(request, event, outcome, **detail)
+
+    monkeypatch.setattr(accounts_admin, "record_staff_action", failing_for_the_second)
+    ids = [str(pk) for pk in Account.objects.values_list("pk", flat=True)]
+    with pytest.raises(RuntimeError, match="audit log unavailable"):
+        admin_client.post(
+            CHANGELIST, {"action": "delete_selected", "_selected_action": ids, "post": "yes"}
+        )
+    # Deleted with their rows or not at all: the admin's LogEntries add no row for accounts.
+    assert sorted(Account.objects.values_list("number", flat=True)) == ["AC12345678", "AC87654321"]
+    assert not AuditEvent.objects.filter(event="record_changed").exists()
