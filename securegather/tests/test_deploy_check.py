@@ -150,3 +150,17 @@ def test_settings_named_on_the_command_line_are_the_ones_read():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "securegather.test_settings"
+
+
+@pytest.mark.parametrize("command", ["--version", "help"])
+def test_version_and_help_need_no_settings(command):
+    result = subprocess.run(  # noqa: S603 (the command is one of the two above)
+        [sys.executable, "manage.py", command],
+        cwd=BASE_DIR,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_ENV_FILE": os.devnull},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
