@@ -19,7 +19,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.management.base import CommandError
-from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 
@@ -50,6 +50,12 @@ class AuditedUserCommand(DatabaseCommand):
             # taken): nothing was saved, and the row says who tried.
             self.record_failure(options)
             raise
+        except IntegrityError:
+            # A username taken between Django's check and the save: refused all the same.
+            self.record_failure(options)
+            raise CommandError(
+                "The user was not saved: the database refused it (a username taken meanwhile?)."
+            ) from None
 
     def record_failure(self, options: dict[str, Any]) -> None:
         raise NotImplementedError

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import pytest
+from django.contrib.auth.management.commands import createsuperuser
 from django.contrib.auth.models import User
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import CommandError
@@ -244,6 +245,21 @@ def test_a_refused_createsuperuser_is_a_failure_row_that_keeps_nothing_typed(
     }
     assert chain_intact()
     plaintext.assert_absent(invalid)
+
+
+def test_a_username_taken_meanwhile_is_a_failure_row_too(monkeypatch):
+    User.objects.create_user("sam", password=OLD_PASSWORD)
+    # Taken after Django's own check, as by another run at the same moment: the save refuses it.
+    monkeypatch.setattr(createsuperuser.Command, "_validate_username", lambda *args: None)
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", NEW_PASSWORD)
+    output = run_failing(
+        "createsuperuser", interactive=False, username="sam", email="s@example.com"
+    )
+    assert User.objects.get(username="sam").check_password(OLD_PASSWORD)
+    (row,) = staff_changes()
+    assert (row.outcome, row.detail["reason"]) == ("failure", "invalid_input")
+    assert chain_intact()
+    assert NEW_PASSWORD not in output
 
 
 def test_a_superuser_is_not_created_without_its_audit_row(monkeypatch):
