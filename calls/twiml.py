@@ -22,8 +22,6 @@ def _say(response: VoiceResponse | Gather, text: str) -> None:
 
 def _gather(action: str, prompt: str, notice: str = "") -> VoiceResponse:
     response = VoiceResponse()
-    if notice:
-        _say(response, notice)
     gather = response.gather(
         input="dtmf",
         num_digits=4,
@@ -33,6 +31,10 @@ def _gather(action: str, prompt: str, notice: str = "") -> VoiceResponse:
         # A timeout posts back without Digits, so silence counts as a try and is re-prompted.
         action_on_empty_result=True,
     )
+    # Inside the Gather, the notice too: Twilio takes keypad input only while a <Gather> runs,
+    # so digits a caller types during a <Say> before it would be lost to the next try.
+    if notice:
+        _say(gather, notice)
     _say(gather, prompt)
     return response
 

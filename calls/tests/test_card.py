@@ -1,7 +1,7 @@
 import pytest
 
 from calls.models import CallSession
-from calls.tests.twiml import gather, hangs_up, spoken
+from calls.tests.twiml import gather, hangs_up, parse, spoken
 from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -92,3 +92,21 @@ def test_card_after_the_call_finished_says_goodbye(call, demo_account):
     call.pin("4321")
     response = call.card("1234")
     assert hangs_up(response) and "already been handled" in spoken(response)
+
+
+@pytest.mark.parametrize("step", ["card", "pin"])
+def test_the_retry_notice_is_spoken_inside_the_gather(call, demo_account, step):
+    # Twilio takes keypad input only while a <Gather> runs: a <Say> nested in it can be
+    # interrupted by the digits, one before it cannot, and presses during it are lost.
+    call.start()
+    if step == "pin":
+        call.card("1234")
+    response = getattr(call, step)("12")
+    root = parse(response)
+    assert [child.tag for child in root] == ["Gather"]
+    assert [say.text for say in root.find("Gather").iter("Say")] == [
+        "Sorry, that was not 4 digits.",
+        "Please enter last 4 digits of your payment card number."
+        if step == "card"
+        else "Please enter your unique 4 digit identification number",
+    ]
