@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
 CALL_STATUSES = {
     "queued",
+    "initiated",
     "ringing",
     "in-progress",
     "completed",
@@ -60,6 +61,9 @@ CALL_STATUSES = {
     "no-answer",
     "canceled",
 }
+# What a status callback subscribed to progress events says of a call still under way: no end.
+# Anything else, an unknown status included, ends the call and wipes what is left.
+UNDER_WAY = {"queued", "initiated", "ringing", "in-progress"}
 
 
 @contextmanager
@@ -349,12 +353,17 @@ def status(request: HttpRequest) -> HttpResponse:
     """Twilio's status callback: the call ended, so wipe whatever is still sealed."""
     if bad := _require_call_sid(request):
         return bad
+    call_status = request.POST.get("CallStatus", "")
+    recorded_status = call_status if call_status in CALL_STATUSES else "other"
     with _step():
         session = CallSession.locked(request.POST["CallSid"])
         if session is None:
             # Nothing to wipe, but the callback is on record (and not taken for a step: see
             # _KNOWN_CALL).
             _audit_sessionless(request, Event.UNKNOWN_CALL_STATUS, Outcome.INFO)
+        elif call_status in UNDER_WAY and session.ended_at is None:
+            # The caller may be typing: ending the call now would hang up on them.
+            _audit(request, session, Event.CALL_PROGRESS, Outcome.INFO, call_status=call_status)
         else:
             # Ended already: by this callback delivered before, or by purge_sessions before a
             # late first one. Either way nothing is left to wipe, and Twilio's status is kept.
@@ -362,13 +371,12 @@ def status(request: HttpRequest) -> HttpResponse:
             if not already_ended:
                 session.end()
                 session.save_step()
-            call_status = request.POST.get("CallStatus", "")
             _audit(
                 request,
                 session,
                 Event.CALL_ENDED,
                 Outcome.INFO,
-                call_status=call_status if call_status in CALL_STATUSES else "other",
+                call_status=recorded_status,
                 **({"already_ended": True} if already_ended else {}),
             )
     return twiml(VoiceResponse())

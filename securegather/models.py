@@ -49,6 +49,9 @@ class AuditEvent(models.Model):
         DUPLICATE_DELIVERY = "duplicate_delivery"
         SESSION_EXPIRED = "session_expired"
         CALL_ENDED = "call_ended"
+        # A status callback saying the call is still under way ("ringing", "in-progress"):
+        # Twilio sends those to a callback that subscribes to call progress events.
+        CALL_PROGRESS = "call_progress"
         # A status callback for a call with no session: its first step never ran here (Twilio
         # may call back before it, for "ringing"), or the session was purged.
         UNKNOWN_CALL_STATUS = "unknown_call_status"

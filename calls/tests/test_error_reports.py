@@ -35,8 +35,11 @@ FAULTS = {
 def fail_step(call, step, digits):
     """Post a step whose insides raise; the exception, with its traceback, and the response."""
     boom = RuntimeError("step failed")
+    params = {**call.base(), "Digits": digits}
+    if step == "status/":
+        params["CallStatus"] = "completed"  # the call's end: what ends it (and fails here)
     with mock.patch(FAULTS[step], autospec=True, side_effect=boom):
-        response = call.twilio.post(f"/voice/{step}", {**call.base(), "Digits": digits})
+        response = call.twilio.post(f"/voice/{step}", params)
     return boom, response
 
 

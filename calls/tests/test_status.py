@@ -64,3 +64,27 @@ def test_unknown_call_status_is_not_echoed(call):
     call.start()
     call.status("<script>")
     assert AuditEvent.objects.get(event="call_ended").detail == {"call_status": "other"}
+
+
+@pytest.mark.parametrize("under_way", ["queued", "initiated", "ringing", "in-progress"])
+def test_a_progress_event_for_a_live_call_leaves_it_going(call, demo_account, under_way):
+    # A callback subscribed to call progress events hears of the call before it ends.
+    call.start()
+    call.card("1234")
+    assert call.status(under_way).status_code == 200
+    session = CallSession.objects.get()
+    assert (session.ended_at, session.state) == (None, "awaiting_pin")
+    assert session.card is not None
+    progress = AuditEvent.objects.get(event="call_progress")
+    assert (progress.outcome, progress.detail) == ("info", {"call_status": under_way})
+    assert spoken(call.pin("4321")).startswith("Thank you. Your account number is AC12345678")
+    assert not AuditEvent.objects.filter(event="call_ended").exists()
+
+
+def test_a_status_of_no_known_kind_still_ends_the_call(call):
+    # Better a call hung up than a sealed value left behind for a status Twilio adds later.
+    call.start()
+    call.card("8264")
+    call.status("paused-for-lunch")
+    assert CallSession.objects.get().card is None
+    assert AuditEvent.objects.get(event="call_ended").detail == {"call_status": "other"}
