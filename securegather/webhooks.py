@@ -11,7 +11,12 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.exceptions import (
+    BadRequest,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -43,8 +48,10 @@ def signed_url(request: HttpRequest) -> str:
 
 # What reading a form can raise: past Django's limits (DATA_UPLOAD_MAX_NUMBER_FIELDS,
 # DATA_UPLOAD_MAX_MEMORY_SIZE, DATA_UPLOAD_MAX_NUMBER_FILES), which no Twilio request comes near,
-# a broken multipart body, or a client gone mid-body.
+# a broken multipart body, a client gone mid-body, or a form that names a charset other than UTF-8
+# (BadRequest: Django reads application/x-www-form-urlencoded as UTF-8 only).
 UNREADABLE = (
+    BadRequest,
     TooManyFieldsSent,
     RequestDataTooBig,
     TooManyFilesSent,

@@ -121,6 +121,18 @@ def test_form_posts_are_accepted_too(settings, demo_account):
     assert response.json() == {"account": "AC12345678", "balance": "12.55"}
 
 
+def test_a_form_in_another_charset_gets_the_bare_400_and_its_row(settings, db):
+    # Django reads such a form as UTF-8 only: it refuses any other charset (BadRequest).
+    settings.SECUREGATHER_LEGACY_KEY = LEGACY_KEY
+    response = Client(enforce_csrf_checks=True).post(
+        URL,
+        "encryptedCardDigits=00&encryptedPinDigits=00",
+        content_type="application/x-www-form-urlencoded; charset=latin-1",
+    )
+    assert (response.status_code, response.content) == (400, b"Bad request")
+    assert events() == ["malformed_request"]
+
+
 @pytest.mark.parametrize(
     "card",
     [

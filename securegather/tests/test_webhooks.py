@@ -130,6 +130,14 @@ def post_unreadable(twilio, path: str, kind: str):
             HTTP_X_TWILIO_SIGNATURE="x",
             **{"wsgi.input": GoneMidBody()},
         )
+    if kind == "not utf-8":
+        # Django parses such a form as UTF-8 only, and refuses any other charset.
+        return twilio.client.post(
+            path,
+            "Digits=8264",
+            content_type="application/x-www-form-urlencoded; charset=latin-1",
+            HTTP_X_TWILIO_SIGNATURE="x",
+        )
     # A multipart body without its boundary, whose error message would quote the header.
     return twilio.client.post(
         path,
@@ -141,7 +149,15 @@ def post_unreadable(twilio, path: str, kind: str):
 
 @pytest.mark.parametrize("path", ["/voice/", "/voice/card/", "/voice/status/"])
 @pytest.mark.parametrize(
-    "kind", ["too many fields", "too large", "too many files", "broken multipart", "client gone"]
+    "kind",
+    [
+        "too many fields",
+        "too large",
+        "too many files",
+        "broken multipart",
+        "client gone",
+        "not utf-8",
+    ],
 )
 def test_a_body_that_is_no_form_is_a_bad_request(twilio, caplog, settings, path, kind):
     settings.SECUREGATHER_OFFER_LANGUAGES = path == "/voice/card/"  # its lookup reads the form
