@@ -23,6 +23,22 @@ def mask_phone(number: str) -> str:
     return "*" * (len(number) - 2) + number[-2:]
 
 
+# PostgreSQL keeps no NUL character in text or jsonb (it refuses the whole row): a value from a
+# request (a path, a querystring, a user agent) may hold one, and a row must not be lost for it.
+NUL, REPLACEMENT = "\x00", "\ufffd"
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every NUL character in its strings, dict keys included, as U+FFFD."""
+    if isinstance(value, str):
+        return value.replace(NUL, REPLACEMENT)
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(item) for item in value]
+    return value
+
+
 def _ip_or_none(value: str) -> str | None:
     try:
         return str(ipaddress.ip_address(value))
@@ -156,16 +172,16 @@ class AuditEvent(models.Model):
             cls(
                 event=event,
                 outcome=outcome,
-                actor=actor[:150],
+                actor=without_nul(actor[:150]),
                 channel=channel,
-                call_sid=call_sid[:64],
-                caller=mask_phone(caller)[:32],
-                account_number=account_number[:32],
-                key_id=key_id[:32],
+                call_sid=without_nul(call_sid[:64]),
+                caller=without_nul(mask_phone(caller)[:32]),
+                account_number=without_nul(account_number[:32]),
+                key_id=without_nul(key_id[:32]),
                 origin_ip=origin_ip,
-                user_agent=user_agent,
+                user_agent=without_nul(user_agent),
                 # As the database will hand it back, so the MAC signs what is stored.
-                detail=json.loads(json.dumps(detail)),
+                detail=json.loads(json.dumps(without_nul(detail))),
             )
         )
 

@@ -85,6 +85,16 @@ def test_export_streams_the_filtered_rows_and_is_audited(admin_client, rows):
     assert export.detail["filters"] == {"q": "CA" + "1" * 32}
 
 
+def test_an_export_whose_querystring_holds_a_nul_is_audited(admin_client, rows):
+    # The filters are kept on the export's row; PostgreSQL's jsonb refuses a NUL, and a lost
+    # row would turn the export into a 500.
+    response = admin_client.get(EXPORT, {"o": "\x00", "all": "a\x00b"})
+    assert response.status_code == 200
+    streamed_csv(response)
+    export = AuditEvent.objects.filter(event="exported").get()
+    assert export.detail["filters"] == {"o": "\ufffd", "all": "a\ufffdb"}
+
+
 def test_export_link_keeps_the_changelist_filters(admin_client, rows):
     page = admin_client.get(CHANGELIST, {"event": "verified"}).content.decode()
     assert f'href="{EXPORT}?event=verified"' in page

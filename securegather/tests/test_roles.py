@@ -86,3 +86,14 @@ def test_what_a_role_does_not_allow_is_refused_and_audited(ops_client, ops_user,
         for method, url in refused
     ]
     assert rows[0].origin_ip == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "url", ["/admin/securegather/auditevent/%00/delete/", "/admin/auth/user/1%00/change/"]
+)
+def test_a_refusal_whose_path_holds_a_nul_is_audited(ops_client, ops_user, url):
+    # PostgreSQL stores no NUL in text or jsonb: the row would be lost, and the 403 a 500.
+    assert ops_client.get(url, HTTP_USER_AGENT="probe\x00").status_code == 403
+    row = AuditEvent.objects.get(event="unauthorized")
+    assert row.detail == {"path": url.replace("%00", "\ufffd"), "method": "GET"}
+    assert row.user_agent == "probe\ufffd"
