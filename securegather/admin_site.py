@@ -25,14 +25,16 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.db import transaction
-from django.db.models import Model, QuerySet
+from django.db.models import DateTimeField, Model, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.text import smart_split
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from securegather.models import AuditEvent
+from securegather.models import NUL, AuditEvent
 from securegather.sealed import MASK, Sealed
 from securegather.staff_audit import record_own_password_change
 
@@ -180,7 +182,8 @@ def page_lookups(model_admin: admin.ModelAdmin, request: HttpRequest) -> set[str
 
 
 class BoundedChangeList(ChangeList):
-    """A changelist whose date navigation refuses dates past the calendar's ends.
+    """A changelist whose date navigation and filters refuse dates past the calendar's ends, and
+    whose filters refuse a value with a NUL character.
 
     Django turns ``?created_at__year=9999&created_at__month=12&created_at__day=31`` into the
     range up to the next day, which is past datetime's last: an OverflowError (a 500). Here it
@@ -192,8 +195,13 @@ class BoundedChangeList(ChangeList):
             filters = super().get_filters(request)
             if self.date_hierarchy:
                 in_utc(filters[2], self.date_hierarchy)
+            bounds_in_utc(filters[0])
         except (OverflowError, ValueError) as error:
             raise IncorrectLookupParameters(error) from error
+        if any(NUL in value for values in self.get_filters_params().values() for value in values):
+            # PostgreSQL refuses a NUL in a query's text (a DataError, a 500), and no stored value
+            # holds one: a bad lookup, as on SQLite, where it would match nothing.
+            raise IncorrectLookupParameters("a filter's value holds a NUL character")
         return filters
 
 
@@ -203,6 +211,26 @@ def in_utc(lookups: dict[str, Any], field: str) -> None:
     for op in ("gte", "lt"):
         for bound in lookups.get(f"{field}__{op}", []):
             bound.astimezone(UTC)
+
+
+def bounds_in_utc(specs: list[Any]) -> None:
+    """Raise OverflowError if a date filter's bound (its own ``?created_at__gte=``, which may carry
+    a UTC offset: "0001-01-01 00:00:00+01:00") has no UTC time, as SQLite gets it (an error as the
+    query is sent, a 500). PostgreSQL would take it; both refuse it here, alike."""
+    for spec in specs:
+        if not isinstance(getattr(spec, "field", None), DateTimeField):
+            continue
+        for values in spec.used_parameters.values():
+            for value in values if isinstance(values, list) else [values]:
+                try:
+                    moment = parse_datetime(value) if isinstance(value, str) else None
+                except ValueError:
+                    continue  # not a date: the filter refuses it itself
+                if moment is None:
+                    continue
+                if timezone.is_naive(moment):
+                    moment = timezone.make_aware(moment)  # as Django makes it for the query
+                moment.astimezone(UTC)
 
 
 class StrictListAdmin(admin.ModelAdmin):
