@@ -30,6 +30,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import smart_split
+from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -80,6 +81,11 @@ class StaffAuthenticationForm(OTPAdminAuthenticationForm):
         )
 
     def _chosen_device(self, user: Any) -> Device | None:
+        chosen = self.cleaned_data.get("otp_device")
+        if chosen and chosen not in {d.persistent_id for d in devices_for_user(user, None)}:
+            # Not one of the user's devices: django-otp's lookup fails on an id naming a model
+            # that is no device ("auth.user/1": an AttributeError, a 500 with no audit row).
+            return None
         device = super()._chosen_device(user)
         if device is None and not self.cleaned_data.get("otp_device"):
             devices = list(TOTPDevice.objects.devices_for_user(user, confirmed=True)[:2])

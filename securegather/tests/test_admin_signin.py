@@ -86,6 +86,23 @@ def test_a_wrong_code_does_not_reach_the_admin_and_is_audited():
 
 
 @pytest.mark.parametrize(
+    "device", ["auth.user/1", "otp_totp.totpdevice/999", "otp_totp.totpdevice/x", "nonsense"]
+)
+def test_a_device_id_that_is_no_device_of_the_user_is_a_wrong_code(device):
+    user = make_staff("olive", ops=True)
+    client = Client()
+    response = client.post(
+        LOGIN,
+        {"username": "olive", "password": PASSWORD, "otp_token": totp_now(user)}
+        | {"otp_device": device},
+    )
+    assert response.status_code == 200
+    assert not reaches_admin(client)
+    failed = audit("staff_login_failed")
+    assert [(e.actor, e.detail["reason"]) for e in failed] == [("olive", "second_factor")]
+
+
+@pytest.mark.parametrize(
     ("button", "otp_error"),
     [({}, "token_required"), ({"otp_challenge": "Get challenge"}, "not_interactive")],
     ids=["no code", "challenge button"],
