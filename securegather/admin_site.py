@@ -80,6 +80,12 @@ class StaffAuthenticationForm(OTPAdminAuthenticationForm):
             **detail,
         )
 
+    def _update_form(self, user: Any) -> None:
+        super()._update_form(user)
+        # django-otp writes the password back into the page for a second round with the code
+        # alone; here the code comes with the password, so the page keeps no password in it.
+        self.fields["password"].widget.render_value = False
+
     def _chosen_device(self, user: Any) -> Device | None:
         chosen = self.cleaned_data.get("otp_device")
         if chosen and chosen not in {d.persistent_id for d in devices_for_user(user, None)}:

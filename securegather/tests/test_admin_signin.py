@@ -68,6 +68,7 @@ def test_the_right_password_without_a_code_does_not_reach_the_admin():
     response = sign_in(client, "olive", PASSWORD)
     assert response.status_code == 200
     assert "Please enter your OTP token." in response.content.decode()
+    assert PASSWORD not in response.content.decode()  # not written back into the form
     assert not reaches_admin(client)
 
 
@@ -77,6 +78,7 @@ def test_a_wrong_code_does_not_reach_the_admin_and_is_audited():
     client = Client()
     response = sign_in(client, "olive", PASSWORD, wrong)
     assert "Invalid token" in response.content.decode()
+    assert PASSWORD not in response.content.decode()
     assert not reaches_admin(client)
     failed = audit("staff_login_failed")
     assert [(e.actor, e.detail["reason"]) for e in failed] == [("olive", "second_factor")]
