@@ -24,6 +24,7 @@ from django.contrib.admin import FieldListFilter, SimpleListFilter
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import DateTimeField, Model, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -271,6 +272,13 @@ class StrictListAdmin(admin.ModelAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        if request.method == "POST":
+            allowed = self.get_actions(request)
+            if any(name and name not in allowed for name in request.POST.getlist("action")):
+                # An action the page does not offer this staff member (their role lacks its
+                # permission, or the list has none): Django would answer "No action selected"
+                # and leave no trace. Refused as a page their role refuses is: a 403, audited.
+                raise PermissionDenied
         if too_many_words(request.GET.get(SEARCH_VAR, "")):
             # Django answers with the list at ?e=1, which no longer shows the search: say why.
             messages.error(request, TOO_MANY_WORDS)

@@ -92,3 +92,16 @@ def test_a_locked_number_cannot_be_read_back_through_a_lookup(staff, demo_accoun
     assert "**********06" not in response.content.decode()
     page = staff.get("/admin/accounts/lockout/", {"scope__exact": "caller"}).content.decode()
     assert "**********06" in page and "AC12345678" not in page
+
+
+def test_a_lift_by_a_role_without_the_permission_is_refused_and_audited(demo_account):
+    client = verified_client(make_staff("watcher", ops=True))
+    for _ in range(5):
+        resolve("1234", "0000", "+15005550006")
+    ids = [str(pk) for pk in Lockout.objects.values_list("pk", flat=True)]
+    response = client.post("/admin/accounts/lockout/", {"action": "lift", "_selected_action": ids})
+    assert response.status_code == 403
+    assert Lockout.objects.exclude(locked_until=None).count() == 2
+    row = AuditEvent.objects.get(event="unauthorized")
+    assert (row.actor, row.channel, row.outcome) == ("watcher", "admin", "failure")
+    assert row.detail == {"path": "/admin/accounts/lockout/", "method": "POST"}
