@@ -261,3 +261,31 @@ def test_export_escapes_a_leading_apostrophe_so_one_can_be_stripped(admin_client
     assert cells == ["''quoted", "'''twice", "'=1+1", "''=1+1", "Twilio"]
     # The rule an assessor applies: a cell that begins with an apostrophe had one added.
     assert [cell.removeprefix("'") for cell in cells] == sent
+
+
+def test_reading_the_audit_log_is_audited(ops_client, rows):
+    # PCI DSS 10.2.1.3: every access to the audit log, its list and each row's page.
+    newest = AuditEvent.objects.order_by("-id").first()
+    page = ops_client.get(CHANGELIST, {"outcome": "info"})
+    assert page.status_code == 200
+    # Written once the page was rendered: not on the page it records.
+    assert [row.event for row in page.context_data["cl"].result_list] == ["call_started"]
+    assert ops_client.get(f"{CHANGELIST}{newest.pk}/change/").status_code == 200
+    views = AuditEvent.objects.filter(event="record_viewed").order_by("id")
+    assert [(v.actor, v.channel, v.outcome, v.detail) for v in views] == [
+        (
+            "olive",
+            "admin",
+            "info",
+            {"model": "securegather.AuditEvent", "filters": {"outcome": "info"}},
+        ),
+        (
+            "olive",
+            "admin",
+            "info",
+            {"model": "securegather.AuditEvent", "object_id": str(newest.pk)},
+        ),
+    ]
+    # A refused filter opens nothing: no row.
+    ops_client.get(CHANGELIST, {"caller__startswith": "+1"})
+    assert AuditEvent.objects.filter(event="record_viewed").count() == 2
