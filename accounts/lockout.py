@@ -123,9 +123,9 @@ class Counters:
                 statements.update(row)
 
 
-def lift(target: str, by: str) -> list[Lockout]:
+def lift(target: str, by: str, **detail: Any) -> list[Lockout]:
     """Lift every lock (and count) held by a caller number or an account number."""
     rows = list(Lockout.objects.filter(key=target).exclude(locked_until=None, failures=[]))
     for row in rows:
-        row.lift(by)
+        row.lift(by, **detail)
     return rows

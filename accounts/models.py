@@ -169,7 +169,7 @@ class Lockout(models.Model):
         )
         return True
 
-    def lift(self, by: str, *, channel: str = AuditEvent.Channel.SYSTEM) -> None:
+    def lift(self, by: str, *, channel: str = AuditEvent.Channel.SYSTEM, **detail: Any) -> None:
         """Staff lift the lock and forget the failures, audited under their name; saves."""
         self.locked_until, self.failures = None, []
         self.save()
@@ -179,6 +179,7 @@ class Lockout(models.Model):
             actor=by,
             channel=channel,
             reason="lifted",
+            **detail,
         )
 
     def _audit(self, event: str, outcome: str, **detail: Any) -> None:

@@ -6,6 +6,7 @@ from django.core.management.base import CommandError
 
 from accounts.models import Account
 from accounts.resolvers import resolve
+from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -52,3 +53,26 @@ def test_a_bad_account_is_refused_before_any_digit_is_asked(args, problem):
     with pytest.raises(CommandError, match=problem):
         run([], *args)  # getpass would raise StopIteration if it were asked
     assert not Account.objects.exists()
+
+
+def test_a_created_account_is_audited_as_the_os_user(monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "deploy")
+    run(["8264", "8264", "5937", "5937"], "AC99", "--balance", "3.50")
+    row = AuditEvent.objects.get(event="record_changed")
+    assert (row.actor, row.channel, row.outcome, row.account_number) == (
+        "deploy",
+        "system",
+        "success",
+        "AC99",
+    )
+    assert row.detail == {
+        "model": "accounts.Account",
+        "action": "added",
+        "fields": ["balance", "caller_numbers", "number", "credentials"],
+    }
+
+
+def test_a_refused_account_writes_no_row():
+    with pytest.raises(CommandError):
+        run(["8264", "8265"], "AC99")
+    assert not AuditEvent.objects.filter(event="record_changed").exists()

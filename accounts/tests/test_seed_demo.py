@@ -3,6 +3,7 @@ from django.core.management import call_command
 
 from accounts.models import Account
 from accounts.resolvers import resolve
+from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -22,3 +23,15 @@ def test_seed_demo_is_idempotent(capsys):
     assert "Reset demo account" in capsys.readouterr().out
     assert Account.objects.count() == 1
     assert str(Account.objects.get().balance) == "12.55"
+
+
+def test_seed_demo_audits_the_credentials_it_sets(monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "deploy")
+    call_command("seed_demo")
+    call_command("seed_demo")
+    rows = AuditEvent.objects.filter(event="record_changed").order_by("id")
+    assert [(r.actor, r.channel, r.account_number, r.detail["action"]) for r in rows] == [
+        ("deploy", "system", "AC12345678", "added"),
+        ("deploy", "system", "AC12345678", "changed"),
+    ]
+    assert rows[1].detail["fields"] == ["balance", "credentials"]

@@ -13,7 +13,8 @@ def lock_out(caller="+15005550006"):
         resolve("1234", "0000", caller)
 
 
-def test_unlock_a_caller_number(demo_account, capsys):
+def test_unlock_a_caller_number(demo_account, capsys, monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "deploy")
     lock_out()
     call_command("unlock", "+15005550006", "--by", "alice")
     assert "Lifted: caller +15005550006" in capsys.readouterr().out
@@ -22,7 +23,8 @@ def test_unlock_a_caller_number(demo_account, capsys):
     assert Lockout.objects.get(scope="account").locked_until is not None  # only what was named
     event = AuditEvent.objects.get(event="unlocked")
     assert (event.actor, event.caller) == ("alice", "*" * 10 + "06")
-    assert event.detail == {"scope": "caller", "reason": "lifted"}
+    # Who the operator named, and the OS user who ran the command.
+    assert event.detail == {"scope": "caller", "reason": "lifted", "os_user": "deploy"}
 
 
 def test_unlock_an_account_number_lets_its_owner_in(demo_account, capsys):

@@ -4,10 +4,13 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
+from django.db import transaction
 
 from accounts.models import Account
 from calls.models import is_four_digits
 from securegather.commands import DatabaseCommand
+from securegather.models import AuditEvent
+from securegather.staff_audit import command_actor
 
 
 def ask_four_digits(label: str) -> str:
@@ -18,6 +21,22 @@ def ask_four_digits(label: str) -> str:
     if getpass.getpass(f"{label} again: ") != value:
         raise CommandError(f"The two {label.lower()} entries differ.")
     return value
+
+
+def record_account_command(account: Account, action: str, fields: list[str]) -> None:
+    """An account a command saved, as the admin records one (``record_changed``, its number, the
+    fields and ``credentials`` when the card and PIN were set), by the OS user who ran it: card
+    and PIN are credentials. Call it in the save's transaction."""
+    AuditEvent.record(
+        AuditEvent.Event.RECORD_CHANGED,
+        AuditEvent.Outcome.SUCCESS,
+        actor=command_actor(),
+        channel=AuditEvent.Channel.SYSTEM,
+        account_number=account.number,
+        model="accounts.Account",
+        action=action,
+        fields=fields,
+    )
 
 
 class Command(DatabaseCommand):
@@ -51,5 +70,8 @@ class Command(DatabaseCommand):
             problems = (f"{name}: {' '.join(errors)}" for name, errors in exc.message_dict.items())
             raise CommandError(" ".join(problems)) from None
         account.set_credentials(ask_four_digits("Card last 4"), ask_four_digits("PIN"))
-        account.save()
+        with transaction.atomic():
+            account.save()
+            fields = ["balance", "caller_numbers", "number", "credentials"]
+            record_account_command(account, "added", fields)
         self.stdout.write(self.style.SUCCESS(f"Created account {number}."))

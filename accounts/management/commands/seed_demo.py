@@ -1,6 +1,9 @@
 from decimal import Decimal
 from typing import Any
 
+from django.db import transaction
+
+from accounts.management.commands.create_account import record_account_command
 from accounts.models import Account
 from securegather.commands import DatabaseCommand
 
@@ -23,7 +26,12 @@ class Command(DatabaseCommand):
     help = "Create (or reset) the tutorial's demo account: card 1234, PIN 4321 → AC12345678."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        created = seed_demo()
+        with transaction.atomic():
+            created = seed_demo()
+            # The demo's card and PIN are set afresh either way: a credential change, audited.
+            fields = ["balance", "number", "credentials"] if created else ["balance", "credentials"]
+            account = Account.objects.get(number=DEMO_NUMBER)
+            record_account_command(account, "added" if created else "changed", fields)
         verb = "Created" if created else "Reset"
         self.stdout.write(
             self.style.SUCCESS(

@@ -4,6 +4,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from accounts import lockout
 from securegather.commands import DatabaseCommand
+from securegather.staff_audit import command_actor
 
 
 class Command(DatabaseCommand):
@@ -14,7 +15,8 @@ class Command(DatabaseCommand):
         parser.add_argument("--by", default="system", help="who lifts it, for the audit log")
 
     def handle(self, *args: Any, target: str, by: str, **options: Any) -> None:
-        rows = lockout.lift(target, by=by)
+        # --by is the operator's word; the OS user who ran the command is kept beside it.
+        rows = lockout.lift(target, by=by, os_user=command_actor())
         if not rows:
             raise CommandError(f"No lock or failed attempt is recorded for {target}.")
         for row in rows:
