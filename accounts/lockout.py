@@ -70,6 +70,14 @@ def _locked_counters(count: int) -> statements.Query:
     return statements.Query(build, arity=2 * count)
 
 
+# Tries at taking a verification's counters when some vanish under it (see Counters.hold).
+_ATTEMPTS = 3
+
+
+class CountersVanished(Exception):
+    """A verification's counters were deleted each time it locked them: it checks no PIN."""
+
+
 @dataclass
 class Counters:
     """The row-locked counters of one verification. Use inside transaction.atomic()."""
@@ -92,8 +100,19 @@ class Counters:
         # deferring() block it goes with the lock's SELECT: one round trip for both.
         # Inserted in the locks' order too: in a set's order, which differs between processes,
         # two steps creating the same two counters could each wait on the other's.
-        statements.insert_missing([Lockout(scope=scope, key=key) for scope, key in sorted(keys)])
-        rows = _locked_counters(len(keys)).all(*(value for pair in sorted(keys) for value in pair))
+        # A counter can vanish between its INSERT and its lock: purge_sessions deletes idle ones,
+        # and a lock that waited on its DELETE finds no row (PostgreSQL). Counted on nothing, the
+        # failure would be lost, so it is inserted and locked again; made now, it is not idle.
+        # (That INSERT comes with locks held: a step inserting the same counter and waiting on
+        # one of them is a deadlock, which PostgreSQL ends by rolling one step back.)
+        wanted = [value for pair in sorted(keys) for value in pair]
+        for _ in range(_ATTEMPTS):
+            statements.insert_missing([Lockout(scope=scope, key=k) for scope, k in sorted(keys)])
+            rows = _locked_counters(len(keys)).all(*wanted)
+            if len(rows) == len(keys):
+                break
+        else:
+            raise CountersVanished(f"{len(keys) - len(rows)} lockout counter(s) kept vanishing")
         # The time once every row is held: a failure counted while this one waited is older.
         now = timezone.now()
         for row in rows:

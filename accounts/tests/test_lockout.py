@@ -273,7 +273,9 @@ def test_counters_are_created_in_the_order_they_are_locked(demo_account, monkeyp
     # Any other order, which a set's differs between processes, can deadlock two steps.
     created = []
     monkeypatch.setattr(lockout.statements, "insert_missing", created.extend)
-    monkeypatch.setattr(lockout, "_locked_counters", lambda count: mock.Mock(all=lambda *v: []))
+    monkeypatch.setattr(
+        lockout, "_locked_counters", lambda count: mock.Mock(all=lambda *v: list(created))
+    )
     numbers = [f"AC{n:08d}" for n in (7, 3, 9, 1, 8, 2, 6)]
     lockout.Counters.hold(CALLER, numbers)
     keys = [(row.scope, row.key) for row in created]

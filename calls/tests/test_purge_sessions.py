@@ -255,3 +255,54 @@ def test_a_purge_stopped_halfway_records_what_its_committed_batches_did(call, cl
         "failure",
         {"ended": 0, "deleted": 1, "counters": 0, "stopped": True},
     )
+
+
+def _wait_for_a_lock_wait() -> bool:
+    """Whether another connection of this database came to wait on a row lock (bounded poll)."""
+    with connections["default"].cursor() as cursor:
+        for _ in range(1000):
+            # A transaction sees one snapshot of pg_stat_activity unless it asks for another.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            threading.Event().wait(0.01)
+    return False
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_counted_while_its_idle_counter_is_purged_still_counts(demo_account, monkeypatch):
+    caller = "+15550000009"
+    assert resolve("1234", "0000", caller) is None
+    # Both counters idle for more than a window: the purge deletes them.
+    Lockout.objects.update(failures=[], updated_at=timezone.now() - timedelta(days=2))
+    guess: list[object] = []
+
+    def wrong_pin() -> None:
+        try:
+            guess.append(resolve("1234", "0000", caller))
+        finally:
+            connections.close_all()
+
+    delete, thread = purge._delete_rows, threading.Thread(target=wrong_pin)
+
+    def delete_while_a_verification_waits(rows, batch):
+        # The purge holds the counters' row locks: a verification starting now waits on them.
+        if rows.model is Lockout and not thread.is_alive():
+            thread.start()
+            assert _wait_for_a_lock_wait()
+        return delete(rows, batch)
+
+    monkeypatch.setattr(purge, "_delete_rows", delete_while_a_verification_waits)
+    assert purge_sessions()["counters"] == 2
+    thread.join(timeout=30)
+    assert guess == [None]
+    # The wrong PIN is counted on the caller and on the account, as any other is.
+    assert sorted((row.scope, row.key, len(row.failures)) for row in Lockout.objects.all()) == [
+        ("account", "AC12345678", 1),
+        ("caller", caller, 1),
+    ]
