@@ -125,6 +125,8 @@ class CallSession(SealedFieldsMixin, models.Model):
         return None
 
     def remember(self, token: str, answer: str) -> None:
+        if self.ended_at is not None:
+            token = ""  # end() cleared the answer: a late step's goodbye is not kept either
         self.idempotency_token, self.last_answer = token, answer if token else ""
 
     def accept_card(self, digits: str) -> Sealed:

@@ -88,6 +88,11 @@ def test_the_call_end_clears_the_remembered_answer(call, demo_account):
     call.status()
     session = CallSession.objects.get()
     assert (session.idempotency_token, session.last_answer) == ("", "")
+    # A step arriving after the end hears its goodbye, which is not kept either.
+    late = post(call, "pin/", "4321", token="t-late")
+    assert "already been handled" in spoken(late)
+    session = CallSession.objects.get()
+    assert (session.idempotency_token, session.last_answer) == ("", "")
 
 
 def race(call, step, digits, token, n=2):
