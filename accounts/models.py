@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 
 from securegather import statements
 from securegather.keyring import get_keyring
@@ -172,15 +172,16 @@ class Lockout(models.Model):
     def lift(self, by: str, *, channel: str = AuditEvent.Channel.SYSTEM, **detail: Any) -> None:
         """Staff lift the lock and forget the failures, audited under their name; saves."""
         self.locked_until, self.failures = None, []
-        self.save()
-        self._audit(
-            AuditEvent.Event.UNLOCKED,
-            AuditEvent.Outcome.INFO,
-            actor=by,
-            channel=channel,
-            reason="lifted",
-            **detail,
-        )
+        with transaction.atomic():  # no lift without its row
+            self.save()
+            self._audit(
+                AuditEvent.Event.UNLOCKED,
+                AuditEvent.Outcome.INFO,
+                actor=by,
+                channel=channel,
+                reason="lifted",
+                **detail,
+            )
 
     def _audit(self, event: str, outcome: str, **detail: Any) -> None:
         if self.scope == self.Scope.CALLER:

@@ -167,6 +167,18 @@ def test_lift_clears_lock_and_count_and_audits_who(demo_account, clock):
 
 
 @pytest.mark.django_db
+def test_a_lift_whose_row_cannot_be_written_lifts_nothing(demo_account, clock):
+    fail(5)
+    with (
+        mock.patch.object(AuditEvent, "record", side_effect=RuntimeError("log down")),
+        pytest.raises(RuntimeError),
+    ):
+        lockout.lift("AC12345678", by="ops@example.com")
+    assert lock("account", "AC12345678").locked_until is not None
+    assert len(lock("account", "AC12345678").failures) == 5
+
+
+@pytest.mark.django_db
 def test_a_failure_stores_times_only_no_digits(demo_account, clock, plaintext):
     fail(5, card="8264")
     plaintext.assert_absent("8264", "0000")
