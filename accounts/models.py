@@ -184,6 +184,11 @@ class Lockout(models.Model):
             )
 
     def _audit(self, event: str, outcome: str, **detail: Any) -> None:
+        from securegather.staff_audit import served  # it imports the admin's models
+
+        # A lock is taken in the middle of a call's step (or a staff lift): its origin is the
+        # request being served, which the resolver that counts failures is not handed.
+        detail.setdefault("request", served())
         if self.scope == self.Scope.CALLER:
             AuditEvent.record(event, outcome, caller=self.key, scope=self.scope, **detail)
         else:

@@ -100,6 +100,11 @@ def serving(request: HttpRequest) -> Iterator[None]:
         _serving.reset(token)
 
 
+def served() -> HttpRequest | None:
+    """The request being served, for rows written by code that is handed none."""
+    return _serving.get()
+
+
 def _record(
     event: str, outcome: str, request: HttpRequest | None, actor: str, **detail: Any
 ) -> None:
@@ -226,7 +231,7 @@ def record_log_entry(entry: LogEntry, actor: str | None = None) -> None:
     _record(
         AuditEvent.Event.STAFF_CHANGE,
         AuditEvent.Outcome.SUCCESS,
-        _serving.get(),  # a LogEntry carries no request: its origin is the one being served
+        served(),  # a LogEntry carries no request: its origin is the one being served
         actor or entry.user.get_username(),
         **detail,
     )

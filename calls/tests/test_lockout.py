@@ -39,6 +39,9 @@ def test_five_wrong_pins_lock_and_the_right_pin_then_hears_the_lock(call, demo_a
     refused = AuditEvent.objects.filter(event="locked_out", detail__action="refused")
     assert refused.count() == 1
     assert not AuditEvent.objects.filter(event="verified").exists()
+    # The lock was taken during the fifth call's PIN step: its row has that request's origin.
+    locked = AuditEvent.objects.get(event="locked_out", detail__action="locked")
+    assert (locked.origin_ip, locked.account_number) == ("127.0.0.1", "AC12345678")
 
 
 def test_a_caller_with_five_wrong_pins_is_stopped_at_the_next_call(call, demo_account):
