@@ -55,6 +55,18 @@ SQLITE_REVERSE = [
     "DROP TRIGGER IF EXISTS securegather_audit_no_delete",
 ]
 STATEMENTS = {"postgresql": (POSTGRESQL, POSTGRESQL_REVERSE), "sqlite": (SQLITE, SQLITE_REVERSE)}
+TRIGGERS = {
+    "postgresql": {"securegather_audit_no_update_delete", "securegather_audit_no_truncate"},
+    "sqlite": {"securegather_audit_no_update", "securegather_audit_no_delete"},
+}
+# PostgreSQL's enabled triggers: "O" fires in ordinary sessions, "A" always; "D" is disabled
+# (ALTER TABLE ... DISABLE TRIGGER), "R" fires only under replication.
+_ENABLED = {
+    "postgresql": (
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass AND tgenabled IN ('O', 'A')"
+    ),
+    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s",
+}
 
 
 def _run(connection: BaseDatabaseWrapper, which: int) -> None:
@@ -72,3 +84,14 @@ def create_triggers(connection: BaseDatabaseWrapper) -> None:
 
 def drop_triggers(connection: BaseDatabaseWrapper) -> None:
     _run(connection, 1)
+
+
+def missing_triggers(connection: BaseDatabaseWrapper) -> list[str]:
+    """The append-only triggers the audit table lacks, or has disabled: dropped by hand, the
+    table takes UPDATE and DELETE again, which only a check of the audit chain would show."""
+    if connection.vendor not in TRIGGERS:
+        raise NotImplementedError(f"no append-only triggers for {connection.vendor}")
+    with connection.cursor() as cursor:
+        cursor.execute(_ENABLED[connection.vendor], [TABLE])
+        present = {name for (name,) in cursor.fetchall()}
+    return sorted(TRIGGERS[connection.vendor] - present)

@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from securegather import appendonly
 from securegather.keyring import (
     TUTORIAL_SAMPLE_KEY,
     Keyring,
@@ -100,9 +101,25 @@ def check_keys_in_database(
     if KeyRecord._meta.db_table not in connection.introspection.table_names():
         return []  # not migrated yet: `migrate` runs checks first
     return [
+        *_audit_log_unprotected(),
         *_changed_keys(ring),
         *_values_without_key(ring),
         *_cryptoperiod(ring, timezone.now()),
+    ]
+
+
+def _audit_log_unprotected() -> list[CheckMessage]:
+    missing = appendonly.missing_triggers(connection)
+    if not missing:
+        return []
+    return [
+        Error(
+            "The audit table's append-only triggers are missing or disabled "
+            f"({', '.join(missing)}): its rows can be changed or deleted unrefused.",
+            hint="Put them back (docs/operations.md, 'The audit table takes changes'), then run "
+            "`manage.py verify_audit_log`.",
+            id="securegather.E009",
+        )
     ]
 
 

@@ -1,8 +1,10 @@
 import pytest
 from django.db import DatabaseError, connection, transaction
 
+from securegather import appendonly
+from securegather.checks import check_keys_in_database
 from securegather.models import AppendOnlyError, AuditEvent
-from securegather.tests.auditlog import TABLE, raw
+from securegather.tests.auditlog import TABLE, raw, triggers_lifted
 
 pytestmark = pytest.mark.django_db
 
@@ -59,3 +61,38 @@ def test_model_save_of_an_existing_row_and_delete_say_why(row):
 def test_inserts_still_work(row):
     AuditEvent.record(AuditEvent.Event.CALL_ENDED, AuditEvent.Outcome.INFO)
     assert AuditEvent.objects.count() == 2
+
+
+def e009() -> list[str]:
+    return [
+        message.msg
+        for message in check_keys_in_database(databases=["default"])
+        if message.id == "securegather.E009"
+    ]
+
+
+@pytest.mark.django_db
+def test_the_check_finds_the_triggers_in_place():
+    assert appendonly.missing_triggers(connection) == []
+    assert e009() == []
+
+
+@pytest.mark.django_db
+def test_the_check_names_dropped_triggers():
+    with triggers_lifted():
+        expected = sorted(appendonly.TRIGGERS[connection.vendor])
+        assert appendonly.missing_triggers(connection) == expected
+        (message,) = e009()
+        assert all(name in message for name in expected)
+    assert e009() == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_check_names_a_disabled_trigger():
+    raw(f"ALTER TABLE {TABLE} DISABLE TRIGGER securegather_audit_no_update_delete")
+    try:
+        assert appendonly.missing_triggers(connection) == ["securegather_audit_no_update_delete"]
+        assert len(e009()) == 1
+    finally:
+        raw(f"ALTER TABLE {TABLE} ENABLE TRIGGER securegather_audit_no_update_delete")
