@@ -8,6 +8,8 @@ from __future__ import annotations
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 TABLE = "securegather_auditevent"
+# The migration that creates the triggers: before it has run, none are missing.
+MIGRATION = ("securegather", "0004_audit_append_only")
 
 # A constant table name, no input: S608 does not apply.
 POSTGRESQL = [
