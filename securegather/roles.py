@@ -38,5 +38,15 @@ def ensure_ops_group(using: str = "default") -> Group:
 
 @receiver(post_migrate, dispatch_uid="securegather.ops_group")
 def _ops_group_after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:
-    if sender.name == "securegather":
-        ensure_ops_group(using)
+    if sender.name != "securegather":
+        return
+    migrated = kwargs.get("apps")
+    try:
+        # A migrate of some apps only (`migrate securegather`) may leave auth's tables unmade:
+        # the next whole migrate makes the group, as Django makes permissions.
+        if migrated is not None:
+            migrated.get_model("contenttypes", "ContentType")
+            migrated.get_model("auth", "Permission")
+    except LookupError:
+        return
+    ensure_ops_group(using)

@@ -1,8 +1,10 @@
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.db import connection
 
+from securegather import roles
 from securegather.models import AuditChainHead, AuditEvent
 from securegather.roles import OPS_GROUP, ensure_ops_group
 from securegather.tests.adminpages import admin_urls, object_urls
@@ -97,3 +99,19 @@ def test_a_refusal_whose_path_holds_a_nul_is_audited(ops_client, ops_user, url):
     row = AuditEvent.objects.get(event="unauthorized")
     assert row.detail == {"path": url.replace("%00", "\ufffd"), "method": "GET"}
     assert row.user_agent == "probe\ufffd"
+
+
+def test_a_migrate_that_left_auth_unmade_makes_no_group(monkeypatch):
+    # `migrate securegather` on a new database: auth's tables come with the next whole migrate.
+    made = []
+    monkeypatch.setattr(roles, "ensure_ops_group", made.append)
+
+    class WithoutAuth:
+        def get_model(self, app_label, model_name):
+            raise LookupError(app_label)
+
+    sender = django_apps.get_app_config("securegather")
+    roles._ops_group_after_migrate(sender, using="default", apps=WithoutAuth())
+    assert made == []
+    roles._ops_group_after_migrate(sender, using="default", apps=django_apps)
+    assert made == ["default"]
