@@ -145,6 +145,13 @@ def command_actor() -> str:
         return "system"
 
 
+def record_command(event: str, outcome: str, **detail: Any) -> None:
+    """A row a management command writes, by the OS user who ran it (:func:`command_actor`)."""
+    AuditEvent.record(
+        event, outcome, actor=command_actor(), channel=AuditEvent.Channel.SYSTEM, **detail
+    )
+
+
 def record_user_command(
     action: str, outcome: str, user: AbstractBaseUser | None, **extra: Any
 ) -> None:
@@ -159,14 +166,7 @@ def record_user_command(
     }
     if user is not None and model in NAMED_MODELS:
         detail["object"] = str(user)[:200]  # as a LogEntry's object_repr
-    AuditEvent.record(
-        AuditEvent.Event.STAFF_CHANGE,
-        outcome,
-        actor=command_actor(),
-        channel=AuditEvent.Channel.SYSTEM,
-        **detail,
-        **extra,
-    )
+    record_command(AuditEvent.Event.STAFF_CHANGE, outcome, **detail, **extra)
 
 
 def _model_label(content_type_id: int | None) -> str:

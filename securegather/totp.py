@@ -7,7 +7,7 @@ from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from securegather.models import AuditEvent
-from securegather.staff_audit import command_actor
+from securegather.staff_audit import record_command
 
 
 class EnrolError(Exception):
@@ -30,11 +30,10 @@ def enrol_totp(username: str, *, name: str = "authenticator", replace: bool = Fa
                 )
             existing.delete()
         device = TOTPDevice.objects.create(user=user, name=name, confirmed=True)
-        AuditEvent.record(
+        # A second factor is a credential: who gave it counts.
+        record_command(
             AuditEvent.Event.RECORD_CHANGED,
             AuditEvent.Outcome.SUCCESS,
-            actor=command_actor(),  # a second factor is a credential: who gave it counts
-            channel=AuditEvent.Channel.SYSTEM,
             model="otp_totp.TOTPDevice",
             action="replaced" if replace else "enrolled",
             user=username,

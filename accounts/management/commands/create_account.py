@@ -10,7 +10,7 @@ from accounts.models import Account
 from calls.models import is_four_digits
 from securegather.commands import DatabaseCommand
 from securegather.models import AuditEvent
-from securegather.staff_audit import command_actor
+from securegather.staff_audit import record_command
 
 
 def ask_four_digits(label: str) -> str:
@@ -27,11 +27,9 @@ def record_account_command(account: Account, action: str, fields: list[str]) -> 
     """An account a command saved, as the admin records one (``record_changed``, its number, the
     fields and ``credentials`` when the card and PIN were set), by the OS user who ran it: card
     and PIN are credentials. Call it in the save's transaction."""
-    AuditEvent.record(
+    record_command(
         AuditEvent.Event.RECORD_CHANGED,
         AuditEvent.Outcome.SUCCESS,
-        actor=command_actor(),
-        channel=AuditEvent.Channel.SYSTEM,
         account_number=account.number,
         model="accounts.Account",
         action=action,
