@@ -38,6 +38,7 @@ from securegather.redaction import describe
 from securegather.webhooks import (
     View,
     apology,
+    audit_malformed,
     foreign_account_refusal,
     has_valid_signature,
     is_foreign_account,
@@ -220,13 +221,7 @@ def _require_call_sid(request: HttpRequest) -> HttpResponse | None:
         return None
     # Signed, so sent by Twilio or with its Auth Token: worth a row. Not the CallSid itself,
     # which is not in Twilio's shape and could hold anything.
-    AuditEvent.record(
-        Event.MALFORMED_REQUEST,
-        Outcome.FAILURE,
-        request=request,
-        path=request.path,
-        reason="call_sid",
-    )
+    audit_malformed(request, "call_sid")
     return HttpResponseBadRequest("Missing or malformed CallSid.")
 
 

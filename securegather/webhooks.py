@@ -97,6 +97,17 @@ def foreign_account_refusal() -> HttpResponse:
     return HttpResponseForbidden("Requests for this Twilio account are not accepted.")
 
 
+def audit_malformed(request: HttpRequest, reason: str) -> None:
+    """A webhook request refused as malformed (``reason``: what was wrong), with its path only."""
+    AuditEvent.record(
+        AuditEvent.Event.MALFORMED_REQUEST,
+        AuditEvent.Outcome.FAILURE,
+        request=request,
+        path=request.path,
+        reason=reason,
+    )
+
+
 def _audit_rejection(request: HttpRequest, event: str) -> None:
     sid = request.POST.get("CallSid", "")
     # An unsigned request's CallSid is the sender's word: keep it only in Twilio's own shape.
@@ -114,13 +125,7 @@ def twilio_signed(view: View) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         if unreadable(request):
-            AuditEvent.record(
-                AuditEvent.Event.MALFORMED_REQUEST,
-                AuditEvent.Outcome.FAILURE,
-                request=request,
-                path=request.path,
-                reason="body",
-            )
+            audit_malformed(request, "body")
             return unreadable_refusal()
         if not has_valid_signature(request):
             _audit_rejection(request, AuditEvent.Event.SIGNATURE_REJECTED)
