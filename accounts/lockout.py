@@ -105,9 +105,10 @@ class Counters:
         # failure would be lost, so it is inserted and locked again; made now, it is not idle.
         # (That INSERT comes with locks held: a step inserting the same counter and waiting on
         # one of them is a deadlock, which PostgreSQL ends by rolling one step back.)
-        wanted = [value for pair in sorted(keys) for value in pair]
+        ordered = sorted(keys)
+        wanted = [value for pair in ordered for value in pair]
         for _ in range(_ATTEMPTS):
-            statements.insert_missing([Lockout(scope=scope, key=k) for scope, k in sorted(keys)])
+            statements.insert_missing([Lockout(scope=scope, key=key) for scope, key in ordered])
             rows = _locked_counters(len(keys)).all(*wanted)
             if len(rows) == len(keys):
                 break
