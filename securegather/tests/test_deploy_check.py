@@ -61,6 +61,18 @@ def check_deploy(env: dict[str, str], keys_file: Path) -> subprocess.CompletedPr
     )
 
 
+def bare_manage(*args: str, env_file: str = os.devnull) -> subprocess.CompletedProcess[str]:
+    """manage.py on a host whose environment sets nothing but DJANGO_ENV_FILE."""
+    return subprocess.run(  # noqa: S603 (this interpreter and manage.py, with the test's words)
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_ENV_FILE": env_file},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_the_documented_production_env_passes_check_deploy(tmp_path):
     env = documented_env("production-env")
     assert env["DJANGO_DEBUG"] == "false"
@@ -98,14 +110,7 @@ def test_turning_a_protection_off_is_reported(tmp_path, override, warning):
 def test_an_env_file_that_cannot_be_read_is_named_as_the_error(tmp_path, named):
     (tmp_path / "a-directory").mkdir()
     path = tmp_path / named
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=BASE_DIR,
-        env={"PATH": os.environ.get("PATH", ""), "DJANGO_ENV_FILE": str(path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = bare_manage("check", env_file=str(path))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"manage.py: DJANGO_ENV_FILE names {path}, which is no readable file. "
@@ -115,14 +120,7 @@ def test_an_env_file_that_cannot_be_read_is_named_as_the_error(tmp_path, named):
 
 def test_a_missing_variable_is_one_line_naming_it():
     # generate_key reads no setting, but manage.py loads them all first.
-    result = subprocess.run(
-        [sys.executable, "manage.py", "generate_key"],
-        cwd=BASE_DIR,
-        env={"PATH": os.environ.get("PATH", ""), "DJANGO_ENV_FILE": os.devnull},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = bare_manage("generate_key")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
@@ -133,20 +131,11 @@ def test_a_missing_variable_is_one_line_naming_it():
 def test_settings_named_on_the_command_line_are_the_ones_read():
     # Read before --settings was taken, the settings would be securegather.settings, which
     # lacks DJANGO_SECRET_KEY here; securegather.test_settings has one of its own.
-    result = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "shell",
-            "--settings=securegather.test_settings",
-            "-c",
-            "from django.conf import settings; print(settings.SETTINGS_MODULE)",
-        ],
-        cwd=BASE_DIR,
-        env={"PATH": os.environ.get("PATH", ""), "DJANGO_ENV_FILE": os.devnull},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = bare_manage(
+        "shell",
+        "--settings=securegather.test_settings",
+        "-c",
+        "from django.conf import settings; print(settings.SETTINGS_MODULE)",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "securegather.test_settings"
@@ -154,13 +143,6 @@ def test_settings_named_on_the_command_line_are_the_ones_read():
 
 @pytest.mark.parametrize("command", ["--version", "help"])
 def test_version_and_help_need_no_settings(command):
-    result = subprocess.run(  # noqa: S603 (the command is one of the two above)
-        [sys.executable, "manage.py", command],
-        cwd=BASE_DIR,
-        env={"PATH": os.environ.get("PATH", ""), "DJANGO_ENV_FILE": os.devnull},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = bare_manage(command)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
