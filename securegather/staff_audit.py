@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any
 
 from axes.signals import user_locked_out
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry, LogEntryManager
-from django.contrib.auth import get_user_model
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.contrib.contenttypes.models import ContentType
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
@@ -305,3 +307,33 @@ def staff_logged_out(sender: Any, request: HttpRequest, user: Any, **kwargs: Any
     if user is not None:
         actor = user.get_username()
         _record(AuditEvent.Event.STAFF_LOGOUT, AuditEvent.Outcome.INFO, request, actor)
+
+
+def record_timed_out(sessions: Iterable[tuple[str, datetime]]) -> None:
+    """A ``staff_logout`` row (reason ``idle_timeout``) for each expired admin session, given as
+    (session data, expiry), in which a staff member was signed in.
+
+    Django ends an idle session by no longer loading it, and tells no one: its row stays in
+    django_session, past its expiry, until deleted. Whoever deletes expired sessions
+    (``purge_sessions``) calls this in the same transaction, so each is recorded once, when it is
+    found; ``expired_at`` says when the staff member was in fact signed out.
+    """
+    decode = SessionStore().decode  # an undecodable session decodes to {}
+    ended = [(decode(data).get(SESSION_KEY), expiry) for data, expiry in sessions]
+    ended = [(user_id, expiry) for user_id, expiry in ended if user_id is not None]
+    User = get_user_model()
+    names = {
+        str(pk): name
+        for pk, name in User._default_manager.filter(
+            pk__in={user_id for user_id, _ in ended}
+        ).values_list("pk", User.USERNAME_FIELD)
+    }
+    for user_id, expiry in ended:
+        _record(
+            AuditEvent.Event.STAFF_LOGOUT,
+            AuditEvent.Outcome.INFO,
+            None,
+            names.get(str(user_id), UNKNOWN),  # a user deleted since
+            reason="idle_timeout",
+            expired_at=expiry.isoformat(),
+        )

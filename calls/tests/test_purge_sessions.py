@@ -3,6 +3,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
 from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
@@ -48,7 +51,7 @@ def test_a_live_call_is_left_alone(call, clock):
     call.start()
     call.card("8264")
     clock.shift(timedelta(minutes=9))
-    assert purge_sessions() == {"ended": 0, "deleted": 0, "counters": 0}
+    assert purge_sessions() == {"ended": 0, "deleted": 0, "counters": 0, "staff_sessions": 0}
     assert CallSession.objects.get().card is not None
 
 
@@ -79,14 +82,14 @@ def test_the_command_reports_and_audits_what_it_did(call, clock, capsys):
     clock.shift(timedelta(days=2))
     call_command("purge_sessions")
     assert capsys.readouterr().out == (
-        "Ended 1 stale call(s), deleted 1 session(s) past retention "
-        "and 0 idle lockout counter(s).\n"
+        "Ended 1 stale call(s), deleted 1 session(s) past retention, "
+        "0 idle lockout counter(s) and 0 expired admin session(s).\n"
     )
     event = AuditEvent.objects.get(event="sessions_purged")
     assert (event.actor, event.channel, event.detail) == (
         "system",
         "system",
-        {"ended": 1, "deleted": 1, "counters": 0},
+        {"ended": 1, "deleted": 1, "counters": 0, "staff_sessions": 0},
     )
 
 
@@ -161,13 +164,18 @@ def test_every_step_runs_in_batches_and_the_totals_add_up(clock, monkeypatch, pl
     old = CallSession.objects.bulk_create([make_session(n) for n in range(100, 107)])
     CallSession.objects.filter(pk__in=[s.pk for s in old]).update(ended_at=START)
     Lockout.objects.bulk_create([Lockout(scope="caller", key=f"+1555000{n:04d}") for n in range(5)])
+    staff = User.objects.create_user("ops")
+    for n in range(4):  # admin sessions, two signed in, all to expire
+        session = SessionStore()
+        session.update({SESSION_KEY: str(staff.pk)} if n % 2 else {"seen": True})
+        session.create()
     clock.shift(timedelta(hours=23))
     stale = [make_session(n, **VERIFIED) if n % 3 == 0 else make_session(n) for n in range(8)]
     CallSession.objects.bulk_create(stale)
     clock.shift(timedelta(hours=1, seconds=1))
     with CaptureQueriesContext(connection) as queries:
         counts = purge_sessions()
-    assert counts == {"ended": 8, "deleted": 7, "counters": 5}
+    assert counts == {"ended": 8, "deleted": 7, "counters": 5, "staff_sessions": 4}
     now = START + timedelta(hours=24, seconds=1)
     rows = CallSession.objects.order_by("pk")
     assert [(s.card, s.pin, s.last_answer, s.ended_at) for s in rows] == [(None, None, "", now)] * 8
@@ -186,6 +194,9 @@ def test_every_step_runs_in_batches_and_the_totals_add_up(clock, monkeypatch, pl
     # ...seven old sessions in three DELETEs, five counters in two...
     assert sum(s.startswith('DELETE FROM "calls_callsession"') for s in sql) == 3
     assert sum(s.startswith('DELETE FROM "accounts_lockout"') for s in sql) == 2
+    # ...four admin sessions in two, a staff_logout row for each signed-in one...
+    assert sum(s.startswith('DELETE FROM "django_session"') for s in sql) == 2
+    assert AuditEvent.objects.filter(event="staff_logout", actor="ops").count() == 2
     # ...and no whole row read: only keys (and a call's state).
     assert not [s for s in sql if s.startswith("SELECT") and '"card"' in s]
 
@@ -223,7 +234,7 @@ def test_a_call_a_step_holds_is_skipped_not_waited_for():
         with connection.cursor() as cursor:
             cursor.execute("RESET lock_timeout")
     assert not step.is_alive()
-    assert counts == {"ended": 4, "deleted": 0, "counters": 0}
+    assert counts == {"ended": 4, "deleted": 0, "counters": 0, "staff_sessions": 0}
     left = CallSession.objects.get(pk=held.pk)
     assert (left.ended_at, left.card is None) == (None, False)
     assert CallSession.objects.filter(ended_at=None).count() == 1
@@ -253,7 +264,7 @@ def test_a_purge_stopped_halfway_records_what_its_committed_batches_did(call, cl
     row = AuditEvent.objects.get(event="sessions_purged")
     assert (row.outcome, row.detail) == (
         "failure",
-        {"ended": 0, "deleted": 1, "counters": 0, "stopped": True},
+        {"ended": 0, "deleted": 1, "counters": 0, "staff_sessions": 0, "stopped": True},
     )
 
 

@@ -1,4 +1,5 @@
-"""purge_sessions: end stale calls, delete sessions past retention and idle lockout counters.
+"""purge_sessions: end stale calls, delete sessions past retention, idle lockout counters and
+expired admin sessions.
 
 Each step works through its rows in batches of BATCH, in primary-key order, one short transaction
 per batch, so no call's row stays locked longer than a batch takes: a status callback for one of
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -19,6 +21,7 @@ from django.utils import timezone
 from accounts import lockout
 from accounts.models import Lockout
 from calls.models import CallSession
+from securegather import staff_audit
 from securegather.auditchain import batched
 from securegather.commands import DatabaseCommand
 from securegather.models import AuditEvent
@@ -31,10 +34,12 @@ _Batch = list[tuple[Any, ...]]
 
 
 def purge_sessions(now: datetime | None = None) -> dict[str, int]:
-    """End calls past their lifetime, delete sessions past retention and idle lockout counters.
+    """End calls past their lifetime, delete sessions past retention, idle lockout counters and
+    expired admin sessions.
 
     A call whose status callback never came is ended here: its sealed values and last answer
     are wiped. Counters untouched for a whole lockout window hold no failure that still counts.
+    An admin session past its expiry was ended by the idle timeout; Django deletes none.
     """
     now = now or timezone.now()
     lifetime = timedelta(seconds=settings.SECUREGATHER_SESSION_LIFETIME)
@@ -44,7 +49,8 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
     idle = Lockout.objects.filter(updated_at__lt=now - lockout.window()).exclude(
         locked_until__gt=now
     )
-    counts = {"ended": 0, "deleted": 0, "counters": 0}
+    timed_out = Session.objects.filter(expire_date__lte=now)
+    counts = {"ended": 0, "deleted": 0, "counters": 0, "staff_sessions": 0}
     # Each batch commits on its own: a run stopped halfway has still done, and must still
     # record, what its committed batches did.
     finished = False
@@ -52,6 +58,9 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
         _in_batches(stale, _expire, counts, "ended", "state", "call_sid", "caller")
         _in_batches(expired, _delete_rows, counts, "deleted")
         _in_batches(idle, _delete_rows, counts, "counters")
+        _in_batches(
+            timed_out, _end_staff_sessions, counts, "staff_sessions", "session_data", "expire_date"
+        )
         finished = True
     finally:
         detail: dict[str, Any] = {**counts} if finished else {**counts, "stopped": True}
@@ -116,17 +125,30 @@ def _expire(stale: QuerySet[CallSession], batch: _Batch) -> int:
     return ended
 
 
+def _end_staff_sessions(timed_out: QuerySet[Session], batch: _Batch) -> int:
+    """Delete a batch of expired admin sessions, with a staff_logout row for each that held a
+    signed-in staff member."""
+    deleted = _delete_rows(timed_out, batch)
+    with batched():
+        staff_audit.record_timed_out((data, expiry) for _, data, expiry in batch)
+    return deleted
+
+
 def _delete_rows(rows: QuerySet[Any], batch: _Batch) -> int:
     deleted, _ = rows.filter(pk__in=[pk for pk, *_ in batch]).delete()
     return deleted
 
 
 class Command(DatabaseCommand):
-    help = "End calls past their lifetime and delete sessions past retention (run it hourly)."
+    help = (
+        "End calls past their lifetime; delete sessions past retention, idle lockout counters "
+        "and expired admin sessions (run it hourly)."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         counts = purge_sessions()
         self.stdout.write(
             f"Ended {counts['ended']} stale call(s), deleted {counts['deleted']} session(s) past "
-            f"retention and {counts['counters']} idle lockout counter(s)."
+            f"retention, {counts['counters']} idle lockout counter(s) and "
+            f"{counts['staff_sessions']} expired admin session(s)."
         )

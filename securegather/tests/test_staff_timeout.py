@@ -1,0 +1,87 @@
+"""An admin session left idle past 15 minutes is signed out, and purge_sessions records it."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.urls import reverse
+
+from calls.management.commands.purge_sessions import purge_sessions
+from securegather.models import AuditEvent
+from securegather.tests.staff import make_staff, verified_client
+
+pytestmark = pytest.mark.django_db
+START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def staff_client(clock):
+    client = verified_client(make_staff("ops", ops=True))
+    assert client.get(reverse("admin:index")).status_code == 200  # the session's last use
+    return client
+
+
+def logouts() -> list[tuple[str, str, str, dict]]:
+    rows = AuditEvent.objects.filter(event="staff_logout").order_by("id")
+    return list(rows.values_list("actor", "channel", "outcome", "detail"))
+
+
+def test_an_idle_session_is_recorded_as_signed_out_when_it_is_purged(staff_client, clock):
+    clock.shift(timedelta(minutes=15, seconds=1))
+    response = staff_client.get(reverse("admin:index"))
+    assert response.status_code == 302 and "/login/" in response["Location"]  # signed out
+    assert logouts() == []  # Django tells no one
+    assert purge_sessions()["staff_sessions"] == 1
+    assert logouts() == [
+        (
+            "ops",
+            "admin",
+            "info",
+            {"reason": "idle_timeout", "expired_at": (START + timedelta(minutes=15)).isoformat()},
+        )
+    ]
+    assert not Session.objects.exists()
+    # Found once: the next run has nothing to record.
+    assert purge_sessions()["staff_sessions"] == 0
+    assert len(logouts()) == 1
+
+
+def test_a_session_in_use_is_kept(staff_client, clock):
+    clock.shift(timedelta(minutes=14))
+    assert staff_client.get(reverse("admin:index")).status_code == 200  # and its clock restarts
+    clock.shift(timedelta(minutes=14))
+    assert purge_sessions()["staff_sessions"] == 0
+    assert Session.objects.count() == 1 and logouts() == []
+
+
+def test_a_session_signed_out_is_not_recorded_twice(staff_client, clock):
+    staff_client.post(reverse("admin:logout"))
+    assert [actor for actor, *_ in logouts()] == ["ops"]
+    clock.shift(timedelta(hours=1))
+    purge_sessions()
+    assert [detail for *_, detail in logouts()] == [{}]
+
+
+def test_an_expired_session_with_no_one_signed_in_goes_without_a_row(clock):
+    session = SessionStore()
+    session["seen"] = True
+    session.create()
+    clock.shift(timedelta(minutes=16))
+    assert purge_sessions()["staff_sessions"] == 1
+    assert not Session.objects.exists() and logouts() == []
+
+
+def test_a_user_deleted_since_is_recorded_as_unknown(staff_client, clock):
+    User.objects.filter(username="ops").delete()
+    clock.shift(timedelta(minutes=16))
+    purge_sessions()
+    assert [actor for actor, *_ in logouts()] == ["unknown"]
