@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import OperationalError, connection
+from django.db import DatabaseError, OperationalError, connection
+from django.db.migrations.executor import MigrationExecutor
+
+
+def unapplied_migrations() -> list[str]:
+    """The migrations this database still lacks, as "app.name"."""
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    return [f"{migration.app_label}.{migration.name}" for migration, _ in plan]
 
 
 class DatabaseCommand(BaseCommand):
-    """A command that reads or writes the database: when it cannot connect, it says so in one
-    line, with what to check, instead of a driver's traceback."""
+    """A command that reads or writes the database: when it cannot connect, or the database
+    lacks migrations, it says so in one line, with what to do, instead of a driver's traceback."""
 
     def needs_database(self, **options: Any) -> bool:
         return True
@@ -28,4 +36,15 @@ class DatabaseCommand(BaseCommand):
                 f"Cannot connect to the database: {reason}. Check that it is running and that "
                 "DATABASE_URL names it."
             ) from None
-        return super().execute(*args, **options)
+        try:
+            return super().execute(*args, **options)
+        except DatabaseError:
+            # A missing table or column, most likely: asked only once a query has failed, so a
+            # run on a migrated database never loads the migrations.
+            missing = unapplied_migrations()
+            if not missing:
+                raise
+            raise CommandError(
+                f"The database lacks {len(missing)} migration(s), {missing[0]} first: run "
+                "`manage.py migrate` before this command."
+            ) from None

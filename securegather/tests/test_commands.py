@@ -1,11 +1,19 @@
-"""Every command that needs the database says in one line when it cannot connect to it."""
+"""Every command that needs the database says in one line when it cannot connect to it, or when
+the database lacks migrations."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import OperationalError, connection
+
+from securegather.models import KeyRecord
+from securegather.tests.test_serving import server_env
 
 REFUSED = (
     'connection failed: connection to server at "127.0.0.1", port 5433 failed: Connection '
@@ -49,3 +57,31 @@ def test_against_a_server_simulate_call_needs_no_database_here(monkeypatch):
     url = "http://127.0.0.1:9"
     with pytest.raises(CommandError, match=r"Cannot reach http://127\.0\.0\.1:9/voice/"):
         call_command("simulate_call", "--card", "0", "--pin", "0", "--url", url)
+
+
+@pytest.mark.parametrize("command", ["purge_sessions", "keyring_status", "verify_audit_log"])
+def test_a_database_not_migrated_is_one_line_that_says_to_migrate(tmp_path, command):
+    run = subprocess.run(  # noqa: S603  (fixed arguments)
+        [sys.executable, "manage.py", command],
+        cwd=settings.BASE_DIR,
+        env=server_env(tmp_path),  # an SQLite file that nothing has migrated
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith("CommandError: The database lacks ")
+    assert run.stderr.endswith(
+        " migration(s), accounts.0001_initial first: run `manage.py migrate` before this command.\n"
+    )
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.django_db
+def test_a_database_error_on_a_migrated_database_is_not_blamed_on_migrations(monkeypatch):
+    def broken(*args, **kwargs):
+        raise OperationalError("disk I/O error")
+
+    monkeypatch.setattr(KeyRecord, "changed", broken)
+    with pytest.raises(OperationalError, match="disk I/O error"):
+        call_command("keyring_status")

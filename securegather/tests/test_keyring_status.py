@@ -71,16 +71,3 @@ def test_cryptoperiod_warnings(demo):
         output = keyring_status()
     assert "past SECUREGATHER_KEY_MAX_SEALS (1)" in output
     assert "Primary key is 400 days old" in output
-
-
-@pytest.mark.django_db
-def test_an_unmigrated_database_is_a_clear_error(monkeypatch):
-    from django.core.management.base import CommandError
-    from django.db import OperationalError
-
-    def no_table(*args, **kwargs):
-        raise OperationalError("no such table: securegather_keyrecord")
-
-    monkeypatch.setattr(KeyRecord, "changed", no_table)
-    with pytest.raises(CommandError, match=r"has `manage\.py migrate` run"):
-        call_command("keyring_status", stdout=io.StringIO())

@@ -2,7 +2,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError
-from django.db import DatabaseError
 from django.utils import timezone
 
 from securegather.commands import DatabaseCommand
@@ -24,14 +23,8 @@ class Command(DatabaseCommand):
             ring = get_keyring()
         except KeyringError as exc:
             raise CommandError(f"The keyring is unusable: {exc}.") from None
-        try:
-            self.keys(ring)
-            lacking = self.columns(ring)
-        except DatabaseError as exc:
-            raise CommandError(
-                f"Cannot read the database ({type(exc).__name__}): has `manage.py migrate` run?"
-            ) from None
-        self.verdict(ring, lacking)
+        self.keys(ring)
+        self.verdict(ring, self.columns(ring))
 
     def keys(self, ring: Keyring) -> None:
         every = ring.every_key
