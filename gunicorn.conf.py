@@ -3,6 +3,11 @@
 import gc
 import multiprocessing
 import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Steps are short and mostly wait on the database: two workers a core, at most 8 a host.
@@ -22,3 +27,43 @@ def post_worker_init(worker: object) -> None:
     # The application is loaded, and lives as long as the worker: frozen, its objects are left
     # out of the cyclic collector's passes, which otherwise walk all of them at every full one.
     gc.freeze()
+
+
+def record_service(server: Any, what: str) -> None:
+    """The audit row for the service starting, reloading or stopping (PCI DSS 10.2.1.6), written by
+    `manage.py record_service` in a process of its own: loading Django here, in the master, would
+    hand every worker forked later the settings read now, and a reload (HUP) would not re-read
+    them."""
+    command = [sys.executable, "manage.py", "record_service", what, f"--pid={os.getpid()}"]
+    try:
+        done = subprocess.run(  # noqa: S603  (fixed arguments)
+            command, cwd=Path(__file__).parent, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        failure = f"{type(exc).__name__}: {exc}"
+    else:
+        if done.returncode == 0:
+            return
+        failure = _why(done.stderr + done.stdout) or f"exit status {done.returncode}"
+    server.log.error("The audit log did not record service_%s: %s", what, failure)
+
+
+def _why(output: str) -> str:
+    """The line of a failed command's output that says why: its error, or a system check's."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("CommandError:") or re.search(r"\(\w+\.E\d+\)", line):
+            return line
+    return lines[-1] if lines else ""
+
+
+def when_ready(server: Any) -> None:
+    record_service(server, "started")
+
+
+def on_reload(server: Any) -> None:
+    record_service(server, "reloaded")
+
+
+def on_exit(server: Any) -> None:
+    record_service(server, "stopped")

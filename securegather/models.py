@@ -94,6 +94,11 @@ class AuditEvent(models.Model):
         SESSIONS_PURGED = "sessions_purged"
         KEY_ROTATED = "key_rotated"
         AUDIT_VERIFIED = "audit_verified"
+        # The web service (gunicorn's master) started, reloaded its configuration and keys, or
+        # stopped: the audit log is written only while it runs (PCI DSS 10.2.1.6).
+        SERVICE_STARTED = "service_started"
+        SERVICE_RELOADED = "service_reloaded"
+        SERVICE_STOPPED = "service_stopped"
 
     class Channel(models.TextChoices):
         VOICE = "voice"

@@ -1,10 +1,15 @@
-"""gunicorn.conf.py: workers answer inside Twilio's 15 s; the access log holds no body."""
+"""gunicorn.conf.py: workers answer inside Twilio's 15 s; the access log holds no body; the
+service's start, reload and stop are recorded."""
 
 from __future__ import annotations
 
+import os
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 CONF = Path(settings.BASE_DIR) / "gunicorn.conf.py"
@@ -63,3 +68,84 @@ def test_no_control_socket_is_opened(monkeypatch):
     config = Config()
     config.set("control_socket_disable", load(monkeypatch)["control_socket_disable"])
     assert config.control_socket_disable is True
+
+
+class FakeLog:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def error(self, message: str, *args: object) -> None:
+        self.errors.append(message % args)
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.log = FakeLog()
+
+
+def test_start_reload_and_stop_are_hooks_that_record_the_service(monkeypatch):
+    from gunicorn.config import Config
+
+    conf = load(monkeypatch)
+    runs = []
+
+    def run(command, **kwargs):
+        runs.append((command, kwargs["cwd"]))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr("subprocess.run", run)
+    config = Config()
+    for hook in ("when_ready", "on_reload", "on_exit"):
+        config.set(hook, conf[hook])  # gunicorn takes each: a callable of one argument
+        getattr(config, hook)(FakeServer())
+    assert runs == [
+        (
+            [sys.executable, "manage.py", "record_service", what, f"--pid={os.getpid()}"],
+            CONF.parent,
+        )
+        for what in ("started", "reloaded", "stopped")
+    ]
+
+
+SYSTEM_CHECK_FAILED = """SystemCheckError: System check identified some issues:
+
+ERRORS:
+?: (securegather.E003) The keyring is unusable: key 'k1' is not hexadecimal.
+\tHINT: Set SECUREGATHER_KEYS (or SECUREGATHER_KEYS_FILE) to 'kid:64-hex-chars' entries.
+
+System check identified 1 issue (0 silenced).
+"""
+
+
+@pytest.mark.parametrize(
+    ("outcome", "logged"),
+    [
+        (
+            subprocess.CompletedProcess(
+                [], 1, "", "CommandError: Cannot connect to the database.\n"
+            ),
+            "CommandError: Cannot connect to the database.",
+        ),
+        (
+            subprocess.CompletedProcess([], 1, "", SYSTEM_CHECK_FAILED),
+            "?: (securegather.E003) The keyring is unusable: key 'k1' is not hexadecimal.",
+        ),
+        (subprocess.CompletedProcess([], -9, "", ""), "exit status -9"),
+        (
+            subprocess.TimeoutExpired("manage.py", 30),
+            "TimeoutExpired: Command 'manage.py' timed out after 30 seconds",
+        ),
+    ],
+)
+def test_a_row_not_recorded_is_an_error_in_the_server_log(monkeypatch, outcome, logged):
+    def run(command, **kwargs):
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    conf = load(monkeypatch)
+    monkeypatch.setattr("subprocess.run", run)
+    server = FakeServer()
+    conf["when_ready"](server)  # the server still starts: a lost row is not a lost call
+    assert len(server.log.errors) == 1
+    assert server.log.errors == [f"The audit log did not record service_started: {logged}"]

@@ -1,13 +1,18 @@
-"""gunicorn runs no system checks: the WSGI module runs them, and a misconfigured server stops."""
+"""gunicorn runs no system checks: the WSGI module runs them, and a misconfigured server stops.
+A sound one serves, and the audit log records its start, reload and stop."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 from django.conf import settings
@@ -74,23 +79,47 @@ def test_no_auth_token_stops_the_server_too(tmp_path):
     assert "(securegather.E010) TWILIO_AUTH_TOKEN is not set" in output
 
 
-def test_a_sound_configuration_serves(tmp_path):
+def serves(server: subprocess.Popen[str], port: int) -> None:
+    """Wait (up to 60 s) until the server answers /healthz."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert server.poll() is None, server.communicate()[0]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                assert (r.status, r.read()) == (200, b'{"status": "ok"}')
+                return
+        except OSError:
+            assert time.monotonic() < deadline, "gunicorn did not answer in 60 s"
+            time.sleep(0.2)
+
+
+def service_rows(database: Path) -> list[tuple[str, int]]:
+    with closing(sqlite3.connect(database)) as db:
+        query = "SELECT event, detail FROM securegather_auditevent ORDER BY id"
+        return [(event, json.loads(detail)["pid"]) for event, detail in db.execute(query)]
+
+
+def test_a_sound_configuration_serves_and_its_start_reload_and_stop_are_recorded(tmp_path):
     env = server_env(tmp_path)
     migrate = [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"]
     subprocess.run(migrate, cwd=settings.BASE_DIR, env=env, check=True, timeout=120)  # noqa: S603
     port = free_port()
     server = gunicorn(env, port)
     try:
+        serves(server, port)
+        server.send_signal(signal.SIGHUP)  # reload: gunicorn records it before new workers start
         deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.communicate()[0]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-                    assert (r.status, r.read()) == (200, b'{"status": "ok"}')
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not answer in 60 s"
-                time.sleep(0.2)
+        while len(service_rows(tmp_path / "db.sqlite3")) < 2:
+            assert time.monotonic() < deadline, "no service_reloaded row in 60 s"
+            time.sleep(0.2)
+        serves(server, port)
     finally:
         server.terminate()
-        exits(server)
+        output = exits(server)
+    assert server.returncode == 0, output
+    assert "did not record" not in output
+    assert service_rows(tmp_path / "db.sqlite3") == [
+        ("service_started", server.pid),
+        ("service_reloaded", server.pid),
+        ("service_stopped", server.pid),
+    ]
