@@ -19,7 +19,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import Account, Lockout
-from securegather.admin_site import StrictListAdmin, sealed_column
+from securegather.admin_site import StrictListAdmin, ViewsAudited, sealed_column
 from securegather.models import AuditEvent, mask_phone
 from securegather.staff_audit import record_staff_action
 
@@ -82,7 +82,7 @@ class AccountForm(forms.ModelForm):
 
 
 @admin.register(Account)
-class AccountAdmin(StrictListAdmin):
+class AccountAdmin(ViewsAudited, StrictListAdmin):
     form = AccountForm
     list_display = ["number", "balance", "card_sealed", "pin_sealed", "updated_at"]
     search_fields = ["number__exact"]  # its unique index serves exact, not iexact ("=number")
@@ -123,18 +123,10 @@ class AccountAdmin(StrictListAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        response = super().changeform_view(request, object_id, form_url, extra_context)
-        if request.method == "GET" and object_id and response.status_code == 200:
-            obj = self.get_object(request, object_id)
-            if obj is not None:
-                record_staff_action(
-                    request,
-                    AuditEvent.Event.RECORD_VIEWED,
-                    AuditEvent.Outcome.INFO,
-                    account_number=obj.number,
-                    model="accounts.Account",
-                )
-        return response
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def viewed(self, obj: Account) -> dict[str, Any]:
+        return {"account_number": obj.number}
 
     def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -171,7 +163,7 @@ def _audit_change(request: HttpRequest, account: Account, action: str, **detail:
 
 
 @admin.register(Lockout)
-class LockoutAdmin(StrictListAdmin):
+class LockoutAdmin(ViewsAudited, StrictListAdmin):
     # The detail page too shows the caller's number masked, never the raw key column.
     list_display = fields = readonly_fields = (
         "scope",

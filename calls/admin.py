@@ -5,22 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from calls.models import CallSession
-from securegather.admin_site import ReadOnlyAdmin, sealed_column
+from securegather.admin_site import ReadOnlyAdmin, ViewsAudited, sealed_column
 from securegather.models import AuditEvent, mask_phone
-from securegather.staff_audit import record_staff_action
 
 # The audit rows shown on a call's page; the audit log's own page has the rest.
 TRAIL_ROWS = 50
 
 
 @admin.register(CallSession)
-class CallSessionAdmin(ReadOnlyAdmin):
+class CallSessionAdmin(ViewsAudited, ReadOnlyAdmin):
     list_display = [
         "call_sid",
         "caller_masked",
@@ -78,23 +76,5 @@ class CallSessionAdmin(ReadOnlyAdmin):
             urlencode({"q": obj.call_sid}),
         )
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        response = super().change_view(request, object_id, form_url, extra_context)
-        session = self.get_object(request, object_id)
-        if response.status_code == 200 and session is not None:
-            # Who looked at which call, and when (PCI DSS 10.2.1.1: access to cardholder data).
-            record_staff_action(
-                request,
-                AuditEvent.Event.RECORD_VIEWED,
-                AuditEvent.Outcome.INFO,
-                call_sid=session.call_sid,
-                caller=session.caller,
-                model="calls.CallSession",
-            )
-        return response
+    def viewed(self, obj: CallSession) -> dict[str, Any]:
+        return {"call_sid": obj.call_sid, "caller": obj.caller}  # the row masks the number

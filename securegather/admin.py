@@ -20,10 +20,10 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from securegather.admin_site import BoundedChangeList, ReadOnlyAdmin
+from securegather.admin_site import BoundedChangeList, ReadOnlyAdmin, ViewsAudited
 from securegather.auditchain import CHAINED_FIELDS
 from securegather.models import AuditEvent
-from securegather.staff_audit import record_staff_action
+from securegather.staff_audit import querystring_filters, record_staff_action
 
 # Every column a MAC covers, then the chain itself: what an assessor needs to re-verify a row.
 CSV_FIELDS = ["id", *CHAINED_FIELDS, "prev_mac", "mac"]
@@ -122,36 +122,8 @@ class CappedCountPaginator(Paginator):
         return rows.order_by()[: self.LIMIT + 1].count()
 
 
-def _audit_view(request: HttpRequest, response: Any, **detail: Any) -> None:
-    """A page of the audit log shown to a staff member, as a ``record_viewed`` row written once
-    the page is rendered: the row is not on the page it records, and a page that fails to render
-    showed nothing. Redirects (a bad filter's ?e=1) and refusals show no rows and write none."""
-    if request.method != "GET" or response.status_code != 200:
-        return
-
-    def record(rendered: Any) -> None:
-        record_staff_action(
-            request,
-            AuditEvent.Event.RECORD_VIEWED,
-            AuditEvent.Outcome.INFO,
-            model=AuditEvent._meta.label,
-            **detail,
-        )
-
-    if hasattr(response, "add_post_render_callback") and not response.is_rendered:
-        response.add_post_render_callback(record)
-    else:
-        record(response)
-
-
-def export_filters(request: HttpRequest) -> dict[str, str | list[str]]:
-    """The export's querystring for its audit row: a key given once as its value, a repeated
-    key (``?event__exact=verified&event__exact=call_started``, both exported) as all of them."""
-    return {key: values[0] if len(values) == 1 else values for key, values in request.GET.lists()}
-
-
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditEventAdmin(ViewsAudited, ReadOnlyAdmin):
     list_display = [
         "time_utc",
         "event",
@@ -194,21 +166,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             **(extra_context or {}),
             "can_export": request.user.has_perm("securegather.export_auditevent"),
         }
-        response = super().changelist_view(request, extra_context)
-        # Who read the audit log, and which part of it (PCI DSS 10.2.1.3), as an export is.
-        _audit_view(request, response, filters=export_filters(request))
-        return response
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> Any:
-        response = super().change_view(request, object_id, form_url, extra_context)
-        _audit_view(request, response, object_id=object_id)
-        return response
+        return super().changelist_view(request, extra_context)
 
     def export_csv(self, request: HttpRequest) -> StreamingHttpResponse | HttpResponseBadRequest:
         """The changelist's rows, with its filters and search, streamed as CSV."""
@@ -230,7 +188,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             AuditEvent.Event.EXPORTED,
             AuditEvent.Outcome.SUCCESS,
             what="audit_log",
-            filters=export_filters(request),
+            filters=querystring_filters(request),
             up_to_row=newest,
         )
         name = f"audit-log-{timezone.now():%Y%m%dT%H%M%SZ}.csv"

@@ -38,7 +38,8 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import SimpleTemplateResponse
 from django.utils.crypto import salted_hmac
 
 from securegather.auditchain import batched
@@ -123,6 +124,31 @@ def _record(
 def record_staff_action(request: HttpRequest, event: str, outcome: str, **detail: Any) -> None:
     """What the signed-in staff member did in the admin (viewed, changed, exported), as them."""
     _record(event, outcome, request, request.user.get_username(), **detail)
+
+
+def querystring_filters(request: HttpRequest) -> dict[str, str | list[str]]:
+    """A list page's querystring for its row: a key given once as its value, a repeated key
+    (``?event__exact=verified&event__exact=call_started``, both applied) as all of them."""
+    return {key: values[0] if len(values) == 1 else values for key, values in request.GET.lists()}
+
+
+def record_page_view(request: HttpRequest, response: HttpResponse, **detail: Any) -> None:
+    """A page of records shown to a staff member, as a ``record_viewed`` row written once the page
+    is rendered: the row is not on the page it records (the audit log's), and a page that fails
+    to render showed nothing. Redirects (a bad filter's ?e=1) and refusals show no records and
+    write none."""
+    if request.method != "GET" or response.status_code != 200:
+        return
+
+    def record(rendered: Any) -> None:
+        record_staff_action(
+            request, AuditEvent.Event.RECORD_VIEWED, AuditEvent.Outcome.INFO, **detail
+        )
+
+    if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
+        response.add_post_render_callback(record)
+    else:
+        record(response)
 
 
 def record_own_password_change(request: HttpRequest, *, changed: bool) -> None:
