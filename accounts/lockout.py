@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import E164, Lockout
 from securegather import statements
+from securegather.models import AuditEvent
 
 # Only a dialable (E164) number is a caller of its own. "anonymous", "client:…" and withheld
 # numbers would all share one counter, and one caller's failures would lock all of them out.
@@ -86,8 +87,12 @@ class Counters:
     now: datetime
 
     @classmethod
-    def hold(cls, caller: str, account_numbers: Iterable[str]) -> Counters:
-        """Take (creating if needed) every counter, in one order, row-locked until commit."""
+    def hold(
+        cls, caller: str, account_numbers: Iterable[str], channel: str = AuditEvent.Channel.VOICE
+    ) -> Counters:
+        """Take (creating if needed) every counter, in one order, row-locked until commit.
+
+        A lock found expired is cleared, its row on the ``channel`` that found it."""
         keys = {(Lockout.Scope.ACCOUNT.value, number) for number in account_numbers}
         if counts_caller(caller):
             keys.add((Lockout.Scope.CALLER.value, caller))
@@ -117,7 +122,7 @@ class Counters:
         # The time once every row is held: a failure counted while this one waited is older.
         now = timezone.now()
         for row in rows:
-            if row.expire(now):
+            if row.expire(now, channel=channel):
                 statements.update(row)
         return cls(rows, now)
 

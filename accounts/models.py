@@ -159,13 +159,18 @@ class Lockout(models.Model):
         """A verified call clears the account's count. Does not save."""
         self.failures = []
 
-    def expire(self, now: datetime) -> bool:
-        """Clear a lock whose time is up (audited once, when next seen). Does not save."""
+    def expire(self, now: datetime, *, channel: str = AuditEvent.Channel.VOICE) -> bool:
+        """Clear a lock whose time is up (audited once, when next seen, on the ``channel`` that
+        saw it). Does not save."""
         if self.locked_until is None or self.is_locked(now):
             return False
         self.locked_until = None
         self._audit(
-            AuditEvent.Event.UNLOCKED, AuditEvent.Outcome.INFO, actor="system", reason="expired"
+            AuditEvent.Event.UNLOCKED,
+            AuditEvent.Outcome.INFO,
+            actor="system",
+            channel=channel,
+            reason="expired",
         )
         return True
 

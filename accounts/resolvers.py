@@ -76,9 +76,13 @@ def resolve(
     caller: str,
     *,
     channel: str = AuditEvent.Channel.VOICE,
+    actor: str = "twilio",
     call_sid: str = "",
 ) -> Resolution | None:
     """The caller's account, or None (counted as a failure against the lockout).
+
+    ``channel`` and ``actor`` are the caller's, as its own audit rows name them: a lock this
+    failure takes is recorded under them.
 
     Raises Locked, before any check of the PIN, when the caller or an account the card points
     to is locked; raises ResolverUnavailable when the backend fails in any way, which counts
@@ -89,7 +93,8 @@ def resolve(
     # so the caller's transaction stays usable for its answer and audit rows.
     with transaction.atomic(savepoint=False):
         accounts = Account.for_card(card_last4)
-        counters = lockout.Counters.hold(caller, [account.number for account in accounts])
+        numbers = [account.number for account in accounts]
+        counters = lockout.Counters.hold(caller, numbers, channel)
         locked = counters.lock()
         if locked is None:
             try:
@@ -110,7 +115,7 @@ def resolve(
                 unavailable = ResolverUnavailable(type(exc).__name__)
             else:
                 if resolution is None:
-                    counters.fail(channel=channel, call_sid=call_sid)
+                    counters.fail(channel=channel, actor=actor, call_sid=call_sid)
                 else:
                     counters.succeed(resolution.account_number)
     if locked is not None:

@@ -37,9 +37,13 @@ Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
 FIELDS = ("encryptedCardDigits", "encryptedPinDigits")
 
 
+# Who this API's rows name as acting: the tutorial's Function, holding the bearer token.
+ACTOR = "api"
+
+
 def _audit(request: HttpRequest, event: str, outcome: str, **detail: Any) -> None:
     AuditEvent.record(
-        event, outcome, request=request, actor="api", channel=AuditEvent.Channel.API, **detail
+        event, outcome, request=request, actor=ACTOR, channel=AuditEvent.Channel.API, **detail
     )
 
 
@@ -109,7 +113,7 @@ def decrypt_gather(request: HttpRequest) -> HttpResponse:
         _audit(request, Event.INVALID_INPUT, Outcome.FAILURE, reason="not_4_digits")
         return _not_found()
     try:
-        resolution = resolve(card, pin, caller="", channel=AuditEvent.Channel.API)
+        resolution = resolve(card, pin, caller="", channel=AuditEvent.Channel.API, actor=ACTOR)
     except Locked:
         # 404, not 429: the Function says "not located" for any non-2xx anyway, and a status of
         # its own would tell a guesser that the card or caller they are trying is a real one.

@@ -7,10 +7,13 @@ import html
 import json
 import os
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.test import Client, RequestFactory
+from django.utils import timezone
 from django.views.debug import ExceptionReporter
 
 from accounts.resolvers import Locked, ResolverUnavailable
@@ -223,6 +226,29 @@ def test_a_locked_caller_or_account_finds_nothing(api, demo_account, monkeypatch
     monkeypatch.setattr("legacy.views.resolve", locked)
     card, pin = tutorial_encrypt("1234", "4321")
     assert (api(card, pin).status_code, events()) == (404, ["locked_out"])
+
+
+def test_a_lock_taken_and_expired_through_the_api_is_on_the_apis_rows(api, demo_account, plaintext):
+    ciphertexts = tutorial_encrypt(*["1234", "0000"] * 5, "1234", "4321")
+    pairs = list(zip(ciphertexts[::2], ciphertexts[1::2], strict=True))
+    for card, pin in pairs[:5]:
+        assert api(card, pin).status_code == 404
+    lock = AuditEvent.objects.get(event="locked_out")
+    assert (lock.actor, lock.channel, lock.account_number, lock.detail["action"]) == (
+        "api",
+        "api",
+        "AC12345678",
+        "locked",
+    )
+    with time_machine.travel(timezone.now() + timedelta(minutes=31)):
+        assert api(*pairs[5]).status_code == 200
+    unlocked = AuditEvent.objects.get(event="unlocked")
+    assert (unlocked.actor, unlocked.channel, unlocked.detail["reason"]) == (
+        "system",
+        "api",
+        "expired",
+    )
+    plaintext.assert_absent("0000", "4321")
 
 
 def test_an_unavailable_resolver_gets_503_without_detail(api, demo_account, monkeypatch):
