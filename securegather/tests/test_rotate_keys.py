@@ -4,7 +4,7 @@ from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, OutputWrapper
 from django.db import connection, connections
 from django.test import override_settings
 
@@ -168,6 +168,18 @@ def test_terminal_gets_a_progress_bar_and_a_pipe_plain_counts(db):
         out.isatty = lambda: True
         call_command("rotate_keys", "--batch-size", "1", stdout=out)
     assert "\r[" in out.getvalue() and "100% 3/3 rows" in out.getvalue()
+
+
+def test_rows_that_arrive_during_a_run_grow_the_count_they_are_shown_against():
+    from securegather.management.commands.rotate_keys import Progress
+
+    out = io.StringIO()
+    out.isatty = lambda: True  # the bar, redrawn at each batch
+    progress = Progress(OutputWrapper(out))
+    for done in (1, 2, 3):  # two rows counted at the start, a third sealed since
+        progress(done, 2)
+    assert out.getvalue().split("\r")[-1] == f"[{'#' * 30}] 100% 3/3 rows"
+    assert "3/2" not in out.getvalue()
 
 
 def test_a_key_whose_bytes_changed_stops_rotation(demo_account):

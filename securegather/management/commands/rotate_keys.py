@@ -17,6 +17,9 @@ class Progress:
         self.out, self.tty, self.shown = out, out.isatty(), -1
 
     def __call__(self, done: int, total: int) -> None:
+        # ``total`` was counted at the start: rows sealed since under an old key (a host not yet
+        # reloaded) are rotated too, and the count never reads "3/2".
+        total = max(total, done)
         fraction = min(done / total, 1.0) if total else 1.0
         if self.tty:
             bar = "#" * round(fraction * self.WIDTH)
