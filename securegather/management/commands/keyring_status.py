@@ -12,7 +12,7 @@ from securegather.rotation import NO_KEY, columns, cryptoperiod_exceeded
 
 class Command(DatabaseCommand):
     help = (
-        "Show each key (seals, age, check value) and, for every sealed and digest column, how "
+        "Show each key (role, first use, seals) and, for every sealed and digest column, how "
         "many values sit under each key id, flagging ids the ring cannot use."
     )
     # It explains what the database checks report, so they must not stop it.

@@ -13,7 +13,7 @@ from securegather.models import KeyRecord
 
 class Command(DatabaseCommand):
     help = (
-        "Check the audit log's hash chain. Exits 0 when every row is intact, 1 naming the first "
+        "Check the audit log's HMAC chain. Exits 0 when every row is intact, 1 naming the first "
         "row that was edited, deleted around or inserted out of band."
     )
 
