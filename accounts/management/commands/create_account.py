@@ -42,7 +42,7 @@ class Command(DatabaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("number", help="account number, e.g. AC87654321")
-        parser.add_argument("--balance", default="0.00", help="balance, e.g. 12.55")
+        parser.add_argument("--balance", default="0.00", help="balance, e.g. 12.55 (default 0.00)")
         parser.add_argument(
             "--caller",
             action="append",

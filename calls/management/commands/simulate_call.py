@@ -194,7 +194,10 @@ class Command(DatabaseCommand):
         parser.add_argument("--card", help="the card's last 4 digits to press (default: asked)")
         parser.add_argument("--pin", help="the PIN to press (default: asked)")
         parser.add_argument(
-            "--from", dest="caller", default="+15005550006", help="the caller's number"
+            "--from",
+            dest="caller",
+            default="+15005550006",
+            help="the caller's number (default +15005550006)",
         )
         parser.add_argument(
             "--menu",

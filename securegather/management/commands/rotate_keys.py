@@ -45,7 +45,9 @@ class Command(DatabaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--batch-size", type=int, default=1000, help="rows per transaction")
+        parser.add_argument(
+            "--batch-size", type=int, default=1000, help="rows per transaction (default 1000)"
+        )
         parser.add_argument("--dry-run", action="store_true", help="count, change nothing")
 
     def handle(self, *args: Any, batch_size: int, dry_run: bool, **options: Any) -> None:
