@@ -20,7 +20,10 @@ def enrol_totp(username: str, *, name: str = "authenticator", replace: bool = Fa
     try:
         user = User._default_manager.get_by_natural_key(username)
     except User.DoesNotExist:
-        raise EnrolError(f"No user {username!r}: run `manage.py createsuperuser` first.") from None
+        raise EnrolError(
+            f"No user {username!r}: add them first (in the admin, Users → Add user; a superuser "
+            "with `manage.py createsuperuser`)."
+        ) from None
     with transaction.atomic():
         existing = TOTPDevice.objects.filter(user=user)
         if existing.exists():

@@ -49,9 +49,13 @@ def test_a_second_device_needs_replace(capsys):
     assert TOTPDevice.objects.get().key != first
 
 
-def test_unknown_user_is_a_clear_error(capsys):
-    with pytest.raises(CommandError, match=r"No user 'ghost': run `manage\.py createsuperuser`"):
+def test_unknown_user_error_says_how_to_add_a_staff_user_too(capsys):
+    # Most staff are ops, not superusers: the admin's Users page is where they are added.
+    with pytest.raises(CommandError) as raised:
         enrol(capsys, "ghost")
+    message = str(raised.value)
+    assert message.startswith("No user 'ghost'")
+    assert "Users → Add user" in message and "`manage.py createsuperuser`" in message
 
 
 def test_non_staff_users_are_warned(capsys):
