@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, OperationalError, connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.recorder import MigrationRecorder
 
 
 def unapplied_migrations() -> list[str]:
@@ -41,6 +42,13 @@ class DatabaseCommand(BaseCommand):
         except DatabaseError:
             # A missing table or column, most likely: asked only once a query has failed, so a
             # run on a migrated database never loads the migrations.
+            if not MigrationRecorder(connection).has_table():
+                # SQLite makes a new, empty file for a path that names none: a mistyped
+                # DATABASE_URL lands here too.
+                raise CommandError(
+                    "The database has no tables: run `manage.py migrate`, or check that "
+                    "DATABASE_URL names the service's database."
+                ) from None
             missing = unapplied_migrations()
             if not missing:
                 raise

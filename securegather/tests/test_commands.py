@@ -59,20 +59,36 @@ def test_against_a_server_simulate_call_needs_no_database_here(monkeypatch):
         call_command("simulate_call", "--card", "0", "--pin", "0", "--url", url)
 
 
-@pytest.mark.parametrize("command", ["purge_sessions", "keyring_status", "verify_audit_log"])
-def test_a_database_not_migrated_is_one_line_that_says_to_migrate(tmp_path, command):
-    run = subprocess.run(  # noqa: S603  (fixed arguments)
-        [sys.executable, "manage.py", command],
+def manage(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
+    """manage.py on an SQLite file of its own (no .env), as on a host."""
+    return subprocess.run(  # noqa: S603  (fixed arguments)
+        [sys.executable, "manage.py", *args],
         cwd=settings.BASE_DIR,
-        env=server_env(tmp_path),  # an SQLite file that nothing has migrated
+        env=server_env(tmp_path),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
+
+
+@pytest.mark.parametrize("command", ["purge_sessions", "keyring_status", "verify_audit_log"])
+def test_a_database_never_migrated_is_one_line_that_says_to_migrate(tmp_path, command):
+    run = manage(tmp_path, command)  # as a mistyped SQLite path gives: a new, empty file
+    assert (run.returncode, run.stderr) == (
+        1,
+        "CommandError: The database has no tables: run `manage.py migrate`, or check that "
+        "DATABASE_URL names the service's database.\n",
+    )
+
+
+def test_a_database_that_lacks_some_migrations_names_the_first(tmp_path):
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    assert manage(tmp_path, "migrate", "calls", "zero", "--verbosity", "0").returncode == 0
+    run = manage(tmp_path, "purge_sessions")
     assert run.returncode == 1
     assert run.stderr.startswith("CommandError: The database lacks ")
     assert run.stderr.endswith(
-        " migration(s), accounts.0001_initial first: run `manage.py migrate` before this command.\n"
+        " migration(s), calls.0001_initial first: run `manage.py migrate` before this command.\n"
     )
     assert "Traceback" not in run.stderr
 
