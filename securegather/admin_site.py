@@ -24,10 +24,12 @@ from django.contrib.admin import FieldListFilter, SimpleListFilter
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
+from django.contrib.auth import logout
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import DateTimeField, Model, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import smart_split
@@ -105,6 +107,11 @@ class StaffAuthenticationForm(OTPAdminAuthenticationForm):
         return device
 
 
+# Wrong old passwords a session may give on the password change form before it is signed out.
+OLD_PASSWORD_TRIES = 5
+WRONG_OLD_PASSWORDS = "securegather_wrong_old_passwords"
+
+
 class StaffAdminSite(OTPAdminSite):
     site_header = "SecureGather"
     site_title = "SecureGather admin"
@@ -139,10 +146,22 @@ class StaffAdminSite(OTPAdminSite):
             response = super().password_change(request, extra_context)
             if getattr(request.user, "password", None) != before:
                 record_own_password_change(request, changed=True)
+                request.session.pop(WRONG_OLD_PASSWORDS, None)
         form = (getattr(response, "context_data", None) or {}).get("form")
-        if form is not None and form.has_error("old_password", "password_incorrect"):
-            record_own_password_change(request, changed=False)
-        return response
+        if form is None or not form.has_error("old_password", "password_incorrect"):
+            return response
+        record_own_password_change(request, changed=False)
+        # Not counted by django-axes, which would store the form's passwords: counted here, in
+        # the session, so that whoever holds a signed-in session cannot guess at the password
+        # to take the account for good. At the limit the session ends: the next try takes the
+        # password and a one-time code, and axes counts those.
+        wrong = request.session.get(WRONG_OLD_PASSWORDS, 0) + 1
+        if wrong < OLD_PASSWORD_TRIES:
+            request.session[WRONG_OLD_PASSWORDS] = wrong
+            return response
+        logout(request)  # writes staff_logout
+        messages.error(request, "Too many wrong passwords: sign in again.")
+        return redirect("admin:login")
 
 
 def masked(value: Sealed | None) -> str:

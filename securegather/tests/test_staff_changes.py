@@ -251,6 +251,45 @@ def test_a_wrong_old_password_is_audited_as_a_failure():
     assert places_holding(NEW_PASSWORD) == []
 
 
+def test_five_wrong_old_passwords_sign_the_session_out():
+    olive = make_staff("olive", ops=True)
+    client = verified_client(olive)
+    form = {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    for _ in range(4):
+        response = client.post("/admin/password_change/", {"old_password": GUESS, **form})
+        assert response.status_code == 200
+    response = client.post("/admin/password_change/", {"old_password": GUESS, **form}, follow=True)
+    assert response.redirect_chain[0][0] == "/admin/login/"
+    assert "Too many wrong passwords: sign in again." in response.content.decode()
+    # Signed out: the right old password no longer reaches the form.
+    response = client.post("/admin/password_change/", {"old_password": PASSWORD, **form})
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    olive.refresh_from_db()
+    assert olive.check_password(PASSWORD)
+    events = AuditEvent.objects.exclude(event="staff_login").order_by("id")
+    assert [(e.event, e.outcome, e.actor) for e in events] == [
+        ("staff_change", "failure", "olive")
+    ] * 5 + [("staff_logout", "info", "olive")]
+    assert places_holding(GUESS) == []
+
+
+def test_a_changed_password_starts_the_count_afresh():
+    olive = make_staff("olive", ops=True)
+    client = verified_client(olive)
+    form = {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    for _ in range(4):
+        client.post("/admin/password_change/", {"old_password": GUESS, **form})
+    assert (
+        client.post("/admin/password_change/", {"old_password": PASSWORD, **form}).status_code
+        == 302
+    )
+    form = {"new_password1": PASSWORD, "new_password2": PASSWORD}
+    for _ in range(4):
+        response = client.post("/admin/password_change/", {"old_password": GUESS, **form})
+        assert response.status_code == 200  # still signed in
+    assert not AuditEvent.objects.filter(event="staff_logout").exists()
+
+
 def test_a_new_password_is_not_kept_without_its_audit_row(monkeypatch):
     olive = make_staff("olive", ops=True)
     client = verified_client(olive)
