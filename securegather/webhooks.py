@@ -48,8 +48,10 @@ def signed_url(request: HttpRequest) -> str:
 
 # What reading a form can raise: past Django's limits (DATA_UPLOAD_MAX_NUMBER_FIELDS,
 # DATA_UPLOAD_MAX_MEMORY_SIZE, DATA_UPLOAD_MAX_NUMBER_FILES), which no Twilio request comes near,
-# a broken multipart body, a client gone mid-body, or a form that names a charset other than UTF-8
-# (BadRequest: Django reads application/x-www-form-urlencoded as UTF-8 only).
+# a broken multipart body, a client gone mid-body, a form that names a charset other than UTF-8
+# (BadRequest: Django reads application/x-www-form-urlencoded as UTF-8 only), or a Content-Length
+# that is no number (ValueError: Django reads it with int(); gunicorn refuses such a request, but
+# runserver and other servers pass it on).
 UNREADABLE = (
     BadRequest,
     TooManyFieldsSent,
@@ -57,6 +59,7 @@ UNREADABLE = (
     TooManyFilesSent,
     MultiPartParserError,
     UnreadablePostError,
+    ValueError,
 )
 
 

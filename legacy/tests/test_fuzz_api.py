@@ -101,3 +101,11 @@ def test_a_client_gone_mid_body_is_a_bad_request(api_client):
         **{"wsgi.input": GoneMidBody()},
     )
     assert (response.status_code, response.content) == (400, b"Bad request")
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "application/json"])
+def test_a_content_length_that_is_no_number_is_a_bad_request(api_client, content_type):
+    response = api_client.generic(
+        "POST", "/api/decrypt-gather", "{}", content_type=content_type, CONTENT_LENGTH="2 bytes"
+    )
+    assert (response.status_code, response.content) == (400, b"Bad request")

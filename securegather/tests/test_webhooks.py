@@ -130,6 +130,16 @@ def post_unreadable(twilio, path: str, kind: str):
             HTTP_X_TWILIO_SIGNATURE="x",
             **{"wsgi.input": GoneMidBody()},
         )
+    if kind == "no length":
+        # A Content-Length that is no number: gunicorn refuses it, runserver passes it on, and
+        # Django reads it with int() as it reads the body.
+        return twilio.client.post(
+            path,
+            "Digits=8264",
+            content_type="application/x-www-form-urlencoded",
+            HTTP_X_TWILIO_SIGNATURE="x",
+            CONTENT_LENGTH="8264 bytes",
+        )
     if kind == "not utf-8":
         # Django parses such a form as UTF-8 only, and refuses any other charset.
         return twilio.client.post(
@@ -156,6 +166,7 @@ def post_unreadable(twilio, path: str, kind: str):
         "too many files",
         "broken multipart",
         "client gone",
+        "no length",
         "not utf-8",
     ],
 )
