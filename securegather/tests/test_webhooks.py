@@ -76,6 +76,22 @@ def test_behind_a_proxy_the_public_url_is_what_twilio_signed(twilio):
     assert internal.status_code == 403
 
 
+@pytest.mark.parametrize("path", ["/voice/", "/voice/card/", "/voice/status/"])
+def test_a_host_whose_port_is_out_of_range_has_no_valid_signature(twilio, caplog, path):
+    # Django's host check takes any run of digits for a port; urlparse, under the signature
+    # check, refuses one past 65535. Twilio requested no such URL: a forgery, not a failure.
+    response = twilio.post(path, {**PARAMS, "Digits": "8264"}, HTTP_HOST="localhost:99999")
+    assert response.status_code == 403
+    assert AuditEvent.objects.get().event == "signature_rejected"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_the_fallback_refuses_a_port_out_of_range_too(twilio, caplog):
+    response = twilio.post("/voice/fallback/", PARAMS, HTTP_HOST="localhost:99999")
+    assert response.status_code == 403
+    assert "invalid Twilio signature" in caplog.text and "failed" not in caplog.text
+
+
 @override_settings(TWILIO_ACCOUNT_SID=ACCOUNT_SID)
 def test_requests_for_another_twilio_account_are_refused(twilio):
     assert twilio.post("/voice/", PARAMS).status_code == 200
