@@ -41,9 +41,14 @@ def without_nul(value: Any) -> Any:
 
 def _ip_or_none(value: str) -> str | None:
     try:
-        return str(ipaddress.ip_address(value))
+        address = ipaddress.ip_address(value)
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        # A link-local peer comes with its zone ("fe80::1%eth0"), an interface of this host:
+        # the column drops it on save, so a MAC over it would never match the stored row.
+        address = ipaddress.IPv6Address(int(address))
+    return str(address)
 
 
 class AppendOnlyError(Exception):
