@@ -134,6 +134,8 @@ class WebhookExceptionReporter(ExceptionReporter):
     """
 
     def get_traceback_data(self) -> dict[str, Any]:
+        if self.request is not None:
+            _settle_body(self.request)
         data = super().get_traceback_data()
         if self.request is not None:
             hidden = self.filter.cleansed_substitute
@@ -144,3 +146,16 @@ class WebhookExceptionReporter(ExceptionReporter):
             uri, query, _ = data["request_insecure_uri"].partition("?")
             data["request_insecure_uri"] = uri + (f"?{hidden}" if query else "")
         return data
+
+
+def _settle_body(request: HttpRequest) -> None:
+    """Read a body that cannot be parsed as empty, as Django does after a broken multipart one.
+
+    Django's report reads request.FILES unguarded, and some bodies raise at every read (a form in
+    a charset other than UTF-8, a Content-Length that is no number): the report itself failed,
+    and with DEBUG on the request got no answer from Django at all.
+    """
+    try:
+        request.FILES  # noqa: B018 (read for what it raises)
+    except Exception:
+        request._mark_post_parse_error()  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ import logging
 from unittest import mock
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.views.debug import (
     ExceptionReporter,
     SafeExceptionReporterFilter,
@@ -116,3 +116,39 @@ def test_every_webhook_marks_digits_sensitive_for_djangos_own_reports(call, step
     # What Django's filters and error mails go by, with DEBUG off, whatever ours do.
     response = call.twilio.post(f"/voice/{step}", {**call.base(), "Digits": "1"})
     assert response.wsgi_request.sensitive_post_parameters == ("Digits",)
+
+
+# Bodies Django cannot parse, and raises on at every read: the report must still be made.
+UNPARSABLE = {
+    "not utf-8": {"content_type": "application/x-www-form-urlencoded; charset=latin-1"},
+    "no length": {
+        "content_type": "application/x-www-form-urlencoded",
+        "CONTENT_LENGTH": "1 kB",
+    },
+}
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("body", list(UNPARSABLE))
+def test_a_report_is_made_of_a_request_whose_body_cannot_be_read(rf, debug, body):
+    # Django's report reads request.FILES, unguarded: the error page (DEBUG) or mail would fail.
+    request = rf.post("/voice/card/", f"Digits={CARD}", **UNPARSABLE[body])
+    exc = RuntimeError("step failed")
+    with override_settings(DEBUG=debug):
+        reporter = get_exception_reporter_class(request)(request, type(exc), exc, None)
+        text = reporter.get_traceback_text() + reporter.get_traceback_html()
+    assert "RuntimeError" in text and "/voice/card/" in text
+    assert not standalone(CARD).search(text)
+
+
+@override_settings(DEBUG=True)
+@pytest.mark.parametrize("body", list(UNPARSABLE))
+def test_a_refused_host_with_such_a_body_gets_its_400_page_under_debug(db, body):
+    # The Host check fails before any view, so Django's own page answers: with DEBUG on, the
+    # report, which failed on such a body and left the request with no answer at all.
+    client = Client(raise_request_exception=False)
+    response = client.generic(
+        "POST", "/voice/card/", f"Digits={CARD}", HTTP_HOST="evil.example", **UNPARSABLE[body]
+    )
+    assert response.status_code == 400
+    assert "DisallowedHost" in response.content.decode()
