@@ -9,6 +9,8 @@ once, can require a bearer token, resolves through ``accounts`` (lockout include
 from __future__ import annotations
 
 import json
+import logging
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -31,8 +33,9 @@ from calls.models import is_four_digits
 from legacy import ciphertext
 from legacy.models import AcceptedCiphertext
 from securegather.models import AuditEvent
-from securegather.webhooks import UNREADABLE, unreadable
+from securegather.webhooks import UNREADABLE, View, unreadable
 
+logger = logging.getLogger(__name__)
 Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
 FIELDS = ("encryptedCardDigits", "encryptedPinDigits")
 
@@ -51,6 +54,30 @@ def _bad_request(request: HttpRequest, reason: str) -> HttpResponse:
     # One answer for every unreadable request: a prober learns nothing about which check failed.
     _audit(request, Event.MALFORMED_REQUEST, Outcome.FAILURE, reason=reason)
     return HttpResponseBadRequest("Bad request", content_type="text/plain")
+
+
+def audits_failures(view: View) -> View:
+    """An unexpected failure leaves its row (``step_failed``) before Django reports it: the
+    ciphertexts are taken by then, and the audit log says what became of them."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Exception as exc:
+            try:
+                _audit(
+                    request,
+                    Event.STEP_FAILED,
+                    Outcome.FAILURE,
+                    path=request.path,
+                    error=type(exc).__name__,
+                )
+            except Exception:  # the database may be what failed
+                logger.error("could not audit the failure of %s", request.path)
+            raise
+
+    return wrapper
 
 
 def _not_found() -> HttpResponse:
@@ -84,6 +111,7 @@ def _fields(request: HttpRequest) -> dict[str, object] | None:
 @require_POST
 @never_cache
 @sensitive_post_parameters(*FIELDS)
+@audits_failures
 @sensitive_variables("key", "body", "fields", "raws", "card", "card_last4", "pin")
 def decrypt_gather(request: HttpRequest) -> HttpResponse:
     """Decrypt both values, take each ciphertext once, resolve: 200 JSON or 404 "No data found"."""

@@ -303,3 +303,23 @@ def test_an_unexpected_failure_reports_no_digit_ciphertext_or_key(
         key_repr = html.escape(repr(bytes.fromhex(LEGACY_KEY)))
         for secret in (card, pin, key_repr, "&#x27;1234&#x27;", "&#x27;4321&#x27;"):
             assert secret not in report  # ...but not these
+
+
+def test_an_unexpected_failure_leaves_its_audit_row(settings, demo_account, monkeypatch):
+    # The ciphertexts are taken by then: the row says what became of them.
+    settings.SECUREGATHER_LEGACY_KEY = LEGACY_KEY
+
+    def broken(card_last4: str, pin: str, caller: str, **context: str):
+        raise RuntimeError("resolver bug")
+
+    monkeypatch.setattr("legacy.views.resolve", broken)
+    card, pin = tutorial_encrypt("1234", "4321")
+    body = json.dumps({"encryptedCardDigits": card, "encryptedPinDigits": pin})
+    client = Client(raise_request_exception=False)
+    assert client.post(URL, body, content_type="application/json").status_code == 500
+    row = AuditEvent.objects.get()
+    assert (row.event, row.channel, row.detail) == (
+        "step_failed",
+        "api",
+        {"path": URL, "error": "RuntimeError"},
+    )
