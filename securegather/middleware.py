@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
@@ -29,6 +30,22 @@ class HealthCheckMiddleware:
         if request.path_info == HEALTHZ:
             return healthz(request)
         return self.get_response(request)
+
+
+class StaffSessionMiddleware(SessionMiddleware):
+    """Django's sessions, saved only by a request that used its session: the admin's.
+
+    SESSION_SAVE_EVERY_REQUEST (which renews the admin's 15 idle minutes) makes Django save the
+    session of any request that sends a session cookie, read or not: a webhook or API request
+    carrying any well-formed cookie, signed or forged, wrote a session row and got a Set-Cookie,
+    and with the database down its apology became a 500. Those requests never read a session.
+    """
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        session = request.session
+        if not (session.accessed or session.modified):
+            return response
+        return super().process_response(request, response)
 
 
 class StaffAuditMiddleware:
