@@ -68,6 +68,15 @@ def test_without_an_auth_token_everything_is_refused(twilio):
     assert twilio.post("/voice/", PARAMS, signature="anything").status_code == 403
 
 
+@override_settings(TWILIO_AUTH_TOKEN="")
+def test_without_an_auth_token_a_signature_under_the_empty_key_is_refused(twilio):
+    # Anyone can compute an HMAC under an empty key: it proves nothing about the sender.
+    response = twilio.post("/voice/", PARAMS)  # signed with the (empty) configured token
+    assert response.request["HTTP_X_TWILIO_SIGNATURE"]
+    assert response.status_code == 403
+    assert not CallSession.objects.exists()
+
+
 @override_settings(SECUREGATHER_PUBLIC_URL="https://voice.example.com")
 def test_behind_a_proxy_the_public_url_is_what_twilio_signed(twilio):
     ok = twilio.post("/voice/", PARAMS, signed_url="https://voice.example.com/voice/")
