@@ -35,6 +35,23 @@ def test_unsigned_request_is_refused_and_audited(twilio):
     assert not CallSession.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "call_sid",
+    [
+        "CA" + "ab" * 16 + "4729",  # too long
+        "CA" + "ab" * 15 + "<>",  # the right length, not alphanumeric
+        "CA" + "\u0664" * 32,  # Arabic-Indic digits: alphanumeric, not ASCII
+        "XX" + "ab" * 16,  # not a call's
+    ],
+)
+def test_an_unsigned_request_keeps_no_call_sid_that_is_not_in_twilios_shape(twilio, call_sid):
+    # The sender of an unsigned request is anyone: what it calls a CallSid could be anything.
+    response = twilio.post("/voice/", {**PARAMS, "CallSid": call_sid}, signature="")
+    assert response.status_code == 403
+    event = AuditEvent.objects.get()
+    assert (event.event, event.call_sid) == ("signature_rejected", "")
+
+
 def test_request_signed_with_another_token_is_refused(twilio):
     with override_settings(TWILIO_AUTH_TOKEN="another-token"):
         response = twilio.post("/voice/", PARAMS)  # signed with another-token…
