@@ -80,6 +80,17 @@ def test_the_lock_lifts_after_30_minutes_and_the_lift_is_audited(demo_account, c
 
 
 @pytest.mark.django_db
+def test_an_expired_lock_is_cleared_in_the_database_and_audited_once(demo_account, clock):
+    fail(5, card="9999")
+    clock.shift(timedelta(minutes=30))
+    # Successful calls save no counter of their own: the expiry is written when it is seen.
+    assert resolve("1234", "4321", CALLER) is not None
+    assert lock("caller", CALLER).locked_until is None
+    assert resolve("1234", "4321", CALLER) is not None
+    assert AuditEvent.objects.filter(event="unlocked").count() == 1
+
+
+@pytest.mark.django_db
 def test_failures_older_than_the_window_do_not_count(demo_account, clock):
     fail(4)
     clock.shift(timedelta(hours=24, seconds=1))
