@@ -124,6 +124,24 @@ def test_every_account_the_card_points_to_counts_the_failure(demo_account, clock
     }
 
 
+@pytest.mark.django_db
+def test_a_verified_call_clears_the_count_of_its_own_account_only(demo_account, clock):
+    # Two accounts behind one card: knowing the PIN of one must not reset the guesses at the
+    # other's, or its lock would never come.
+    other = Account(number="AC87654321")
+    other.set_credentials("1234", "9876")
+    other.save()
+    fail(4, caller="")
+    assert resolve("1234", "4321", "").account_number == "AC12345678"
+    assert len(lock("account", "AC12345678").failures) == 0
+    assert len(lock("account", "AC87654321").failures) == 4
+    fail(1, caller="")
+    with pytest.raises(Locked) as refused:
+        resolve("1234", "9876", "")
+    assert refused.value.scope == "account"
+    assert lock("account", "AC87654321").locked_until == START + timedelta(minutes=30)
+
+
 def test_a_card_shared_by_many_accounts_counts_and_resolves_on_each(demo_account, clock):
     # Last 4 digits are far from unique: a step may hold many counters at once.
     for n in range(12):
