@@ -98,6 +98,16 @@ def test_one_replayed_ciphertext_is_enough_to_refuse(api, demo_account):
     assert events()[-2:] == ["replay_refused", "replay_refused"]
 
 
+def test_the_fresh_ciphertext_sent_with_a_replayed_one_is_used_up_too(api, demo_account):
+    card, pin = tutorial_encrypt("1234", "4321")
+    assert api(card, pin).status_code == 200
+    fresh_card, fresh_pin = tutorial_encrypt("1234", "4321")
+    assert api(card, fresh_pin).status_code == 404
+    # Both were marked used before the replay was refused: the PIN's turn is spent as well.
+    assert api(fresh_card, fresh_pin).status_code == 404
+    assert events() == ["verified", "replay_refused", "replay_refused"]
+
+
 def test_a_ciphertext_is_used_up_even_when_the_answer_was_not_found(api, demo_account):
     card, pin = tutorial_encrypt("1234", "0000")
     assert api(card, pin).status_code == 404
