@@ -289,3 +289,12 @@ def test_reading_the_audit_log_is_audited(ops_client, rows):
     # A refused filter opens nothing: no row.
     ops_client.get(CHANGELIST, {"caller__startswith": "+1"})
     assert AuditEvent.objects.filter(event="record_viewed").count() == 2
+
+
+def test_a_page_that_shows_no_row_writes_no_view_row(ops_client, rows):
+    # A bad filter's redirect to ?e=1 and a row that is not there open nothing: "record_viewed"
+    # would claim a reading that never happened.
+    assert ops_client.get(CHANGELIST, {"created_at__gte": "not a date"}).status_code == 302
+    missing = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() + 1000
+    assert ops_client.get(f"{CHANGELIST}{missing}/change/").status_code == 302
+    assert not AuditEvent.objects.filter(event="record_viewed").exists()
