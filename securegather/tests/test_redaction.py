@@ -114,6 +114,18 @@ def test_filter_redacts_arguments_and_tracebacks():
     assert "ValueError" in formatted
 
 
+def test_filter_redacts_the_stack_a_record_carries():
+    # logger.warning(..., stack_info=True) prints each frame's source line, which may hold a
+    # query string or a form body spelled out in the code that logs it.
+    logger = logging.getLogger("test.redaction")
+    stack = 'Stack (most recent call last):\n  File "v.py", line 9\n    post("Digits=8264")'
+    record = logger.makeRecord("x", logging.WARNING, "f", 1, "step", (), None, sinfo=stack)
+    assert RedactDigitsFilter().filter(record)
+    formatted = logging.Formatter().format(record)
+    assert "8264" not in formatted
+    assert 'post("Digits=[redacted]' in formatted
+
+
 def test_filter_redacts_text_passed_as_extra_and_leaves_objects():
     logger = logging.getLogger("test.redaction")
     request = object()
