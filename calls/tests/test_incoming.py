@@ -53,3 +53,20 @@ def test_the_webhook_needs_no_csrf_token(call):
     # The client enforces CSRF like a browser would; Twilio never sends a token.
     assert call.twilio.client.handler.enforce_csrf_checks
     assert call.start().status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "caller",
+    [
+        "+1500555\x000006",  # PostgreSQL refuses a NUL in text: the call could not start
+        "\u202e+15005550006",  # right-to-left override: the number would print reversed
+        "+\u0661\u0665\u0660\u0660\u0665\u0665\u0665\u0660\u0660\u0660\u0666",  # Arabic-Indic
+    ],
+)
+def test_a_caller_number_that_is_not_printable_ascii_is_not_kept(call, caller):
+    call.caller = caller
+    response = call.start()
+    assert gather(response).get("action") == "/voice/card/"
+    assert CallSession.objects.get().caller == ""
+    assert AuditEvent.objects.get().caller == ""
