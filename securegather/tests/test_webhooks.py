@@ -118,6 +118,14 @@ def test_the_fallback_refuses_a_port_out_of_range_too(twilio, caplog):
     assert "invalid Twilio signature" in caplog.text and "failed" not in caplog.text
 
 
+@override_settings(SECUREGATHER_PUBLIC_URL="https://voice.example.com")
+def test_behind_a_proxy_the_query_string_is_part_of_what_twilio_signed(twilio):
+    # A webhook URL configured with a query string is signed with it, as Twilio calls it.
+    signed = "https://voice.example.com/voice/?site=7"
+    assert twilio.post("/voice/?site=7", PARAMS, signed_url=signed).status_code == 200
+    assert twilio.post("/voice/?site=8", PARAMS, signed_url=signed).status_code == 403
+
+
 @override_settings(TWILIO_ACCOUNT_SID=ACCOUNT_SID)
 def test_requests_for_another_twilio_account_are_refused(twilio):
     assert twilio.post("/voice/", PARAMS).status_code == 200
