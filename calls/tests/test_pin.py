@@ -1,7 +1,9 @@
+from unittest import mock
+
 import pytest
 from django.test import override_settings
 
-from accounts.resolvers import ResolverUnavailable
+from accounts.resolvers import Locked, ResolverUnavailable
 from calls.models import CallSession
 from calls.tests.twiml import gather, hangs_up, spoken
 from securegather.models import AuditEvent
@@ -104,3 +106,18 @@ def test_resolver_outage_is_not_a_failed_pin(call, plaintext):
     assert events()[-1] == "resolver_unavailable"
     assert "not_found" not in events()
     plaintext.assert_absent("8264", "5937")
+
+
+@pytest.mark.parametrize("raised", [Locked("caller"), ResolverUnavailable()])
+def test_verify_wipes_the_sealed_digits_when_no_answer_comes(raised):
+    # CallSession.verify wipes whatever resolve() does: the step that called it need not.
+    session = CallSession(call_sid="CA" + "57" * 16, caller="+15005550006")
+    session.seal("card", "8264")
+    session.seal("pin", "5937")
+    with (
+        mock.patch("calls.models.resolve", autospec=True, side_effect=raised) as resolve,
+        pytest.raises(type(raised)),
+    ):
+        session.verify()
+    resolve.assert_called_once_with("8264", "5937", "+15005550006", call_sid=session.call_sid)
+    assert (session.card, session.pin) == (None, None)
