@@ -49,6 +49,14 @@ def test_the_page_lists_the_calls_audit_trail(ops_client, session_mid_call):
     assert f"/admin/securegather/auditevent/?q={session_mid_call.call_sid}" in page
 
 
+def test_the_audit_trail_holds_only_that_calls_rows(ops_client, session_mid_call):
+    AuditEvent.record("locked_out", "failure", call_sid="CA" + "9" * 32, scope="caller")
+    AuditEvent.record("staff_login", "success", actor="olive", channel="admin")
+    page = ops_client.get(f"{CHANGELIST}{session_mid_call.pk}/change/").content.decode()
+    assert "card_entered (success)" in page
+    assert "locked_out" not in page and "staff_login" not in page
+
+
 def test_a_missing_call_is_not_audited_as_viewed(ops_client, db):
     assert ops_client.get(f"{CHANGELIST}999/change/").status_code == 302
     assert not AuditEvent.objects.filter(event="record_viewed").exists()
