@@ -104,6 +104,13 @@ def test_a_choice_after_the_card_does_not_rewind_the_call(call):
 def test_a_choice_for_an_unknown_call_starts_at_the_card(call):
     response = choose(call, "2")
     assert gather(response).get("action") == "/voice/card/"
+    # No opening was heard, so there was no menu to answer: the choice is out of order.
+    assert CallSession.objects.get().language == ""
+    event = AuditEvent.objects.get()
+    assert (event.event, event.detail) == (
+        "out_of_order",
+        {"step": "language", "state": "awaiting_card"},
+    )
 
 
 def test_the_language_webhook_is_signed(call):
