@@ -8,9 +8,11 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse
@@ -25,6 +27,8 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 CALL_SID = "CA" + "ab" * 16
 CALLER = "+15005550006"
+# Where tests that move the clock start it.
+START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 ACCOUNT_SID = "AC" + "cd" * 16
 
 
@@ -114,6 +118,13 @@ def twilio() -> TwilioClient:
 @pytest.fixture
 def call(twilio: TwilioClient, db: None) -> FakeCall:
     return FakeCall(twilio)
+
+
+@pytest.fixture
+def clock() -> Iterator[time_machine.Coordinates]:
+    """The clock stopped at START; ``clock.shift(timedelta(...))`` moves it."""
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
 
 
 @pytest.fixture

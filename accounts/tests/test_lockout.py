@@ -1,21 +1,20 @@
 """The lockout as every channel meets it: through accounts.resolvers.resolve()."""
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from unittest import mock
 
 import pytest
-import time_machine
 from django.db import connection
 from django.test import override_settings
 
 from accounts import lockout
 from accounts.models import Account, Lockout
 from accounts.resolvers import Locked, resolve
+from conftest import START
 from securegather.models import AuditEvent
 
 CALLER = "+15005550006"
-START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
 
 def fail(times, caller=CALLER, card="1234"):
@@ -25,12 +24,6 @@ def fail(times, caller=CALLER, card="1234"):
 
 def lock(scope, key):
     return Lockout.objects.get(scope=scope, key=key)
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(START, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.mark.django_db

@@ -1,9 +1,8 @@
 """A call's steps are refused once its session is past its lifetime (10 minutes by default)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-import time_machine
 from django.test import override_settings
 
 from calls.models import CallSession
@@ -12,12 +11,6 @@ from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 TIMED_OUT = "Sorry, this call has timed out. Please call again. Goodbye."
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(datetime(2026, 11, 28, 9, 0, tzinfo=UTC), tick=False) as traveller:
-        yield traveller
 
 
 def test_a_pin_after_ten_minutes_is_refused_and_the_card_wiped(call, demo_account, clock):

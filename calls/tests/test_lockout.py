@@ -1,9 +1,8 @@
 """What a locked-out caller hears on the phone."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-import time_machine
 
 from accounts.resolvers import resolve
 from calls.models import CallSession
@@ -11,14 +10,8 @@ from calls.tests.twiml import gather, hangs_up, spoken
 from conftest import CALLER
 from securegather.models import AuditEvent
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 LOCKED = "Sorry, there have been too many attempts. Please try again later. Goodbye."
-
-
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(datetime(2026, 11, 28, 9, 0, tzinfo=UTC), tick=False) as traveller:
-        yield traveller
 
 
 def call_with(call, card, pin, n):

@@ -1,8 +1,7 @@
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-import time_machine
 from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
@@ -16,16 +15,10 @@ from accounts.resolvers import resolve
 from calls.management.commands import purge_sessions as purge
 from calls.management.commands.purge_sessions import purge_sessions
 from calls.models import CallSession
+from conftest import START
 from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
-START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(START, tick=False) as traveller:
-        yield traveller
 
 
 def test_a_call_whose_status_never_came_is_ended_and_wiped(call, clock, plaintext):

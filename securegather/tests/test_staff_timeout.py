@@ -1,26 +1,19 @@
 """An admin session left idle past 15 minutes is signed out, and purge_sessions records it."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-import time_machine
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.urls import reverse
 
 from calls.management.commands.purge_sessions import purge_sessions
+from conftest import START
 from securegather.models import AuditEvent
 from securegather.tests.staff import make_staff, verified_client
 
 pytestmark = pytest.mark.django_db
-START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(START, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture
