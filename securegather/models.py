@@ -266,4 +266,10 @@ class KeyRecord(models.Model):
             ring.recorded = True
         seals, ring.unrecorded_seals = ring.unrecorded_seals, 0
         if seals:
-            cls.objects.filter(kid=ring.primary.kid).update(sealed_count=F("sealed_count") + seals)
+            counted = cls.objects.filter(kid=ring.primary.kid).update(
+                sealed_count=F("sealed_count") + seals
+            )
+            if not counted:
+                # The first seal's transaction rolled back, and its record with it: recorded
+                # again at the next batch of seals rather than never.
+                ring.recorded = False

@@ -3,7 +3,7 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 
 from accounts.models import Account
 from calls.models import CallSession
@@ -136,6 +136,20 @@ def test_seal_counts_reach_the_database_in_batches():
     assert KeyRecord.objects.get(kid="test2").sealed_count == 1  # no write per seal
     account.seal("pin", "5937")
     assert KeyRecord.objects.get(kid="test2").sealed_count == 1 + SEALS_PER_RECORD
+
+
+@pytest.mark.django_db
+def test_a_record_lost_with_its_first_seals_transaction_is_made_again():
+    get_keyring.cache_clear()
+    account = Account(number="AC1")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        account.seal("pin", "5937")  # records the ring, then the step fails
+        raise RuntimeError("the step failed")
+    assert not KeyRecord.objects.exists()
+    for _ in range(SEALS_PER_RECORD + 1):  # the next batch finds no record to count on...
+        account.seal("pin", "5937")
+    records = dict(KeyRecord.objects.values_list("kid", "check_value"))  # ...and makes it again
+    assert records == {kid: key.check_value for kid, key in get_keyring().keys.items()}
 
 
 @pytest.mark.django_db
