@@ -17,6 +17,29 @@ def unapplied_migrations() -> list[str]:
     return [f"{migration.app_label}.{migration.name}" for migration, _ in plan]
 
 
+def missing_migrations() -> str | None:
+    """What the database lacks for this code, in a line that says what to do; None when it
+    lacks nothing, or cannot be asked: a connection lost mid-command fails the asking too
+    ("the connection is closed"), and the error that closed it says why."""
+    try:
+        if not MigrationRecorder(connection).has_table():
+            # SQLite makes a new, empty file for a path that names none: a mistyped
+            # DATABASE_URL lands here too.
+            return (
+                "The database has no tables: run `manage.py migrate`, or check that "
+                "DATABASE_URL names the service's database."
+            )
+        missing = unapplied_migrations()
+    except DatabaseError:
+        return None
+    if not missing:
+        return None
+    return (
+        f"The database lacks {len(missing)} migration(s), {missing[0]} first: run "
+        "`manage.py migrate` before this command."
+    )
+
+
 class DatabaseCommand(BaseCommand):
     """A command that reads or writes the database: when it cannot connect, or the database
     lacks migrations, it says so in one line, with what to do, instead of a driver's traceback."""
@@ -42,17 +65,7 @@ class DatabaseCommand(BaseCommand):
         except DatabaseError:
             # A missing table or column, most likely: asked only once a query has failed, so a
             # run on a migrated database never loads the migrations.
-            if not MigrationRecorder(connection).has_table():
-                # SQLite makes a new, empty file for a path that names none: a mistyped
-                # DATABASE_URL lands here too.
-                raise CommandError(
-                    "The database has no tables: run `manage.py migrate`, or check that "
-                    "DATABASE_URL names the service's database."
-                ) from None
-            missing = unapplied_migrations()
-            if not missing:
+            lacking = missing_migrations()
+            if lacking is None:
                 raise
-            raise CommandError(
-                f"The database lacks {len(missing)} migration(s), {missing[0]} first: run "
-                "`manage.py migrate` before this command."
-            ) from None
+            raise CommandError(lacking) from None

@@ -101,3 +101,19 @@ def test_a_database_error_on_a_migrated_database_is_not_blamed_on_migrations(mon
     monkeypatch.setattr(KeyRecord, "changed", broken)
     with pytest.raises(OperationalError, match="disk I/O error"):
         call_command("keyring_status")
+
+
+@pytest.mark.django_db
+def test_a_connection_lost_mid_command_is_raised_as_it_was(monkeypatch):
+    # Asking the database which migrations it lacks fails too: "the connection is closed" would
+    # hide why it closed.
+    def terminated(*args, **kwargs):
+        raise OperationalError("terminating connection due to administrator command")
+
+    def closed(*args, **kwargs):
+        raise OperationalError("the connection is closed")
+
+    monkeypatch.setattr(KeyRecord, "changed", terminated)
+    monkeypatch.setattr("django.db.migrations.recorder.MigrationRecorder.has_table", closed)
+    with pytest.raises(OperationalError, match="terminating connection"):
+        call_command("keyring_status")
