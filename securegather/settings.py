@@ -25,8 +25,9 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 
 INSTALLED_APPS = [
     "django.contrib.admin",
-    # Before django.contrib.auth: of two apps' commands of one name, the earlier app's runs, and
-    # securegather's changepassword and createsuperuser are the audited ones.
+    # Before django.contrib.auth and django.contrib.sessions: of two apps' commands of one name,
+    # the earlier app's runs, and securegather's changepassword, createsuperuser and
+    # clearsessions are the audited ones.
     "securegather",
     "django.contrib.auth",
     "django.contrib.contenttypes",

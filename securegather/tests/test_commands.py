@@ -24,6 +24,7 @@ COMMANDS = [
     ("seed_demo",),
     ("unlock", "+15551234567"),
     ("purge_sessions",),
+    ("clearsessions",),
     ("enrol_totp", "ops"),
     ("changepassword", "ops"),
     ("createsuperuser", "--noinput", "--username", "ops", "--email", "ops@example.com"),

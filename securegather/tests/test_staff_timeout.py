@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
+from django.core.management import call_command
 from django.urls import reverse
 
 from calls.management.commands.purge_sessions import purge_sessions
@@ -78,3 +79,15 @@ def test_a_user_deleted_since_is_recorded_as_unknown(staff_client, clock):
     clock.shift(timedelta(minutes=16))
     purge_sessions()
     assert [actor for actor, *_ in logouts()] == ["unknown"]
+
+
+def test_djangos_clearsessions_records_the_sessions_it_deletes_too(staff_client, clock, capsys):
+    # Django's documentation has expired sessions cleared from cron with it: a session it
+    # deleted unrecorded would be a sign-out the audit log never sees.
+    clock.shift(timedelta(minutes=16))
+    call_command("clearsessions")
+    assert capsys.readouterr().out == "Deleted 1 expired admin session(s).\n"
+    assert [(actor, detail["reason"]) for actor, *_, detail in logouts()] == [
+        ("ops", "idle_timeout")
+    ]
+    assert not Session.objects.exists()
