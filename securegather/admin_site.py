@@ -41,6 +41,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from securegather.models import NUL, AuditEvent
 from securegather.sealed import MASK, Sealed
 from securegather.staff_audit import (
+    LOGOUT_REASON,
     querystring_filters,
     record_own_password_change,
     record_page_view,
@@ -159,7 +160,8 @@ class StaffAdminSite(OTPAdminSite):
         if wrong < OLD_PASSWORD_TRIES:
             request.session[WRONG_OLD_PASSWORDS] = wrong
             return response
-        logout(request)  # writes staff_logout
+        setattr(request, LOGOUT_REASON, "wrong_old_passwords")
+        logout(request)  # writes staff_logout, with that reason
         messages.error(request, "Too many wrong passwords: sign in again.")
         return redirect("admin:login")
 

@@ -46,6 +46,8 @@ from securegather.auditchain import batched
 from securegather.models import AuditEvent
 
 UNKNOWN = "unknown"
+# The request attribute naming why a staff member was signed out by the service, not by themselves.
+LOGOUT_REASON = "securegather_logout_reason"
 
 ACTIONS = {ADDITION: "added", CHANGE: "changed", DELETION: "deleted"}
 # Models whose str() names the object and holds nothing secret (a username, a group's name, a
@@ -332,7 +334,10 @@ def staff_locked_out(
 def staff_logged_out(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     if user is not None:
         actor = user.get_username()
-        _record(AuditEvent.Event.STAFF_LOGOUT, AuditEvent.Outcome.INFO, request, actor)
+        # Why the session was ended for them, when it was (admin_site's password change).
+        reason = getattr(request, LOGOUT_REASON, None)
+        detail = {"reason": reason} if reason else {}
+        _record(AuditEvent.Event.STAFF_LOGOUT, AuditEvent.Outcome.INFO, request, actor, **detail)
 
 
 def record_timed_out(sessions: Iterable[tuple[str, datetime]]) -> None:

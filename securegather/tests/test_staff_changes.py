@@ -270,6 +270,7 @@ def test_five_wrong_old_passwords_sign_the_session_out():
     assert [(e.event, e.outcome, e.actor) for e in events] == [
         ("staff_change", "failure", "olive")
     ] * 5 + [("staff_logout", "info", "olive")]
+    assert events.last().detail == {"reason": "wrong_old_passwords"}
     assert places_holding(GUESS) == []
 
 

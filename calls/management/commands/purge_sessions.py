@@ -5,7 +5,8 @@ Each step works through its rows in batches of BATCH, in primary-key order, one 
 per batch, so no call's row stays locked longer than a batch takes: a status callback for one of
 those calls waits milliseconds, not the length of the whole purge. On PostgreSQL a batch skips the
 rows a call step holds (SKIP LOCKED) rather than wait for them: that step is live, and whatever it
-leaves is the next hourly run's. Only keys are read, so memory does not grow with the row count.
+leaves is the next hourly run's. Only keys are read (and an admin session's data and expiry, for
+its row), a batch at a time, so memory does not grow with the row count.
 """
 
 from collections.abc import Callable
