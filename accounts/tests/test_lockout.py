@@ -105,11 +105,16 @@ def test_wrong_pins_from_many_callers_lock_the_account(demo_account, clock):
     assert AuditEvent.objects.get(event="locked_out").account_number == "AC12345678"
 
 
-@pytest.mark.django_db
-def test_every_account_the_card_points_to_counts_the_failure(demo_account, clock):
+def second_account_behind_the_card() -> None:
+    """AC87654321: card 1234, as the demo account's, with a PIN of its own."""
     other = Account(number="AC87654321")
     other.set_credentials("1234", "9876")
     other.save()
+
+
+@pytest.mark.django_db
+def test_every_account_the_card_points_to_counts_the_failure(demo_account, clock):
+    second_account_behind_the_card()
     fail(1, caller="")
     assert {(row.key, len(row.failures)) for row in Lockout.objects.all()} == {
         ("AC12345678", 1),
@@ -121,9 +126,7 @@ def test_every_account_the_card_points_to_counts_the_failure(demo_account, clock
 def test_a_verified_call_clears_the_count_of_its_own_account_only(demo_account, clock):
     # Two accounts behind one card: knowing the PIN of one must not reset the guesses at the
     # other's, or its lock would never come.
-    other = Account(number="AC87654321")
-    other.set_credentials("1234", "9876")
-    other.save()
+    second_account_behind_the_card()
     fail(4, caller="")
     assert resolve("1234", "4321", "").account_number == "AC12345678"
     assert len(lock("account", "AC12345678").failures) == 0
