@@ -3,17 +3,13 @@ the database lacks migrations."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import OperationalError, connection
 
 from securegather.models import KeyRecord
-from securegather.tests.test_serving import server_env
+from securegather.tests.hosts import manage
 
 REFUSED = (
     'connection failed: connection to server at "127.0.0.1", port 5433 failed: Connection '
@@ -58,18 +54,6 @@ def test_against_a_server_simulate_call_needs_no_database_here(monkeypatch):
     url = "http://127.0.0.1:9"
     with pytest.raises(CommandError, match=r"Cannot reach http://127\.0\.0\.1:9/voice/"):
         call_command("simulate_call", "--card", "0", "--pin", "0", "--url", url)
-
-
-def manage(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
-    """manage.py on an SQLite file of its own (no .env), as on a host."""
-    return subprocess.run(  # noqa: S603  (fixed arguments)
-        [sys.executable, "manage.py", *args],
-        cwd=settings.BASE_DIR,
-        env=server_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.mark.parametrize("command", ["purge_sessions", "keyring_status", "verify_audit_log"])

@@ -4,7 +4,6 @@ A sound one serves, and the audit log records its start, reload and stop."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import sqlite3
@@ -17,29 +16,15 @@ from pathlib import Path
 
 from django.conf import settings
 
+from securegather.tests.hosts import server_env
+
 GUNICORN = Path(sys.executable).parent / "gunicorn"
-SOUND_KEY = "k1:" + "ab" * 32
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def server_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
-    """securegather.settings from the environment alone: no .env, no DEBUG, a database unused."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECUREGATHER_"))}
-    env.update(
-        DJANGO_ENV_FILE="/dev/null",
-        DJANGO_SETTINGS_MODULE="securegather.settings",
-        DJANGO_SECRET_KEY="x" * 50,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        TWILIO_AUTH_TOKEN="token",
-        SECUREGATHER_KEYS=SOUND_KEY,
-    )
-    env.update(overrides)
-    return env
 
 
 def gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[str]:
@@ -94,8 +79,12 @@ def serves(server: subprocess.Popen[str], port: int) -> None:
 
 
 def service_rows(database: Path) -> list[tuple[str, int]]:
+    """The server's rows: its start, reload and stop (migrate's row comes before them)."""
     with closing(sqlite3.connect(database)) as db:
-        query = "SELECT event, detail FROM securegather_auditevent ORDER BY id"
+        query = (
+            "SELECT event, detail FROM securegather_auditevent"
+            " WHERE event LIKE 'service_%' ORDER BY id"
+        )
         return [(event, json.loads(detail)["pid"]) for event, detail in db.execute(query)]
 
 
