@@ -104,6 +104,8 @@ class AuditEvent(models.Model):
         SERVICE_STARTED = "service_started"
         SERVICE_RELOADED = "service_reloaded"
         SERVICE_STOPPED = "service_stopped"
+        # manage.py migrate applied or unapplied migrations: the schema changed (PCI DSS 10.2.1.7).
+        MIGRATED = "migrated"
 
     class Channel(models.TextChoices):
         VOICE = "voice"

@@ -1,0 +1,75 @@
+"""manage.py migrate records each run that changes the schema, under the production settings."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from securegather.models import AuditEvent
+from securegather.tests.hosts import manage
+
+
+def rows(tmp_path: Path) -> list[tuple[str, str, str, str, dict]]:
+    with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as db:
+        query = "SELECT event, outcome, actor, channel, detail FROM securegather_auditevent"
+        return [(*row[:4], json.loads(row[4])) for row in db.execute(f"{query} ORDER BY id")]
+
+
+def test_each_run_that_changes_the_schema_is_a_row_naming_its_migrations(tmp_path):
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    ((event, outcome, actor, channel, detail),) = rows(tmp_path)
+    assert (event, outcome, channel, detail["unapplied"]) == ("migrated", "success", "system", [])
+    assert actor and actor != "twilio"  # the OS user who ran it
+    assert {"accounts.0001_initial", "securegather.0011_migrated_event"} <= set(detail["applied"])
+    assert manage(tmp_path, "migrate", "calls", "zero", "--verbosity", "0").returncode == 0
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    calls = ["calls.0001_initial", "calls.0002_callsession_idempotency_token_and_more"]
+    assert [detail for *_, detail in rows(tmp_path)[1:]] == [
+        {"applied": [], "unapplied": calls},
+        {"applied": calls, "unapplied": []},
+    ]
+    assert manage(tmp_path, "verify_audit_log").returncode == 0
+
+
+def test_a_run_that_changes_nothing_writes_nothing(tmp_path):
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    assert manage(tmp_path, "migrate", "--plan").returncode == 0
+    assert len(rows(tmp_path)) == 1
+
+
+def test_a_faked_run_says_so(tmp_path):
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    assert (
+        manage(tmp_path, "migrate", "calls", "zero", "--fake", "--verbosity", "0").returncode == 0
+    )
+    assert rows(tmp_path)[-1][4]["fake"] is True
+
+
+@pytest.mark.django_db
+def test_a_run_that_stops_partway_is_a_failure_row_naming_what_it_changed(settings, monkeypatch):
+    from django.core.management.commands import migrate as django_migrate
+
+    from securegather.management.commands import migrate
+
+    settings.SECUREGATHER_AUDIT_MIGRATE = True
+    states = iter([{"calls.0001_initial"}, {"calls.0001_initial", "calls.0002_more"}])
+    monkeypatch.setattr(migrate, "applied", lambda database: next(states))
+
+    def fails_after_one(self, *args, **options):
+        raise RuntimeError("migration failed")
+
+    monkeypatch.setattr(django_migrate.Command, "handle", fails_after_one)
+    with pytest.raises(RuntimeError, match="migration failed"):
+        call_command("migrate", verbosity=0)
+    row = AuditEvent.objects.get()
+    assert (row.event, row.outcome, row.detail) == (
+        "migrated",
+        "failure",
+        {"applied": ["calls.0002_more"], "unapplied": []},
+    )
