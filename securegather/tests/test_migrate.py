@@ -73,3 +73,28 @@ def test_a_run_that_stops_partway_is_a_failure_row_naming_what_it_changed(settin
         "failure",
         {"applied": ["calls.0002_more"], "unapplied": []},
     )
+
+
+@pytest.mark.django_db
+def test_a_run_whose_database_is_gone_ends_on_its_own_error(settings, monkeypatch):
+    from django.core.management.commands import migrate as django_migrate
+    from django.db import OperationalError
+
+    from securegather.management.commands import migrate
+
+    settings.SECUREGATHER_AUDIT_MIGRATE = True
+    answers = iter([{"calls.0001_initial"}])
+
+    def applied(database):
+        for answer in answers:
+            return answer
+        raise OperationalError("the connection is closed")
+
+    def fails(self, *args, **options):
+        raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(migrate, "applied", applied)
+    monkeypatch.setattr(django_migrate.Command, "handle", fails)
+    with pytest.raises(OperationalError, match="terminating connection"):
+        call_command("migrate", verbosity=0)
+    assert not AuditEvent.objects.exists()

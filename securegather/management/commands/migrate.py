@@ -6,11 +6,12 @@ run that changes nothing writes none, and neither does one that leaves no audit 
 (``migrate securegather zero``).
 """
 
+from contextlib import suppress
 from typing import Any
 
 from django.conf import settings
 from django.core.management.commands import migrate
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 
 from securegather.models import AuditEvent
@@ -24,23 +25,31 @@ class Command(migrate.Command):
             super().handle(*args, **options)
             return
         before = applied(database)
-        finished = False
         try:
             super().handle(*args, **options)
-            finished = True
-        finally:
-            after = applied(database)
-            if (
-                after != before
-                and AuditEvent._meta.db_table in connections[database].introspection.table_names()
-            ):
-                record_command(
-                    AuditEvent.Event.MIGRATED,
-                    AuditEvent.Outcome.SUCCESS if finished else AuditEvent.Outcome.FAILURE,
-                    applied=sorted(after - before),
-                    unapplied=sorted(before - after),
-                    **({"fake": True} if options["fake"] else {}),
-                )
+        except BaseException:
+            # The run's own error is the one to see, even when the database can no longer
+            # answer for what it changed.
+            with suppress(DatabaseError):
+                record(database, before, AuditEvent.Outcome.FAILURE, fake=options["fake"])
+            raise
+        record(database, before, AuditEvent.Outcome.SUCCESS, fake=options["fake"])
+
+
+def record(database: str, before: set[str], outcome: str, *, fake: bool) -> None:
+    """The ``migrated`` row for what changed since ``before``, if anything did and the audit
+    table is still there."""
+    after = applied(database)
+    tables = connections[database].introspection.table_names()
+    if after == before or AuditEvent._meta.db_table not in tables:
+        return
+    record_command(
+        AuditEvent.Event.MIGRATED,
+        outcome,
+        applied=sorted(after - before),
+        unapplied=sorted(before - after),
+        **({"fake": True} if fake else {}),
+    )
 
 
 def applied(database: str) -> set[str]:
