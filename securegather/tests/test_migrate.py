@@ -98,3 +98,14 @@ def test_a_run_whose_database_is_gone_ends_on_its_own_error(settings, monkeypatc
     with pytest.raises(OperationalError, match="terminating connection"):
         call_command("migrate", verbosity=0)
     assert not AuditEvent.objects.exists()
+
+
+def test_a_run_back_past_the_chain_head_writes_none_and_the_way_forward_is_one(tmp_path):
+    # Before securegather 0005 the audit table is there, but not the chain's head it appends to.
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    back = manage(tmp_path, "migrate", "securegather", "0004", "--verbosity", "0")
+    assert (back.returncode, back.stderr) == (0, "")
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    forward = rows(tmp_path)[-1][4]
+    assert forward["applied"][0] == "securegather.0005_audit_chain_head"
+    assert manage(tmp_path, "verify_audit_log").returncode == 0

@@ -2,8 +2,9 @@
 
 A run that applies or unapplies migrations writes a ``migrated`` row naming them, by the OS user
 who ran it, once it ends: ``failure`` when it stopped partway, having changed what it names. A
-run that changes nothing writes none, and neither does one that leaves no audit table behind
-(``migrate securegather zero``).
+run that changes nothing writes none, and neither does one that leaves the audit log unable to
+take a row: its tables gone (``migrate securegather zero``) or short of what an append writes
+(``migrate securegather 0004``, before the chain's head). The run forward again is a row.
 """
 
 from contextlib import suppress
@@ -14,7 +15,7 @@ from django.core.management.commands import migrate
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 
-from securegather.models import AuditEvent
+from securegather.models import AuditChainHead, AuditEvent, KeyRecord
 from securegather.staff_audit import record_command
 
 
@@ -38,10 +39,9 @@ class Command(migrate.Command):
 
 def record(database: str, before: set[str], outcome: str, *, fake: bool) -> None:
     """The ``migrated`` row for what changed since ``before``, if anything did and the audit
-    table is still there."""
+    log can still take it."""
     after = applied(database)
-    tables = connections[database].introspection.table_names()
-    if after == before or AuditEvent._meta.db_table not in tables:
+    if after == before or not appendable(database):
         return
     record_command(
         AuditEvent.Event.MIGRATED,
@@ -50,6 +50,24 @@ def record(database: str, before: set[str], outcome: str, *, fake: bool) -> None
         unapplied=sorted(before - after),
         **({"fake": True} if fake else {}),
     )
+
+
+def appendable(database: str) -> bool:
+    """Whether the tables an append writes to (the audit table, the chain's head, the key
+    records) are there, each with every column this code writes."""
+    connection = connections[database]
+    with connection.cursor() as cursor:
+        tables = set(connection.introspection.table_names(cursor))
+        for model in (AuditEvent, AuditChainHead, KeyRecord):
+            table = model._meta.db_table
+            if table not in tables:
+                return False
+            columns = {
+                c.name for c in connection.introspection.get_table_description(cursor, table)
+            }
+            if not {field.column for field in model._meta.concrete_fields} <= columns:
+                return False
+    return True
 
 
 def applied(database: str) -> set[str]:
