@@ -30,3 +30,20 @@ def test_no_secret_is_printed_and_the_rest_is(settings, output):
     assert "TWILIO_AUTH_TOKEN = '********************'" in printed
     assert "'PASSWORD': '********************'" in printed
     assert "SECUREGATHER_SESSION_LIFETIME = 600" in printed  # no secret: shown as it is
+
+
+@pytest.mark.parametrize("output", ["hash", "unified"])
+def test_the_settings_compared_against_print_no_secret_either(tmp_path, monkeypatch, output):
+    (tmp_path / "other_host.py").write_text(f"SECRET_KEY = {'other-host-secret-' + 'y' * 40!r}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = io.StringIO()
+    call_command("diffsettings", "--default", "other_host", "--output", output, stdout=out)
+    assert "other-host-secret" not in out.getvalue()
+
+
+def test_a_secret_left_as_djangos_default_is_not_shown_as_changed():
+    out = io.StringIO()
+    call_command("diffsettings", stdout=out)
+    printed = out.getvalue()
+    assert "EMAIL_HOST_PASSWORD" not in printed  # '' here as in Django's defaults
+    assert "SECRET_KEY = '********************'" in printed  # set here, empty in Django's
