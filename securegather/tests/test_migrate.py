@@ -109,3 +109,20 @@ def test_a_run_back_past_the_chain_head_writes_none_and_the_way_forward_is_one(t
     forward = rows(tmp_path)[-1][4]
     assert forward["applied"][0] == "securegather.0005_audit_chain_head"
     assert manage(tmp_path, "verify_audit_log").returncode == 0
+
+
+def test_a_pruned_migration_is_named_as_pruned_not_unapplied(tmp_path):
+    # --prune forgets migrations deleted from disk (replaced by a squashed one): it changes no
+    # schema, and only the record of what was applied.
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as db, db:
+        db.execute(
+            "INSERT INTO django_migrations (app, name, applied) "
+            "VALUES ('calls', '0000_deleted', '2026-01-01')"
+        )
+    assert manage(tmp_path, "migrate", "calls", "--prune", "--verbosity", "0").returncode == 0
+    assert rows(tmp_path)[-1][4] == {
+        "applied": [],
+        "unapplied": [],
+        "pruned": ["calls.0000_deleted"],
+    }

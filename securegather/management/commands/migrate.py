@@ -26,28 +26,32 @@ class Command(migrate.Command):
             super().handle(*args, **options)
             return
         before = applied(database)
+        flags = {"fake": options["fake"], "prune": options["prune"]}
         try:
             super().handle(*args, **options)
         except BaseException:
             # The run's own error is the one to see, even when the database can no longer
             # answer for what it changed.
             with suppress(DatabaseError):
-                record(database, before, AuditEvent.Outcome.FAILURE, fake=options["fake"])
+                record(database, before, AuditEvent.Outcome.FAILURE, **flags)
             raise
-        record(database, before, AuditEvent.Outcome.SUCCESS, fake=options["fake"])
+        record(database, before, AuditEvent.Outcome.SUCCESS, **flags)
 
 
-def record(database: str, before: set[str], outcome: str, *, fake: bool) -> None:
+def record(database: str, before: set[str], outcome: str, *, fake: bool, prune: bool) -> None:
     """The ``migrated`` row for what changed since ``before``, if anything did and the audit
     log can still take it."""
     after = applied(database)
     if after == before or not appendable(database):
         return
+    gone = sorted(before - after)
+    # --prune forgets applied migrations deleted from disk, and stops there: no schema changed.
+    removed = {"unapplied": [], "pruned": gone} if prune else {"unapplied": gone}
     record_command(
         AuditEvent.Event.MIGRATED,
         outcome,
         applied=sorted(after - before),
-        unapplied=sorted(before - after),
+        **removed,
         **({"fake": True} if fake else {}),
     )
 
