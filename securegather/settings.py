@@ -172,10 +172,10 @@ SECUREGATHER_LOCKOUT_WINDOW = env.int("SECUREGATHER_LOCKOUT_WINDOW", default=24 
 SECUREGATHER_LOCKOUT_DURATION = env.int("SECUREGATHER_LOCKOUT_DURATION", default=30 * 60)
 # A call's steps are refused this long (seconds) after it started; `purge_sessions` deletes
 # sessions older than the retention (seconds).
-# manage.py migrate records each run that changes the schema (securegather's migrate command).
-SECUREGATHER_AUDIT_MIGRATE = True
 SECUREGATHER_SESSION_LIFETIME = env.int("SECUREGATHER_SESSION_LIFETIME", default=10 * 60)
 SECUREGATHER_SESSION_RETENTION = env.int("SECUREGATHER_SESSION_RETENTION", default=24 * 60 * 60)
+# manage.py migrate records each run that changes the schema (securegather's migrate command).
+SECUREGATHER_AUDIT_MIGRATE = True
 # Error reports (DEBUG page, error mails) never show request data or local variables, DEBUG or not.
 DEFAULT_EXCEPTION_REPORTER = "securegather.redaction.WebhookExceptionReporter"
 DEFAULT_EXCEPTION_REPORTER_FILTER = "securegather.redaction.WebhookReporterFilter"
