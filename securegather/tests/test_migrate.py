@@ -126,3 +126,14 @@ def test_a_pruned_migration_is_named_as_pruned_not_unapplied(tmp_path):
         "unapplied": [],
         "pruned": ["calls.0000_deleted"],
     }
+
+
+def test_an_initial_migration_faked_because_its_tables_are_there_is_named(tmp_path):
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    assert manage(tmp_path, "migrate", "legacy", "zero", "--fake", "-v", "0").returncode == 0
+    assert manage(tmp_path, "migrate", "--fake-initial", "--verbosity", "0").returncode == 0
+    assert rows(tmp_path)[-1][4] == {
+        "applied": ["legacy.0001_initial"],
+        "unapplied": [],
+        "faked": ["legacy.0001_initial"],  # its tables were kept, not made
+    }

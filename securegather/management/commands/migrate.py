@@ -22,11 +22,12 @@ from securegather.staff_audit import record_command
 class Command(migrate.Command):
     def handle(self, *args: Any, **options: Any) -> None:
         database = options["database"]
+        self.faked: list[str] = []
         if not settings.SECUREGATHER_AUDIT_MIGRATE or database != DEFAULT_DB_ALIAS:
             super().handle(*args, **options)
             return
         before = applied(database)
-        flags = {"fake": options["fake"], "prune": options["prune"]}
+        flags = {"fake": options["fake"], "prune": options["prune"], "faked": self.faked}
         try:
             super().handle(*args, **options)
         except BaseException:
@@ -37,8 +38,18 @@ class Command(migrate.Command):
             raise
         record(database, before, AuditEvent.Outcome.SUCCESS, **flags)
 
+    def migration_progress_callback(
+        self, action: str, migration: Any = None, fake: bool = False
+    ) -> None:
+        # --fake-initial marks an initial migration applied, unrun, when its tables are there.
+        if fake and action == "apply_success":
+            self.faked.append(f"{migration.app_label}.{migration.name}")
+        super().migration_progress_callback(action, migration, fake)
 
-def record(database: str, before: set[str], outcome: str, *, fake: bool, prune: bool) -> None:
+
+def record(
+    database: str, before: set[str], outcome: str, *, fake: bool, prune: bool, faked: list[str]
+) -> None:
     """The ``migrated`` row for what changed since ``before``, if anything did and the audit
     log can still take it."""
     after = applied(database)
@@ -52,7 +63,7 @@ def record(database: str, before: set[str], outcome: str, *, fake: bool, prune: 
         outcome,
         applied=sorted(after - before),
         **removed,
-        **({"fake": True} if fake else {}),
+        **({"fake": True} if fake else {"faked": sorted(faked)} if faked else {}),
     )
 
 
