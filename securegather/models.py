@@ -273,5 +273,7 @@ class KeyRecord(models.Model):
             )
             if not counted:
                 # The first seal's transaction rolled back, and its record with it: recorded
-                # again at the next batch of seals rather than never.
+                # again now, and this batch's seals counted on it rather than dropped.
                 ring.recorded = False
+                ring.unrecorded_seals += seals
+                cls.record_use(ring)

@@ -146,10 +146,11 @@ def test_a_record_lost_with_its_first_seals_transaction_is_made_again():
         account.seal("pin", "5937")  # records the ring, then the step fails
         raise RuntimeError("the step failed")
     assert not KeyRecord.objects.exists()
-    for _ in range(SEALS_PER_RECORD + 1):  # the next batch finds no record to count on...
+    for _ in range(SEALS_PER_RECORD):  # the next batch finds no record to count on...
         account.seal("pin", "5937")
     records = dict(KeyRecord.objects.values_list("kid", "check_value"))  # ...and makes it again
     assert records == {kid: key.check_value for kid, key in get_keyring().keys.items()}
+    assert KeyRecord.objects.get(kid="test2").sealed_count == SEALS_PER_RECORD  # the batch's
 
 
 @pytest.mark.django_db
