@@ -137,3 +137,29 @@ def test_an_initial_migration_faked_because_its_tables_are_there_is_named(tmp_pa
         "unapplied": [],
         "faked": ["legacy.0001_initial"],  # its tables were kept, not made
     }
+
+
+@pytest.mark.django_db
+def test_a_run_that_fails_in_its_first_migration_is_a_failure_row_naming_it(settings, monkeypatch):
+    # A migration run outside a transaction (CREATE INDEX CONCURRENTLY) leaves its work behind
+    # when it fails, though nothing is recorded as applied.
+    from django.core.management.commands import migrate as django_migrate
+    from django.db import OperationalError, connection
+    from django.db.migrations.loader import MigrationLoader
+
+    settings.SECUREGATHER_AUDIT_MIGRATE = True
+    index = MigrationLoader(connection).get_migration("securegather", "0006_audit_actor_index")
+
+    def fails_in_it(self, *args, **options):
+        self.verbosity = 0
+        self.migration_progress_callback("apply_start", index)
+        raise OperationalError("canceling statement due to user request")
+
+    monkeypatch.setattr(django_migrate.Command, "handle", fails_in_it)
+    with pytest.raises(OperationalError, match="canceling statement"):
+        call_command("migrate", verbosity=0)
+    row = AuditEvent.objects.get()
+    assert (row.outcome, row.detail) == (
+        "failure",
+        {"applied": [], "unapplied": [], "failed": "securegather.0006_audit_actor_index"},
+    )

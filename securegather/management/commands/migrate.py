@@ -1,10 +1,11 @@
 """Django's ``migrate``, audited (PCI DSS 10.2.1.7: creating and deleting system-level objects).
 
 A run that applies or unapplies migrations writes a ``migrated`` row naming them, by the OS user
-who ran it, once it ends: ``failure`` when it stopped partway, having changed what it names. A
-run that changes nothing writes none, and neither does one that leaves the audit log unable to
-take a row: its tables gone (``migrate securegather zero``) or short of what an append writes
-(``migrate securegather 0004``, before the chain's head). The run forward again is a row.
+who ran it, once it ends: ``failure`` when it stopped partway, naming the migration it failed
+in, whose work a migration run outside a transaction leaves behind. A run that changes nothing
+writes none, and neither does one that leaves the audit log unable to take a row: its tables
+gone (``migrate securegather zero``) or short of what an append writes (``migrate securegather
+0004``, before the chain's head). The run forward again is a row.
 """
 
 from contextlib import suppress
@@ -23,6 +24,7 @@ class Command(migrate.Command):
     def handle(self, *args: Any, **options: Any) -> None:
         database = options["database"]
         self.faked: list[str] = []
+        self.running: str | None = None
         if not settings.SECUREGATHER_AUDIT_MIGRATE or database != DEFAULT_DB_ALIAS:
             super().handle(*args, **options)
             return
@@ -34,26 +36,39 @@ class Command(migrate.Command):
             # The run's own error is the one to see, even when the database can no longer
             # answer for what it changed.
             with suppress(DatabaseError):
-                record(database, before, AuditEvent.Outcome.FAILURE, **flags)
+                record(database, before, AuditEvent.Outcome.FAILURE, failed=self.running, **flags)
             raise
         record(database, before, AuditEvent.Outcome.SUCCESS, **flags)
 
     def migration_progress_callback(
         self, action: str, migration: Any = None, fake: bool = False
     ) -> None:
-        # --fake-initial marks an initial migration applied, unrun, when its tables are there.
-        if fake and action == "apply_success":
-            self.faked.append(f"{migration.app_label}.{migration.name}")
+        # The migration under way, named when the run fails in it: one run outside a
+        # transaction (CREATE INDEX CONCURRENTLY) leaves its work behind, recorded or not.
+        if action in ("apply_start", "unapply_start"):
+            self.running = f"{migration.app_label}.{migration.name}"
+        elif action in ("apply_success", "unapply_success"):
+            self.running = None
+            # --fake-initial marks an initial migration applied, unrun, when its tables are there.
+            if fake and action == "apply_success":
+                self.faked.append(f"{migration.app_label}.{migration.name}")
         super().migration_progress_callback(action, migration, fake)
 
 
 def record(
-    database: str, before: set[str], outcome: str, *, fake: bool, prune: bool, faked: list[str]
+    database: str,
+    before: set[str],
+    outcome: str,
+    *,
+    fake: bool,
+    prune: bool,
+    faked: list[str],
+    failed: str | None = None,
 ) -> None:
-    """The ``migrated`` row for what changed since ``before``, if anything did and the audit
-    log can still take it."""
+    """The ``migrated`` row for what changed since ``before`` and the migration the run
+    ``failed`` in, if any, when the audit log can still take it."""
     after = applied(database)
-    if after == before or not appendable(database):
+    if (after == before and failed is None) or not appendable(database):
         return
     gone = sorted(before - after)
     # --prune forgets applied migrations deleted from disk, and stops there: no schema changed.
@@ -64,6 +79,7 @@ def record(
         applied=sorted(after - before),
         **removed,
         **({"fake": True} if fake else {"faked": sorted(faked)} if faked else {}),
+        **({"failed": failed} if failed else {}),
     )
 
 
