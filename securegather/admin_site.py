@@ -38,7 +38,7 @@ from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from securegather.models import NUL, AuditEvent
+from securegather.models import NUL, AuditEvent, WrongOldPasswords
 from securegather.sealed import MASK, Sealed
 from securegather.staff_audit import (
     LOGOUT_REASON,
@@ -110,7 +110,6 @@ class StaffAuthenticationForm(OTPAdminAuthenticationForm):
 
 # Wrong old passwords a session may give on the password change form before it is signed out.
 OLD_PASSWORD_TRIES = 5
-WRONG_OLD_PASSWORDS = "securegather_wrong_old_passwords"
 
 
 class StaffAdminSite(OTPAdminSite):
@@ -142,26 +141,31 @@ class StaffAdminSite(OTPAdminSite):
         someone's password through Users does, and staff_audit records that)."""
         # The hash, to tell a change; admin_view lets only a signed-in staff member here.
         before = getattr(request.user, "password", None)
-        # One transaction: a new password is not kept without its audit row.
+        session_key = request.session.session_key or ""  # "" names no session
+        # One transaction: a new password is not kept without its audit row, and the session's
+        # row stays locked from before its old password is checked until its count is kept.
         with transaction.atomic():
+            if request.method == "POST" and not WrongOldPasswords.session_locked(session_key):
+                # Signed out since this request began, by a try sent alongside: not one more.
+                request.session.flush()
+                return redirect("admin:login")
             response = super().password_change(request, extra_context)
             if getattr(request.user, "password", None) != before:
+                # In a new session, with no wrong old password counted: the old one is deleted.
                 record_own_password_change(request, changed=True)
-                request.session.pop(WRONG_OLD_PASSWORDS, None)
-        form = (getattr(response, "context_data", None) or {}).get("form")
-        if form is None or not form.has_error("old_password", "password_incorrect"):
-            return response
-        record_own_password_change(request, changed=False)
-        # Not counted by django-axes, which would store the form's passwords: counted here, in
-        # the session, so that whoever holds a signed-in session cannot guess at the password
-        # to take the account for good. At the limit the session ends: the next try takes the
-        # password and a one-time code, and axes counts those.
-        wrong = request.session.get(WRONG_OLD_PASSWORDS, 0) + 1
-        if wrong < OLD_PASSWORD_TRIES:
-            request.session[WRONG_OLD_PASSWORDS] = wrong
-            return response
-        setattr(request, LOGOUT_REASON, "wrong_old_passwords")
-        logout(request)  # writes staff_logout, with that reason
+                return response
+            form = (getattr(response, "context_data", None) or {}).get("form")
+            if form is None or not form.has_error("old_password", "password_incorrect"):
+                return response
+            record_own_password_change(request, changed=False)
+            # Not counted by django-axes, which would store the form's passwords: counted here,
+            # per session, so that whoever holds a signed-in session cannot guess at the
+            # password to take the account for good. At the limit the session ends: the next
+            # try takes the password and a one-time code, and axes counts those.
+            if WrongOldPasswords.add_one(session_key) < OLD_PASSWORD_TRIES:
+                return response
+            setattr(request, LOGOUT_REASON, "wrong_old_passwords")
+            logout(request)  # writes staff_logout, with that reason
         messages.error(request, "Too many wrong passwords: sign in again.")
         return redirect("admin:login")
 

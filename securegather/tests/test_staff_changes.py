@@ -9,6 +9,7 @@ import pytest
 from axes.models import AccessAttempt
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Group, User
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -289,6 +290,66 @@ def test_a_changed_password_starts_the_count_afresh():
         response = client.post("/admin/password_change/", {"old_password": GUESS, **form})
         assert response.status_code == 200  # still signed in
     assert not AuditEvent.objects.filter(event="staff_logout").exists()
+
+
+def guesses_meanwhile(monkeypatch: pytest.MonkeyPatch, client: Client, count: int) -> None:
+    """While the next old password is checked, ``count`` wrong ones of the same session (a second
+    tab, or a script sending them at once) are answered: a request then saves the session it
+    loaded before them."""
+    other = Client()
+    other.cookies = client.cookies
+    check_password = User.check_password
+    form = {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+
+    def meanwhile(user: User, raw_password: str) -> bool:
+        monkeypatch.setattr(User, "check_password", check_password)
+        for _ in range(count):
+            other.post("/admin/password_change/", {"old_password": GUESS, **form})
+        return check_password(user, raw_password)
+
+    monkeypatch.setattr(User, "check_password", meanwhile)
+
+
+def test_wrong_old_passwords_given_at_once_all_count(monkeypatch):
+    olive = make_staff("olive", ops=True)
+    client = verified_client(olive)
+    guesses_meanwhile(monkeypatch, client, 4)
+    form = {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    response = client.post("/admin/password_change/", {"old_password": GUESS, **form})
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    response = client.post("/admin/password_change/", {"old_password": PASSWORD, **form})
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    events = AuditEvent.objects.exclude(event="staff_login").order_by("id")
+    assert [(e.event, e.outcome) for e in events] == [("staff_change", "failure")] * 5 + [
+        ("staff_logout", "info")
+    ]
+
+
+def test_a_try_sent_alongside_the_fifth_is_not_checked(monkeypatch):
+    olive = make_staff("olive", ops=True)
+    client = verified_client(olive)
+    other = Client()
+    other.cookies = client.cookies
+    load = SessionStore.load
+    form = {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+
+    def meanwhile(session: SessionStore) -> dict[str, object]:
+        # This request has found its session signed in; five others of it are answered now.
+        loaded = load(session)
+        monkeypatch.setattr(SessionStore, "load", load)
+        for _ in range(5):
+            other.post("/admin/password_change/", {"old_password": GUESS, **form})
+        return loaded
+
+    monkeypatch.setattr(SessionStore, "load", meanwhile)
+    response = client.post("/admin/password_change/", {"old_password": PASSWORD, **form})
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    olive.refresh_from_db()
+    assert olive.check_password(PASSWORD)  # the sixth try, right or not, was not checked
+    events = AuditEvent.objects.exclude(event="staff_login").order_by("id")
+    assert [(e.event, e.outcome) for e in events] == [("staff_change", "failure")] * 5 + [
+        ("staff_logout", "info")
+    ]
 
 
 def test_a_new_password_is_not_kept_without_its_audit_row(monkeypatch):

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from calls.management.commands.purge_sessions import purge_sessions
 from conftest import START
-from securegather.models import AuditEvent
+from securegather.models import AuditEvent, WrongOldPasswords
 from securegather.tests.staff import make_staff, verified_client
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +47,16 @@ def test_an_idle_session_is_recorded_as_signed_out_when_it_is_purged(staff_clien
     # Found once: the next run has nothing to record.
     assert purge_sessions()["staff_sessions"] == 0
     assert len(logouts()) == 1
+
+
+def test_an_idle_session_with_wrong_old_passwords_is_one_session(staff_client, clock):
+    form = {"old_password": "a guess", "new_password1": "x" * 20, "new_password2": "x" * 20}
+    assert staff_client.post(reverse("admin:password_change"), form).status_code == 200
+    assert WrongOldPasswords.objects.count() == 1
+    clock.shift(timedelta(minutes=16))
+    assert purge_sessions()["staff_sessions"] == 1  # its count, deleted with it, is no session
+    assert not WrongOldPasswords.objects.exists()
+    assert [detail["reason"] for *_, detail in logouts()] == ["idle_timeout"]
 
 
 def test_a_session_in_use_is_kept(staff_client, clock):

@@ -146,8 +146,9 @@ def _end_staff_sessions(timed_out: QuerySet[Session], batch: _Batch) -> int:
 
 
 def _delete_rows(rows: QuerySet[Any], batch: _Batch) -> int:
-    deleted, _ = rows.filter(pk__in=[pk for pk, *_ in batch]).delete()
-    return deleted
+    # The batch's own rows: not those deleted with them (a session's WrongOldPasswords).
+    _, deleted = rows.filter(pk__in=[pk for pk, *_ in batch]).delete()
+    return deleted.get(rows.model._meta.label, 0)
 
 
 class Command(DatabaseCommand):
