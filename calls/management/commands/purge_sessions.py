@@ -52,7 +52,6 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
     idle = Lockout.objects.filter(updated_at__lt=now - lockout.window()).exclude(
         locked_until__gt=now
     )
-    timed_out = Session.objects.filter(expire_date__lte=now)
     counts = {"ended": 0, "deleted": 0, "counters": 0, "staff_sessions": 0}
     # Each batch commits on its own: a run stopped halfway has still done, and must still
     # record, what its committed batches did.
@@ -61,7 +60,7 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
         _in_batches(stale, _expire, counts, "ended", "state", "call_sid", "caller")
         _in_batches(expired, _delete_rows, counts, "deleted")
         _in_batches(idle, _delete_rows, counts, "counters")
-        _in_batches(timed_out, _end_staff_sessions, counts, "staff_sessions", *SESSION_FIELDS)
+        clear_staff_sessions(now, counts)
         finished = True
     finally:
         detail: dict[str, Any] = {**counts} if finished else {**counts, "stopped": True}
@@ -76,12 +75,13 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
-def clear_staff_sessions(now: datetime | None = None) -> int:
+def clear_staff_sessions(now: datetime | None = None, counts: dict[str, int] | None = None) -> int:
     """Delete expired admin sessions, with a staff_logout row for each that held a signed-in
-    staff member, as purge_sessions does: Django's clearsessions, which deletes them unrecorded,
-    runs this instead. The number deleted."""
+    staff member: purge_sessions' last step, and what Django's clearsessions, which deletes them
+    unrecorded, runs instead. The number deleted, added to ``counts["staff_sessions"]`` as each
+    batch commits."""
+    counts = {"staff_sessions": 0} if counts is None else counts
     timed_out = Session.objects.filter(expire_date__lte=now or timezone.now())
-    counts = {"staff_sessions": 0}
     _in_batches(timed_out, _end_staff_sessions, counts, "staff_sessions", *SESSION_FIELDS)
     return counts["staff_sessions"]
 
