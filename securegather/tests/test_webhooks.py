@@ -158,6 +158,7 @@ def test_a_failing_step_answers_twiml_without_the_digits(twilio, plaintext, debu
     plaintext.assert_absent("8264")
 
 
+FORM = "application/x-www-form-urlencoded"
 # Django's limits: 1,000 fields, 2.5 MB of them. Twilio sends some twenty.
 MANY_FIELDS = {**PARAMS, "Digits": "8264", **{f"x{i}": "1" for i in range(1000)}}
 
@@ -173,37 +174,22 @@ def post_unreadable(twilio, path: str, kind: str):
         with override_settings(DATA_UPLOAD_MAX_NUMBER_FILES=1):
             return twilio.client.post(path, {**PARAMS, **files}, HTTP_X_TWILIO_SIGNATURE="x")
     if kind == "client gone":
-        return twilio.client.post(
-            path,
-            "Digits=8264",
-            content_type="application/x-www-form-urlencoded",
-            HTTP_X_TWILIO_SIGNATURE="x",
-            **{"wsgi.input": GoneMidBody()},
-        )
+        return post_body(twilio, path, **{"wsgi.input": GoneMidBody()})
     if kind == "no length":
         # A Content-Length that is no number: gunicorn refuses it, runserver passes it on, and
         # Django reads it with int() as it reads the body.
-        return twilio.client.post(
-            path,
-            "Digits=8264",
-            content_type="application/x-www-form-urlencoded",
-            HTTP_X_TWILIO_SIGNATURE="x",
-            CONTENT_LENGTH="8264 bytes",
-        )
+        return post_body(twilio, path, CONTENT_LENGTH="8264 bytes")
     if kind == "not utf-8":
         # Django parses such a form as UTF-8 only, and refuses any other charset.
-        return twilio.client.post(
-            path,
-            "Digits=8264",
-            content_type="application/x-www-form-urlencoded; charset=latin-1",
-            HTTP_X_TWILIO_SIGNATURE="x",
-        )
+        return post_body(twilio, path, content_type=f"{FORM}; charset=latin-1")
     # A multipart body without its boundary, whose error message would quote the header.
+    return post_body(twilio, path, content_type="multipart/form-data; boundary=8264\u00e9")
+
+
+def post_body(twilio, path: str, content_type: str = FORM, **extra: object):
+    """The body "Digits=8264", sent as ``content_type``, under a signature never reached."""
     return twilio.client.post(
-        path,
-        "Digits=8264",
-        content_type="multipart/form-data; boundary=8264\u00e9",
-        HTTP_X_TWILIO_SIGNATURE="x",
+        path, "Digits=8264", content_type=content_type, HTTP_X_TWILIO_SIGNATURE="x", **extra
     )
 
 
