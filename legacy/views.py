@@ -9,7 +9,6 @@ once, can require a bearer token, resolves through ``accounts`` (lockout include
 from __future__ import annotations
 
 import json
-import logging
 from functools import wraps
 from typing import Any
 
@@ -33,9 +32,8 @@ from calls.models import is_four_digits
 from legacy import ciphertext
 from legacy.models import AcceptedCiphertext
 from securegather.models import AuditEvent
-from securegather.webhooks import UNREADABLE, View, unreadable
+from securegather.webhooks import UNREADABLE, View, audit_failure, unreadable
 
-logger = logging.getLogger(__name__)
 Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
 FIELDS = ("encryptedCardDigits", "encryptedPinDigits")
 
@@ -65,16 +63,7 @@ def audits_failures(view: View) -> View:
         try:
             return view(request, *args, **kwargs)
         except Exception as exc:
-            try:
-                _audit(
-                    request,
-                    Event.STEP_FAILED,
-                    Outcome.FAILURE,
-                    path=request.path,
-                    error=type(exc).__name__,
-                )
-            except Exception:  # the database may be what failed
-                logger.error("could not audit the failure of %s", request.path)
+            audit_failure(request, exc, actor=ACTOR, channel=AuditEvent.Channel.API)
             raise
 
     return wrapper

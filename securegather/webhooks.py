@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import wraps
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -126,6 +127,23 @@ def audit_malformed(request: HttpRequest, reason: str) -> None:
     )
 
 
+def audit_failure(request: HttpRequest, exc: Exception, **detail: Any) -> None:
+    """A request's unexpected failure as a ``step_failed`` row: its path and the error's type,
+    never its message. A row that cannot be written is logged, not raised: the database may be
+    what failed."""
+    try:
+        AuditEvent.record(
+            AuditEvent.Event.STEP_FAILED,
+            AuditEvent.Outcome.FAILURE,
+            request=request,
+            path=request.path,
+            error=type(exc).__name__,
+            **detail,
+        )
+    except Exception:
+        logger.error("could not audit the failure of %s", request.path)
+
+
 def _audit_rejection(request: HttpRequest, event: str) -> None:
     sid = request.POST.get("CallSid", "")
     # An unsigned request's CallSid is the sender's word: keep it only in Twilio's own shape.
@@ -186,16 +204,7 @@ def twiml_on_error(view: View) -> View:
             logger.error(
                 "webhook %s failed: %s\n%s", request.path, type(exc).__name__, describe(exc)
             )
-            try:
-                AuditEvent.record(
-                    AuditEvent.Event.STEP_FAILED,
-                    AuditEvent.Outcome.FAILURE,
-                    request=request,
-                    path=request.path,
-                    error=type(exc).__name__,
-                )
-            except Exception:
-                logger.error("could not audit the failure of %s", request.path)
+            audit_failure(request, exc)
             return twiml(apology())
 
     return wrapper
