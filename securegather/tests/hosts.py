@@ -30,11 +30,19 @@ def server_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 def manage(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """manage.py on an SQLite file of its own (no .env), as on a host."""
-    return subprocess.run(  # noqa: S603  (fixed arguments)
+    return manage_with(server_env(tmp_path), *args, timeout=120)
+
+
+def manage_with(
+    env: dict[str, str], *args: str, timeout: int = 60
+) -> subprocess.CompletedProcess[str]:
+    """manage.py run as a process, in the project's directory, with ``env`` as its whole
+    environment."""
+    return subprocess.run(  # noqa: S603  (this interpreter and manage.py, with the test's words)
         [sys.executable, "manage.py", *args],
         cwd=settings.BASE_DIR,
-        env=server_env(tmp_path),
+        env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )

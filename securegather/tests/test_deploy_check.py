@@ -11,13 +11,13 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from securegather.keyring import new_key_entry
+from securegather.tests.hosts import manage_with
 
 BASE_DIR = Path(settings.BASE_DIR)
 DOC = BASE_DIR / "docs/deployment.md"
@@ -44,33 +44,20 @@ def documented_env(marker: str) -> dict[str, str]:
 
 def check_deploy(env: dict[str, str], keys_file: Path) -> subprocess.CompletedProcess[str]:
     keys_file.write_text(new_key_entry() + "\n")
-    return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=BASE_DIR,
-        env={
-            "PATH": os.environ.get("PATH", ""),
-            "DJANGO_SETTINGS_MODULE": "securegather.settings",
-            "DJANGO_ENV_FILE": os.devnull,
-            **env,
-            # The documented path is the production host's; the test's keys live here.
-            "SECUREGATHER_KEYS_FILE": str(keys_file),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DJANGO_SETTINGS_MODULE": "securegather.settings",
+        "DJANGO_ENV_FILE": os.devnull,
+        **env,
+        # The documented path is the production host's; the test's keys live here.
+        "SECUREGATHER_KEYS_FILE": str(keys_file),
+    }
+    return manage_with(env, "check", "--deploy", "--fail-level", "WARNING")
 
 
 def bare_manage(*args: str, env_file: str = os.devnull) -> subprocess.CompletedProcess[str]:
     """manage.py on a host whose environment sets nothing but DJANGO_ENV_FILE."""
-    return subprocess.run(  # noqa: S603 (this interpreter and manage.py, with the test's words)
-        [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR,
-        env={"PATH": os.environ.get("PATH", ""), "DJANGO_ENV_FILE": env_file},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return manage_with({"PATH": os.environ.get("PATH", ""), "DJANGO_ENV_FILE": env_file}, *args)
 
 
 def test_the_documented_production_env_passes_check_deploy(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from securegather.tests.hosts import server_env
+from securegather.tests.hosts import manage_with, server_env
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 
@@ -90,8 +90,8 @@ def service_rows(database: Path) -> list[tuple[str, int]]:
 
 def test_a_sound_configuration_serves_and_its_start_reload_and_stop_are_recorded(tmp_path):
     env = server_env(tmp_path)
-    migrate = [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"]
-    subprocess.run(migrate, cwd=settings.BASE_DIR, env=env, check=True, timeout=120)  # noqa: S603
+    migrate = manage_with(env, "migrate", "--noinput", "--verbosity", "0", timeout=120)
+    assert migrate.returncode == 0, migrate.stderr
     port = free_port()
     server = gunicorn(env, port)
     try:
