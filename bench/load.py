@@ -52,7 +52,7 @@ class CallerThread:
         self.tally, self.deadline = tally, deadline
         # Requests as loadgen builds them (Twilio's parameters and headers, signed before the
         # clock starts); a step slower than Twilio's 15 s counts as an error.
-        self.requests = loadgen.Caller(f"http://127.0.0.1:{port}", token, False, timeout=15)
+        self.requests = loadgen.Caller(f"http://127.0.0.1:{port}", token, "", timeout=15)
         self.random = random.Random(seed)  # noqa: S311  (which card a call uses; not a secret)
 
     def post(self, step: str, request: loadgen.Step) -> tuple[int, str]:

@@ -1,9 +1,9 @@
 """A load generator for signed calls; benchmark scripts run it in a process of its own.
 
-A call is four steps, as Twilio makes them: incoming, card, PIN, status callback. The baseline
-plays the same number of requests against /bench/baseline/. Every request is encoded and signed
-before the clock starts, as Twilio signs on its own machines: on a 2-core host, signing while
-timing would take CPU from the server under test.
+A call is four steps, as Twilio makes them: incoming, card, PIN, status callback. A reference
+(the baseline, or a floor: bench.urls) plays the same number of requests against its one view.
+Every request is encoded and signed before the clock starts, as Twilio signs on its own
+machines: on a 2-core host, signing while timing would take CPU from the server under test.
 """
 
 from __future__ import annotations
@@ -59,13 +59,15 @@ class Step:
 
 
 class Caller:
-    def __init__(self, base_url: str, auth_token: str, baseline: bool, timeout: float = 30) -> None:
+    def __init__(self, base_url: str, auth_token: str, reference: str, timeout: float = 30) -> None:
+        """``reference``: the path of the view whose requests these are (bench.urls), or "" for
+        the signed call steps."""
         parts = urlsplit(base_url)
         if parts.hostname is None:
             raise ValueError(f"no host in {base_url!r}")
         self.host, self.port, self.base_url = parts.hostname, parts.port, base_url.rstrip("/")
         self.validator = RequestValidator(auth_token)
-        self.baseline, self.timeout = baseline, timeout
+        self.reference, self.timeout = reference, timeout
 
     def prepare(self, card: str, pin: str) -> list[Step]:
         """One call's four requests, with the parameters and headers Twilio sends (an
@@ -109,12 +111,12 @@ class Caller:
                 "User-Agent": "TwilioProxy/1.1",
                 "I-Twilio-Idempotency-Token": secrets.token_hex(16),
             }
-            if self.baseline:
-                path = "/bench/baseline/"
+            if self.reference:
+                path = self.reference
             else:
                 signature = self.validator.compute_signature(self.base_url + path, params)
                 headers["X-Twilio-Signature"] = signature
-            steps.append(Step(path, urlencode(params), headers, not self.baseline and i == 2))
+            steps.append(Step(path, urlencode(params), headers, not self.reference and i == 2))
         return steps
 
     def post(self, step: Step) -> tuple[int, bytes]:
@@ -152,22 +154,22 @@ def _back_to_back(caller: Caller, tally: Tally, concurrency: int, calls: int) ->
 
 
 def closed_loop(
-    base_url: str, auth_token: str, baseline: bool, concurrency: int, calls: int
+    base_url: str, auth_token: str, reference: str, concurrency: int, calls: int
 ) -> dict[str, float]:
     """``concurrency`` callers, each starting its next call as soon as one ends: saturation."""
-    caller, tally = Caller(base_url, auth_token, baseline), Tally()
+    caller, tally = Caller(base_url, auth_token, reference), Tally()
     return tally.summary(_back_to_back(caller, tally, concurrency, calls))
 
 
 def closed_loop_alternating(
-    base_url: str, auth_token: str, concurrency: int, calls: int, chunks: int
+    base_url: str, auth_token: str, reference: str, concurrency: int, calls: int, chunks: int
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Baseline and secured closed loops (as closed_loop), ``calls`` each, in ``chunks``
-    alternating chunks timed one by one: a slow spell of a shared VM falls on both alike.
+    """The reference's and the secured closed loops (as closed_loop), ``calls`` each, in
+    ``chunks`` alternating chunks timed one by one: a slow spell of a shared VM falls on both.
 
-    Returns the baseline's summary, then the secured one's.
+    Returns the reference's summary, then the secured one's.
     """
-    kinds = [(Caller(base_url, auth_token, baseline), Tally()) for baseline in (True, False)]
+    kinds = [(Caller(base_url, auth_token, path), Tally()) for path in (reference, "")]
     elapsed = [0.0, 0.0]
     for chunk in range(chunks):
         size = calls // chunks + (chunk < calls % chunks)
@@ -178,10 +180,10 @@ def closed_loop_alternating(
 
 
 def open_loop(
-    base_url: str, auth_token: str, baseline: bool, interval: float, calls: int
+    base_url: str, auth_token: str, reference: str, interval: float, calls: int
 ) -> dict[str, float]:
     """A new call every ``interval`` seconds whatever the answers: latency under a steady rate."""
-    caller, tally = Caller(base_url, auth_token, baseline), Tally()
+    caller, tally = Caller(base_url, auth_token, reference), Tally()
     prepared = [caller.prepare("1234", "4321") for _ in range(calls)]
     started = time.perf_counter()
     with ThreadPoolExecutor(256) as pool:

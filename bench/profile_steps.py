@@ -47,7 +47,10 @@ def main() -> None:
 
     client = Client(HTTP_HOST="127.0.0.1")
     counts: dict[str, int] = {}
-    callers = {kind: Caller("http://127.0.0.1", AUTH_TOKEN, kind) for kind in (True, False)}
+    callers = {
+        baseline: Caller("http://127.0.0.1", AUTH_TOKEN, "/bench/baseline/" if baseline else "")
+        for baseline in (True, False)
+    }
 
     def call(baseline: bool = False, count: bool = False) -> None:
         steps = callers[baseline].prepare("1234", "4321")
