@@ -16,6 +16,16 @@ class FloorHead(models.Model):
         return f"head {self.mac}"
 
 
+class FloorCall(models.Model):
+    """A call's state, one row per call as calls.CallSession: a step writes it under its lock."""
+
+    call_sid = models.CharField(max_length=34, unique=True)
+    state = models.CharField(max_length=16)
+
+    def __str__(self) -> str:
+        return self.call_sid
+
+
 class FloorRow(models.Model):
     """An appended row, indexed as an audit row is looked up: by call and by time."""
 

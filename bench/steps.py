@@ -9,10 +9,10 @@ through every step — incoming, card, PIN with account resolution, status callb
 same number of requests to /bench/baseline/, a Django view that returns a static <Gather> with no
 signature check and no database.
 
-``--reference floor-write`` or ``floor-append`` holds the steps against a floor instead: the
-baseline's answer after the least database work a step that audits must do (bench.urls). There
-is no target against a floor: its figures say how much of the gap to the baseline no design that
-writes its audit rows can close.
+``--reference floor-write``, ``floor-append`` or ``floor-step`` holds the steps against a floor
+instead: the baseline's answer after the least database work a step that audits must do
+(bench.urls). There is no target against a floor: its figures say how much of the gap to the
+baseline no design that writes its audit rows can close.
 
 Saturated: closed loop, requests back to back. Each round alternates baseline and secured in
 chunks, each timed on its own, since the speed of a shared VM drifts within seconds: a slow spell
@@ -39,6 +39,7 @@ REFERENCES = {
     "baseline": "/bench/baseline/",
     "floor-write": "/bench/floor/write/",
     "floor-append": "/bench/floor/append/",
+    "floor-step": "/bench/floor/step/",
 }
 
 
