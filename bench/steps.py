@@ -14,9 +14,10 @@ instead: the baseline's answer after the least database work a step that audits 
 (bench.urls). There is no target against a floor: its figures say how much of the gap to the
 baseline no design that writes its audit rows can close.
 
-Saturated: closed loop, requests back to back. Each round alternates baseline and secured in
-chunks, each timed on its own, since the speed of a shared VM drifts within seconds: a slow spell
-then falls on both alike. Target: median secured/baseline throughput >= 0.33.
+Saturated: closed loop, requests back to back. Each round alternates the reference (the
+baseline unless --reference names a floor) and secured in chunks, each timed on its own, since
+the speed of a shared VM drifts within seconds: a slow spell then falls on both alike. Target:
+median secured/baseline throughput >= 0.33.
 Realistic: open loop, a new call every 30 ms. Target: secured p99 < 50 ms, no errors.
 """
 
@@ -76,13 +77,13 @@ def main() -> None:
         "--rounds",
         type=int,
         default=5,
-        help="saturated rounds, each alternating baseline and secured chunks",
+        help="saturated rounds, each alternating the reference's and secured chunks",
     )
     parser.add_argument(
         "--chunks",
         type=int,
         default=8,
-        help="saturated: each round alternates baseline and secured in this many chunks",
+        help="saturated: each round alternates the reference and secured in this many chunks",
     )
     parser.add_argument(
         "--reference",
