@@ -9,6 +9,7 @@ machines: on a 2-core host, signing while timing would take CPU from the server 
 from __future__ import annotations
 
 import http.client
+import os
 import secrets
 import statistics
 import threading
@@ -34,10 +35,11 @@ class Tally:
             self.latencies.append(seconds)
             self.errors += not ok
 
-    def summary(self, elapsed: float) -> dict[str, float]:
+    def summary(self, elapsed: float, busy: float | None = None) -> dict[str, float]:
+        """``busy``: CPU seconds the whole machine spent while these steps ran, if known."""
         ordered = sorted(self.latencies)
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
-        return {
+        summary = {
             "steps": len(ordered),
             "calls": self.calls,
             "errors": self.errors,
@@ -46,6 +48,25 @@ class Tally:
             "p50_ms": statistics.median(ordered) * 1000 if ordered else 0.0,
             "p99_ms": p99 * 1000,
         }
+        if busy is not None and ordered:
+            summary["cpu_ms"] = busy / len(ordered) * 1000
+        return summary
+
+
+def busy_seconds() -> float | None:
+    """CPU seconds the machine's cores have spent busy since boot, or None without /proc/stat.
+
+    Every process counts: the server's workers, the database's and the load generator's own.
+    A step's share of them is what bounds the steps a second once every core is busy.
+    """
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(n) for n in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user, nice, system, irq, softirq: not idle, iowait, or time the hypervisor took (steal).
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -170,13 +191,20 @@ def closed_loop_alternating(
     Returns the reference's summary, then the secured one's.
     """
     kinds = [(Caller(base_url, auth_token, path), Tally()) for path in (reference, "")]
-    elapsed = [0.0, 0.0]
+    elapsed, busy = [0.0, 0.0], [0.0, 0.0]
     for chunk in range(chunks):
         size = calls // chunks + (chunk < calls % chunks)
         for i, (caller, tally) in enumerate(kinds):
+            before = busy_seconds()
             elapsed[i] += _back_to_back(caller, tally, concurrency, size)
+            after = busy_seconds()
+            busy[i] += after - before if after is not None and before is not None else 0.0
+    known = busy_seconds() is not None
     (_, base), (_, secured) = kinds
-    return base.summary(elapsed[0]), secured.summary(elapsed[1])
+    return (
+        base.summary(elapsed[0], busy[0] if known else None),
+        secured.summary(elapsed[1], busy[1] if known else None),
+    )
 
 
 def open_loop(

@@ -86,9 +86,22 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float =
     raise RuntimeError(f"gunicorn did not listen on {port} within {seconds} s")
 
 
+def _refuse_busy_port(port: int) -> None:
+    """Stop if something listens on ``port`` already: the run would measure that server (another
+    benchmark's, left running) instead of its own, and count its refusals as errors."""
+    with socket.socket() as probe:
+        # As gunicorn binds: a previous run's connections in TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(f"port {port} is in use (another server?): pass --port") from None
+
+
 @contextmanager
 def gunicorn(env: dict[str, str], port: int, workers: int) -> Iterator[str]:
     """A running gunicorn with the project's config; its access log is off for the run."""
+    _refuse_busy_port(port)
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(  # noqa: S603
             [

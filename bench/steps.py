@@ -6,8 +6,8 @@
 Starts gunicorn (the project's gunicorn.conf.py and its worker count, 5 on 2 cores) on a fresh
 database, then, from a load generator in a process of its own, plays (a) full signed calls
 through every step — incoming, card, PIN with account resolution, status callback — and (b) the
-same number of requests to /bench/baseline/, a Django view that returns a static <Gather> with no
-signature check and no database.
+same number of requests to the reference: by default /bench/baseline/, a Django view that returns
+a static <Gather> with no signature check and no database.
 
 ``--reference floor-write``, ``floor-append`` or ``floor-step`` holds the steps against a floor
 instead: the baseline's answer after the least database work a step that audits must do
@@ -18,6 +18,8 @@ Saturated: closed loop, requests back to back. Each round alternates the referen
 baseline unless --reference names a floor) and secured in chunks, each timed on its own, since
 the speed of a shared VM drifts within seconds: a slow spell then falls on both alike. Target:
 median secured/baseline throughput >= 0.33.
+Where /proc/stat exists (Linux), each line also gives the CPU a step cost the whole machine: the
+busy time of every core (the server, the database, the load generator) over the steps served.
 Realistic: open loop, a new call every 30 ms. Target: secured p99 < 50 ms, no errors.
 """
 
@@ -55,9 +57,10 @@ def configured_workers() -> int:
 
 
 def line(label: str, r: dict[str, float]) -> str:
+    cpu = f"  CPU {r['cpu_ms']:5.2f} ms/step" if "cpu_ms" in r else ""
     return (
         f"  {label:12s} {r['steps']:6.0f} steps  {r['steps_per_s']:8.1f} steps/s  "
-        f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']:.0f}"
+        f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']:.0f}{cpu}"
     )
 
 
@@ -111,7 +114,7 @@ def main() -> None:
             f"saturated (closed loop, {args.concurrency} callers back to back), "
             f"{args.rounds} rounds, each alternating {name} and secured in {args.chunks} chunks"
         )
-        ratios = []
+        ratios, cpu = [], []
         for _ in range(args.rounds):
             base, secured = in_own_process(
                 loadgen.closed_loop_alternating,
@@ -123,6 +126,8 @@ def main() -> None:
                 args.chunks,
             )
             ratios.append(secured["steps_per_s"] / base["steps_per_s"])
+            if "cpu_ms" in base and "cpu_ms" in secured:
+                cpu.append((base["cpu_ms"], secured["cpu_ms"]))
             print(line(name, base))
             print(line("secured", secured))
             print(f"  secured/{name} throughput {ratios[-1]:.2f}")
@@ -130,6 +135,14 @@ def main() -> None:
             f"  median secured/{name} throughput {statistics.median(ratios):.2f}   "
             f"({target}; rounds {min(ratios):.2f} to {max(ratios):.2f})"
         )
+        if cpu:
+            # The machine's busy CPU over steps served: with every core busy, it sets the ratio.
+            print(
+                f"  median CPU per step, whole machine: {name} "
+                f"{statistics.median(b for b, _ in cpu):.2f} ms, secured "
+                f"{statistics.median(s for _, s in cpu):.2f} ms; {name}/secured "
+                f"{statistics.median(b / s for b, s in cpu):.2f}"
+            )
         rate = 4 / args.interval
         print(
             f"realistic (open loop, a call every {args.interval * 1000:.0f} ms ≈ {rate:.0f} "
