@@ -21,6 +21,13 @@ from urllib.parse import urlencode, urlsplit
 from twilio.request_validator import RequestValidator
 
 STEPS = ("/voice/", "/voice/card/", "/voice/pin/", "/voice/status/")
+# The views the secured steps can be held against (bench.urls), by name.
+REFERENCES = {
+    "baseline": "/bench/baseline/",
+    "floor-write": "/bench/floor/write/",
+    "floor-append": "/bench/floor/append/",
+    "floor-step": "/bench/floor/step/",
+}
 
 
 @dataclass
@@ -192,14 +199,13 @@ def closed_loop_alternating(
     """
     kinds = [(Caller(base_url, auth_token, path), Tally()) for path in (reference, "")]
     elapsed, busy = [0.0, 0.0], [0.0, 0.0]
+    known = busy_seconds() is not None
     for chunk in range(chunks):
         size = calls // chunks + (chunk < calls % chunks)
         for i, (caller, tally) in enumerate(kinds):
-            before = busy_seconds()
+            before = busy_seconds() or 0.0
             elapsed[i] += _back_to_back(caller, tally, concurrency, size)
-            after = busy_seconds()
-            busy[i] += after - before if after is not None and before is not None else 0.0
-    known = busy_seconds() is not None
+            busy[i] += (busy_seconds() or 0.0) - before
     (_, base), (_, secured) = kinds
     return (
         base.summary(elapsed[0], busy[0] if known else None),

@@ -23,11 +23,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.loadgen import Caller, Step
+from bench.loadgen import REFERENCES, Caller, Step
 from bench.server import AUTH_TOKEN, bench_env, fresh_database, manage
 
 # The names of loadgen.STEPS, in its order.
 STEP_NAMES = ("incoming", "card", "pin", "status")
+
+
+def headers_of(step: Step) -> dict[str, str]:
+    """X-Twilio-Signature and the rest of the request's headers; the body's type apart."""
+    return {k: v for k, v in step.headers.items() if k != "Content-Type"}
 
 
 def entry_costs(step: Step, number: int = 5000) -> tuple[float, float]:
@@ -37,9 +42,11 @@ def entry_costs(step: Step, number: int = 5000) -> tuple[float, float]:
 
     from securegather.webhooks import has_valid_signature
 
-    headers = {k: v for k, v in step.headers.items() if k != "Content-Type"}
     request = RequestFactory(HTTP_HOST="127.0.0.1").post(
-        step.path, step.body, content_type="application/x-www-form-urlencoded", headers=headers
+        step.path,
+        step.body,
+        content_type="application/x-www-form-urlencoded",
+        headers=headers_of(step),
     )
     if not has_valid_signature(request):  # also reads request.POST, once, before the timing
         raise SystemExit(f"{step.path}: the signature check refused the load generator's request")
@@ -70,21 +77,19 @@ def main() -> None:
     client = Client(HTTP_HOST="127.0.0.1")
     counts: dict[str, int] = {}
     callers = {
-        baseline: Caller("http://127.0.0.1", AUTH_TOKEN, "/bench/baseline/" if baseline else "")
+        baseline: Caller("http://127.0.0.1", AUTH_TOKEN, REFERENCES["baseline"] if baseline else "")
         for baseline in (True, False)
     }
 
     def call(baseline: bool = False, count: bool = False) -> None:
         steps = callers[baseline].prepare("1234", "4321")
         for name, step in zip(STEP_NAMES, steps, strict=True):
-            # X-Twilio-Signature and the rest of the request's headers; the body's type apart.
-            headers = {k: v for k, v in step.headers.items() if k != "Content-Type"}
             with CaptureQueriesContext(connection) as queries:
                 response = client.post(
                     step.path,
                     step.body,
                     content_type="application/x-www-form-urlencoded",
-                    headers=headers,
+                    headers=headers_of(step),
                 )
             if response.status_code != 200:
                 raise SystemExit(f"{step.path} answered {response.status_code}")

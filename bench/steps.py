@@ -12,7 +12,7 @@ a static <Gather> with no signature check and no database.
 ``--reference floor-write``, ``floor-append`` or ``floor-step`` holds the steps against a floor
 instead: the baseline's answer after the least database work a step that audits must do
 (bench.urls). There is no target against a floor: its figures say how much of the gap to the
-baseline no design that writes its audit rows can close.
+baseline is that database work alone.
 
 Saturated: closed loop, requests back to back. Each round alternates the reference (the
 baseline unless --reference names a floor) and secured in chunks, each timed on its own, since
@@ -36,14 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import loadgen
 from bench.server import AUTH_TOKEN, ROOT, bench_env, fresh_database, gunicorn, machine, manage
-
-# The views the secured steps can be held against (bench.urls), by --reference.
-REFERENCES = {
-    "baseline": "/bench/baseline/",
-    "floor-write": "/bench/floor/write/",
-    "floor-append": "/bench/floor/append/",
-    "floor-step": "/bench/floor/step/",
-}
 
 
 def in_own_process(fn, *args):  # type: ignore[no-untyped-def]
@@ -90,13 +82,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--reference",
-        choices=list(REFERENCES),
+        choices=list(loadgen.REFERENCES),
         default="baseline",
         help="the view the steps are held against: the baseline, or a floor (bench.urls)",
     )
     parser.add_argument("--port", type=int, default=8500)
     args = parser.parse_args()
-    name, reference = args.reference, REFERENCES[args.reference]
+    name, reference = args.reference, loadgen.REFERENCES[args.reference]
     target = "target >= 0.33" if name == "baseline" else "a floor: no target"
 
     env = bench_env(fresh_database(args.db, "securegather_bench_steps"))
