@@ -14,11 +14,14 @@ from urllib.parse import urlencode
 import pytest
 import time_machine
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
 from hypothesis import settings as hypothesis_settings
 from twilio.request_validator import RequestValidator
+
+from accounts.models import Account
 
 # CI runs the "ci" profile (HYPOTHESIS_PROFILE=ci in .ci/run): the full count of examples.
 hypothesis_settings.register_profile("ci", max_examples=2000, deadline=None, print_blob=True)
@@ -196,13 +199,13 @@ def _is_transactional(request: pytest.FixtureRequest) -> bool:
 
 @pytest.fixture(autouse=True)
 def _empty_audit_log_after_transactional_tests(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The audit table refuses DELETE (securegather.appendonly), and a transactional test ends
+    """The audit table refuses DELETE (audit.appendonly), and a transactional test ends
     with a flush that deletes every row. So, after such a test only, lift the triggers, empty the
     audit table, and put them back before the flush: every test runs under the triggers."""
     yield
     if not _is_transactional(request):
         return
-    from securegather import appendonly
+    from audit import appendonly
 
     appendonly.drop_triggers(connection)
     with connection.cursor() as cursor:
@@ -237,3 +240,36 @@ def ops_client(ops_user) -> Client:
     from securegather.tests.staff import verified_client
 
     return verified_client(ops_user)
+
+
+# Calls made with known digits, for tests that look for those digits where they must not be.
+CARD, PIN = "7391", "2846"  # the account's, typed on the verified call
+WRONG_PIN = "5082"  # typed on the not-found call
+STRAY_CARD = "6619"  # typed on a call that hung up before its PIN: sealed, then wiped
+OPEN_CARD = "4470"  # typed on a call still waiting for its PIN: sealed on the session
+PLANTED = (CARD, PIN, WRONG_PIN, STRAY_CARD, OPEN_CARD)
+
+
+@pytest.fixture
+def calls_made(call, superuser):
+    account = Account(number="AC55500011")
+    account.set_credentials(CARD, PIN)
+    account.save()
+    for n, (card, pin, hang_up) in enumerate(
+        [
+            (CARD, PIN, True),
+            (CARD, WRONG_PIN, True),
+            (STRAY_CARD, None, True),
+            (OPEN_CARD, None, False),
+        ]
+    ):
+        call.call_sid = CALL_SID[:-2] + f"{n:02d}"
+        call.start()
+        call.card(card)
+        call.card("12")  # an invalid entry at the PIN prompt, audited as out of order or invalid
+        if pin:
+            call.pin(pin)
+        if hang_up:
+            call.status()
+    for staff in ("pat", "quinn"):
+        User.objects.create_user(staff, password="another long password")

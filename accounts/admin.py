@@ -7,7 +7,6 @@ to its last 2 digits."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django import forms
@@ -18,13 +17,11 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from accounts.models import Account, Lockout
-from securegather.admin_site import StrictListAdmin, ViewsAudited, sealed_column
-from securegather.models import AuditEvent, mask_phone
-from securegather.staff_audit import record_staff_action
+from accounts.models import Account, Lockout, is_four_digits
+from audit.models import AuditEvent, mask_phone
+from staff.admin_site import StrictListAdmin, ViewsAudited, sealed_column
+from staff.auditing import record_staff_action
 
-# ASCII digits only: str.isdigit() and \d accept "١٢٣٤" and "¹²³⁴".
-FOUR_DIGITS = re.compile(r"[0-9]{4}")
 # Form-only fields: the model's own card_last4 and pin hold tokens and are not editable.
 CREDENTIALS = ("new_card_last4", "new_pin")
 
@@ -62,7 +59,7 @@ class AccountForm(forms.ModelForm):
         cleaned = self.cleaned_data
         given = [name for name in CREDENTIALS if cleaned.get(name)]
         for name in given:
-            if not FOUR_DIGITS.fullmatch(cleaned[name]):
+            if not is_four_digits(cleaned[name]):
                 # The message never repeats what was typed.
                 self.add_error(name, "Enter exactly 4 digits 0-9.")
         if len(given) == 1:

@@ -19,8 +19,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import E164, Lockout
+from audit.models import AuditEvent
 from securegather import statements
-from securegather.models import AuditEvent
 
 # Only a dialable (E164) number is a caller of its own. "anonymous", "client:…" and withheld
 # numbers would all share one counter, and one caller's failures would lock all of them out.

@@ -12,13 +12,22 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
+from audit.models import AuditEvent, mask_phone
+from keys.keyring import get_keyring
+from keys.sealed import DigestField, SealedField, SealedFieldsMixin
 from securegather import statements
-from securegather.keyring import get_keyring
-from securegather.models import AuditEvent, mask_phone
-from securegather.sealed import DigestField, SealedField, SealedFieldsMixin
 
 CARD_PURPOSE = "accounts.Account.card_last4"
 PIN_PURPOSE = "accounts.Account.pin"
+
+
+# A card's last 4 and a PIN are 4 ASCII digits: str.isdigit() and \d accept "١٢٣٤" and "¹²³⁴",
+# which are not keypad presses.
+FOUR_DIGITS = re.compile(r"[0-9]{4}")
+
+
+def is_four_digits(value: str) -> bool:
+    return FOUR_DIGITS.fullmatch(value) is not None
 
 
 # A dialable number in E.164: "+" and 7 to 15 digits, the first not 0.
@@ -189,7 +198,7 @@ class Lockout(models.Model):
             )
 
     def _audit(self, event: str, outcome: str, **detail: Any) -> None:
-        from securegather.staff_audit import served  # it imports the admin's models
+        from staff.auditing import served  # it imports the admin's models
 
         # A lock is taken in the middle of a call's step (or a staff lift): its origin is the
         # request being served, which the resolver that counts failures is not handed.

@@ -19,7 +19,7 @@ from django.utils.module_loading import import_string
 
 from accounts import lockout
 from accounts.models import Account
-from securegather.models import AuditEvent
+from audit.models import AuditEvent
 
 logger = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ def main() -> None:
     django.setup()
     from django.db import transaction
 
-    from securegather import auditchain
-    from securegather.models import AuditEvent
+    from audit import chain as auditchain
+    from audit.models import AuditEvent
 
     print(f"{args.db}; {machine()}")
     started = time.perf_counter()

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bench.server import machine
-from securegather.keyring import Keyring, parse_entries
+from keys.keyring import Keyring, parse_entries
 
 CONTEXT = "calls.CallSession.card:CA" + "ab" * 16
 DIGITS = "8264"

@@ -98,7 +98,7 @@ class CallerThread:
 
 def audit_rows(url: str) -> int:
     """The calls' rows: not seed_demo's, nor the server's start and stop."""
-    query = "SELECT count(*) FROM securegather_auditevent WHERE channel = 'voice'"
+    query = "SELECT count(*) FROM audit_auditevent WHERE channel = 'voice'"
     with psycopg.connect(url) as connection:
         row = connection.execute(query).fetchone()
     return row[0] if row else 0

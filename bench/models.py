@@ -7,7 +7,7 @@ from django.db import models
 
 
 class FloorHead(models.Model):
-    """A chain's head: the one row every append locks, as securegather.AuditChainHead."""
+    """A chain's head: the one row every append locks, as audit.AuditChainHead."""
 
     ID = 1
     mac = models.CharField(max_length=100, blank=True)

@@ -40,7 +40,7 @@ def entry_costs(step: Step, number: int = 5000) -> tuple[float, float]:
     from django.http import QueryDict
     from django.test import RequestFactory
 
-    from securegather.webhooks import has_valid_signature
+    from calls.webhooks import has_valid_signature
 
     request = RequestFactory(HTTP_HOST="127.0.0.1").post(
         step.path,

@@ -9,9 +9,9 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from audit.models import AuditEvent, mask_phone
 from calls.models import CallSession
-from securegather.admin_site import ReadOnlyAdmin, ViewsAudited, sealed_column
-from securegather.models import AuditEvent, mask_phone
+from staff.admin_site import ReadOnlyAdmin, ViewsAudited, sealed_column
 
 # The audit rows shown on a call's page; the audit log's own page has the rest.
 TRAIL_ROWS = 50
@@ -63,7 +63,7 @@ class CallSessionAdmin(ViewsAudited, ReadOnlyAdmin):
     @admin.display(description="audit trail")
     def audit_trail(self, obj: CallSession) -> str:
         rows = AuditEvent.objects.filter(call_sid=obj.call_sid).order_by("id")[:TRAIL_ROWS]
-        url = reverse("admin:securegather_auditevent_changelist")
+        url = reverse("admin:audit_auditevent_changelist")
         lines = format_html_join(
             "",
             "<li>{} {} ({})</li>",

@@ -10,9 +10,9 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 
+from calls.languages import django_language
 from calls.models import CallSession, is_call_sid
-from securegather.languages import django_language
-from securegather.webhooks import unreadable
+from calls.webhooks import unreadable
 
 
 def call_language(request: HttpRequest) -> str:

@@ -16,23 +16,17 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts.resolvers import Resolution, resolve
+from keys.sealed import Sealed, SealedField, SealedFieldsMixin
 from securegather import statements
-from securegather.sealed import Sealed, SealedField, SealedFieldsMixin
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 # Twilio's I-Twilio-Idempotency-Token is opaque; anything else in the header is ignored.
 IDEMPOTENCY_TOKEN = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
-# ASCII only: str.isdigit() and \d accept "١٢٣٤" and "¹²³⁴", which are not keypad presses.
-FOUR_DIGITS = re.compile(r"[0-9]{4}")
 
 
 def is_call_sid(value: str) -> bool:
     return CALL_SID.fullmatch(value) is not None
-
-
-def is_four_digits(value: str) -> bool:
-    return FOUR_DIGITS.fullmatch(value) is not None
 
 
 def clean_caller(value: str) -> str:

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from accounts.resolvers import Resolution
-from securegather.languages import ENGLISH, django_language, say_attributes, spanish
+from calls.languages import ENGLISH, django_language, say_attributes, spanish
 
 
 def _say(response: VoiceResponse | Gather, text: str) -> None:

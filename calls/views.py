@@ -22,7 +22,11 @@ from django.views.decorators.http import require_POST
 from twilio.twiml.voice_response import VoiceResponse
 
 from accounts import lockout
+from accounts.models import is_four_digits
 from accounts.resolvers import Locked, ResolverUnavailable
+from audit import chain as auditchain
+from audit.models import AuditEvent
+from calls import languages
 from calls import twiml as say
 from calls.models import (
     CallSession,
@@ -30,12 +34,8 @@ from calls.models import (
     clean_caller,
     clean_idempotency_token,
     is_call_sid,
-    is_four_digits,
 )
-from securegather import auditchain, languages, statements
-from securegather.models import AuditEvent
-from securegather.redaction import describe
-from securegather.webhooks import (
+from calls.webhooks import (
     View,
     apology,
     audit_malformed,
@@ -48,6 +48,8 @@ from securegather.webhooks import (
     unreadable,
     unreadable_refusal,
 )
+from keys.redaction import describe
+from securegather import statements
 
 logger = logging.getLogger(__name__)
 Event, Outcome = AuditEvent.Event, AuditEvent.Outcome

@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
+from keys.keyring import TUTORIAL_SAMPLE_KEY
 from legacy.ciphertext import LegacyKeyError, legacy_key
-from securegather.keyring import TUTORIAL_SAMPLE_KEY
 
 
 @register()

@@ -27,12 +27,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
+from accounts.models import is_four_digits
 from accounts.resolvers import Locked, ResolverUnavailable, resolve
-from calls.models import is_four_digits
+from audit.models import AuditEvent
+from calls.webhooks import UNREADABLE, View, audit_failure, unreadable
 from legacy import ciphertext
 from legacy.models import AcceptedCiphertext
-from securegather.models import AuditEvent
-from securegather.webhooks import UNREADABLE, View, audit_failure, unreadable
 
 Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
 FIELDS = ("encryptedCardDigits", "encryptedPinDigits")

@@ -6,7 +6,7 @@ with the Auth Token from the Twilio Console.
 
 import secrets
 
-from securegather.keyring import new_key_entry
+from keys.keyring import new_key_entry
 
 
 def main() -> None:

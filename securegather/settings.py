@@ -26,28 +26,30 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 INSTALLED_APPS = [
     "django.contrib.admin",
     # Before django.contrib.auth and django.contrib.sessions: of two apps' commands of one name,
-    # the earlier app's runs, and securegather's changepassword, createsuperuser and
-    # clearsessions are the audited ones.
-    "securegather",
+    # the earlier app's runs, and staff's changepassword, createsuperuser and clearsessions are
+    # the audited ones.
+    "staff",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "keys",
+    "audit",
     "accounts",
     "calls",
     "legacy",
 ]
 
 MIDDLEWARE = [
-    "securegather.middleware.HealthCheckMiddleware",
+    "calls.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "securegather.middleware.StaffSessionMiddleware",
+    "staff.middleware.StaffSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "securegather.middleware.StaffAuditMiddleware",
+    "staff.middleware.StaffAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "calls.middleware.CallLanguageMiddleware",
@@ -74,17 +76,15 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 # Opening a PostgreSQL connection costs more than a whole call step: keep it across requests.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=600)
-# Checked before each request's first query, so that a restarted server costs no caller a step;
-# securegather/backends/postgresql/base.py makes the check cost no round trip.
+# Checked before each request's first query (SELECT 1), so that a restarted server costs no caller
+# a step.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"]["ENGINE"] = "securegather.backends.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Django's, with writers queued on a lock file (securegather/backends/sqlite/base.py says why).
-    DATABASES["default"]["ENGINE"] = "securegather.backends.sqlite"
-    # Several gunicorn workers share one SQLite file: wait for the write lock instead of failing.
-    # WAL lets readers go on during a write; synchronous=NORMAL is durable across a process crash
-    # and costs one fsync per checkpoint instead of one per commit.
+    # Several gunicorn workers share one SQLite file: each transaction takes the write lock at
+    # BEGIN (IMMEDIATE), so two steps never both read and then fail to upgrade, and a writer waits
+    # up to 20 s for it instead of failing. WAL lets readers go on during a write;
+    # synchronous=NORMAL is durable across a process crash and costs one fsync per checkpoint
+    # instead of one per commit.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "timeout": 20,
@@ -133,7 +133,7 @@ SECUREGATHER_RESOLVER = env.str(
 # and the <Say language>: en-US, es-MX or es-ES.
 SECUREGATHER_LANGUAGE = env.str("SECUREGATHER_LANGUAGE", default="en-US")
 # The <Say voice> per language, e.g. "es-MX=Polly.Andres,en-US=Polly.Joanna", over the defaults
-# (securegather.languages.DEFAULT_VOICES); "es-ES=" leaves that language to the account's voice.
+# (calls.languages.DEFAULT_VOICES); "es-ES=" leaves that language to the account's voice.
 SECUREGATHER_VOICES = env.str("SECUREGATHER_VOICES", default="")
 # true: open each call with "For English press 1, para español oprima 2".
 SECUREGATHER_OFFER_LANGUAGES = env.bool("SECUREGATHER_OFFER_LANGUAGES", default=False)
@@ -177,13 +177,13 @@ SECUREGATHER_SESSION_RETENTION = env.int("SECUREGATHER_SESSION_RETENTION", defau
 # manage.py migrate records each run that changes the schema (securegather's migrate command).
 SECUREGATHER_AUDIT_MIGRATE = True
 # Error reports (DEBUG page, error mails) never show request data or local variables, DEBUG or not.
-DEFAULT_EXCEPTION_REPORTER = "securegather.redaction.WebhookExceptionReporter"
-DEFAULT_EXCEPTION_REPORTER_FILTER = "securegather.redaction.WebhookReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "keys.redaction.WebhookExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "keys.redaction.WebhookReporterFilter"
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_digits": {"()": "securegather.redaction.RedactDigitsFilter"}},
+    "filters": {"redact_digits": {"()": "keys.redaction.RedactDigitsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {
@@ -202,7 +202,7 @@ LOGGING = {
 # --- Staff admin: a second factor, lockout, idle sign-out (PCI DSS v4.0 8.3, 8.4, 8.2.8) ----
 # The admin site is django-otp's: a password alone does not reach it (a TOTP device is needed;
 # `manage.py enrol_totp USERNAME` makes one).
-INSTALLED_APPS[INSTALLED_APPS.index("django.contrib.admin")] = "securegather.apps.StaffAdminConfig"
+INSTALLED_APPS[INSTALLED_APPS.index("django.contrib.admin")] = "staff.apps.StaffAdminConfig"
 INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "axes"]
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
@@ -227,7 +227,7 @@ AXES_RESET_ON_SUCCESS = True
 # stored and counted under an existing user's name or a keyed digest of what was typed, and the
 # submitted username is masked in the POST data it keeps and in its log lines (axes always masks
 # the password). Addresses stay readable: they are what an investigation starts from.
-AXES_USERNAME_CALLABLE = "securegather.staff_audit.axes_username"
+AXES_USERNAME_CALLABLE = "staff.auditing.axes_username"
 AXES_SENSITIVE_PARAMETERS = ["username", "otp_token"]
 AXES_VERBOSE = False  # no banner on every manage.py command
 # 15 idle minutes end a staff session (8.2.8): each request pushes the expiry forward.

@@ -8,8 +8,8 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Account
 from accounts.resolvers import resolve
+from audit.models import AuditEvent
 from conftest import standalone
-from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

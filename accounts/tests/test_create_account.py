@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 
 from accounts.models import Account
 from accounts.resolvers import resolve
-from securegather.models import AuditEvent
+from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from django.test import override_settings
 from accounts import lockout
 from accounts.models import Account, Lockout
 from accounts.resolvers import Locked, resolve
+from audit.models import AuditEvent
 from conftest import START
-from securegather.models import AuditEvent
 
 CALLER = "+15005550006"
 
@@ -266,7 +266,7 @@ def test_concurrent_guesses_cannot_slip_past_the_limit(demo_account):
 
 @pytest.mark.django_db
 def test_unknown_card_and_wrong_pin_cost_the_same_keyed_work(demo_account):
-    from securegather.keyring import Keyring
+    from keys.keyring import Keyring
 
     def keyed_work(card, pin):
         with mock.patch.object(Keyring, "digest", autospec=True, side_effect=real) as digest:

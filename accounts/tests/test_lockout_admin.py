@@ -3,7 +3,7 @@ from django.contrib.auth.models import Permission
 
 from accounts.models import Lockout
 from accounts.resolvers import resolve
-from securegather.models import AuditEvent
+from audit.models import AuditEvent
 from securegather.tests.staff import make_staff, verified_client
 
 pytestmark = pytest.mark.django_db

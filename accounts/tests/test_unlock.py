@@ -3,7 +3,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import Lockout
 from accounts.resolvers import resolve
-from securegather.models import AuditEvent
+from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,7 @@
 import pytest
 
+from audit.models import AuditEvent
 from calls.models import CallSession
-from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +46,7 @@ def test_viewing_a_call_is_audited_with_the_staff_member(ops_client, session_mid
 def test_the_page_lists_the_calls_audit_trail(ops_client, session_mid_call):
     page = ops_client.get(f"{CHANGELIST}{session_mid_call.pk}/change/").content.decode()
     assert "call_started (info)" in page and "card_entered (success)" in page
-    assert f"/admin/securegather/auditevent/?q={session_mid_call.call_sid}" in page
+    assert f"/admin/audit/auditevent/?q={session_mid_call.call_sid}" in page
 
 
 def test_the_audit_trail_holds_only_that_calls_rows(ops_client, session_mid_call):

@@ -1,8 +1,8 @@
 import pytest
 
+from audit.models import AuditEvent
 from calls.models import CallSession
 from calls.tests.twiml import gather, hangs_up, parse, spoken
-from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -24,7 +24,7 @@ CARD, PIN = "8264", "5937"
 # Where each step is made to fail: deep enough that the digits are in the frames' locals.
 FAULTS = {
     "": "accounts.lockout.caller_lock",
-    "language/": "securegather.languages.for_keypress",
+    "language/": "calls.languages.for_keypress",
     "card/": "calls.models.CallSession.accept_card",
     "pin/": "accounts.lockout.Counters.hold",
     "status/": "calls.models.CallSession.end",

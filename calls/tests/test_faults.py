@@ -4,9 +4,9 @@ import pytest
 from django.db import OperationalError, connection
 
 from accounts.models import Lockout
+from audit.models import AuditEvent
 from calls.models import CallSession
 from calls.tests.twiml import hangs_up, spoken
-from securegather.models import AuditEvent
 
 APOLOGY = "Sorry, we cannot take your details right now. Please call again later. Goodbye."
 TRY_LATER = "Sorry, we cannot check your details right now. Please try later. Goodbye."

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from accounts.resolvers import Resolution
+from calls import languages
 from calls import twiml as say
+from calls.webhooks import apology
 from conftest import ACCOUNT_SID, CALL_SID
-from securegather import languages
-from securegather.webhooks import apology
 
 ROUTES = [
     "/voice/",

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
+from audit import chain as auditchain
+from audit.models import AuditEvent
 from conftest import ACCOUNT_SID, CALL_SID
-from securegather import auditchain
-from securegather.models import AuditEvent
 
 ROUTES = [
     "/voice/",

@@ -1,9 +1,9 @@
 import pytest
 
+from audit.models import AuditEvent
 from calls.models import CallSession
 from calls.tests.twiml import gather, spoken
 from conftest import CALL_SID, CALLER
-from securegather.models import AuditEvent
 
 
 @pytest.mark.django_db

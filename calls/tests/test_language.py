@@ -8,9 +8,9 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
+from audit.models import AuditEvent
 from calls.models import CallSession
 from calls.tests.twiml import gather, parse, spoken
-from securegather.models import AuditEvent
 
 pytestmark = [pytest.mark.django_db]
 ENGLISH_CARD = "Please enter last 4 digits of your payment card number."

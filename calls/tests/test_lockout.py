@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 
 from accounts.resolvers import resolve
+from audit.models import AuditEvent
 from calls.models import CallSession
 from calls.tests.twiml import gather, hangs_up, spoken
 from conftest import CALLER
-from securegather.models import AuditEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 LOCKED = "Sorry, there have been too many attempts. Please try again later. Goodbye."

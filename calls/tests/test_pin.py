@@ -4,9 +4,9 @@ import pytest
 from django.test import override_settings
 
 from accounts.resolvers import Locked, ResolverUnavailable
+from audit.models import AuditEvent
 from calls.models import CallSession
 from calls.tests.twiml import gather, hangs_up, spoken
-from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

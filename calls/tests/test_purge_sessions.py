@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from accounts.models import Lockout
 from accounts.resolvers import resolve
+from audit.models import AuditEvent
 from calls.management.commands import purge_sessions as purge
 from calls.management.commands.purge_sessions import purge_sessions
 from calls.models import CallSession
 from conftest import START
-from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

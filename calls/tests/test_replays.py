@@ -6,10 +6,10 @@ import pytest
 from django.db import connection
 
 from accounts.models import Lockout
+from audit.models import AuditEvent
 from calls.models import CallSession
 from calls.tests.twiml import gather, spoken
 from conftest import TwilioClient
-from securegather.models import AuditEvent
 
 TOKEN = "HEADER"
 

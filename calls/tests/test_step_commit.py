@@ -3,11 +3,11 @@
 import pytest
 from django.db import connection, transaction
 
+from audit import chain as auditchain
+from audit.models import AuditEvent
 from calls.models import CallSession
 from calls.tests.test_faults import APOLOGY, refuse
 from calls.tests.twiml import spoken
-from securegather import auditchain
-from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.postgres
 
@@ -30,7 +30,7 @@ def test_the_audit_insert_carries_the_commit_and_the_step_is_stored(call, demo_a
     with connection.execute_wrapper(sent):
         call.card("1234")
     last = sent.sql[-1]
-    assert 'INSERT INTO "securegather_auditevent"' in last and last.endswith("; COMMIT")
+    assert 'INSERT INTO "audit_auditevent"' in last and last.endswith("; COMMIT")
     assert connection.connection.info.transaction_status.name == "IDLE"
     assert CallSession.objects.get().state == CallSession.State.AWAITING_PIN
     assert AuditEvent.objects.filter(event="card_entered").exists()

@@ -6,9 +6,9 @@ import pytest
 from django.test import override_settings
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from calls.models import CallSession
 from calls.tests.twiml import gather, parse, spoken
-from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

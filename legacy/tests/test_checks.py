@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from keys.keyring import TUTORIAL_SAMPLE_KEY
 from legacy.checks import check_legacy_key
-from securegather.keyring import TUTORIAL_SAMPLE_KEY
 
 
 def ids(settings, key: str, token: str = "a-token", debug: bool = False) -> list[str]:  # noqa: S107

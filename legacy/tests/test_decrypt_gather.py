@@ -17,9 +17,9 @@ from django.utils import timezone
 from django.views.debug import ExceptionReporter
 
 from accounts.resolvers import Locked, ResolverUnavailable
+from audit.models import AuditEvent
 from legacy.models import AcceptedCiphertext
 from legacy.views import decrypt_gather
-from securegather.models import AuditEvent
 
 URL = "/api/decrypt-gather"
 LEGACY_KEY = "5e" * 32

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 from django.db import connection
 
-from securegather import appendonly
-from securegather.models import AuditEvent
+from audit import appendonly
+from audit.models import AuditEvent
 
 
 @contextmanager

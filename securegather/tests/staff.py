@@ -8,7 +8,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from securegather.roles import ensure_ops_group
+from staff.roles import ensure_ops_group
 
 PASSWORD = "correct horse battery staple"
 

@@ -7,9 +7,10 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 from django.utils import timezone
 
-from securegather.checks import check_keyring, check_keys_in_database, check_twilio
-from securegather.keyring import TUTORIAL_SAMPLE_KEY, get_keyring
-from securegather.models import KeyRecord
+from calls.checks import check_twilio
+from keys.checks import check_keyring, check_keys_in_database
+from keys.keyring import TUTORIAL_SAMPLE_KEY, get_keyring
+from keys.models import KeyRecord
 
 
 def ids(errors):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from securegather.keyring import new_key_entry
+from keys.keyring import new_key_entry
 from securegather.tests.hosts import manage_with
 
 BASE_DIR = Path(settings.BASE_DIR)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from keys.keyring import parse_entries
 from securegather import devenv
-from securegather.keyring import parse_entries
 
 
 def written(capsys) -> dict[str, str]:

@@ -82,8 +82,7 @@ def service_rows(database: Path) -> list[tuple[str, int]]:
     """The server's rows: its start, reload and stop (migrate's row comes before them)."""
     with closing(sqlite3.connect(database)) as db:
         query = (
-            "SELECT event, detail FROM securegather_auditevent"
-            " WHERE event LIKE 'service_%' ORDER BY id"
+            "SELECT event, detail FROM audit_auditevent WHERE event LIKE 'service_%' ORDER BY id"
         )
         return [(event, json.loads(detail)["pid"]) for event, detail in db.execute(query)]
 

@@ -8,9 +8,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Lockout
+from audit.models import AuditEvent
 from calls.models import CallSession
 from securegather import statements
-from securegather.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

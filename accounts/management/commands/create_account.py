@@ -6,11 +6,10 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
-from accounts.models import Account
-from calls.models import is_four_digits
-from securegather.commands import DatabaseCommand
-from securegather.models import AuditEvent
-from securegather.staff_audit import record_command
+from accounts.models import Account, is_four_digits
+from audit.models import AuditEvent
+from keys.commands import DatabaseCommand
+from staff.auditing import record_command
 
 
 def ask_four_digits(label: str) -> str:

@@ -5,7 +5,7 @@ from django.db import transaction
 
 from accounts.management.commands.create_account import record_account_command
 from accounts.models import Account
-from securegather.commands import DatabaseCommand
+from keys.commands import DatabaseCommand
 
 # The tutorial's demo caller: card ending 1234, PIN 4321.
 DEMO_NUMBER, DEMO_BALANCE, DEMO_CARD, DEMO_PIN = "AC12345678", Decimal("12.55"), "1234", "4321"

@@ -21,11 +21,11 @@ from django.utils import timezone
 
 from accounts import lockout
 from accounts.models import Lockout
+from audit.chain import batched
+from audit.models import AuditEvent
 from calls.models import CallSession
-from securegather import staff_audit
-from securegather.auditchain import batched
-from securegather.commands import DatabaseCommand
-from securegather.models import AuditEvent
+from keys.commands import DatabaseCommand
+from staff import auditing as staff_audit
 
 # Rows per batch; a batch's UPDATE or DELETE lists their keys, which keeps it under the 999
 # parameters an older SQLite build allows in one statement.

@@ -20,9 +20,9 @@ from django.test import Client
 from django.utils import translation
 from twilio.request_validator import RequestValidator
 
-from securegather.commands import DatabaseCommand
-from securegather.languages import SAY_LANGUAGES, django_language
-from securegather.webhooks import apology
+from calls.languages import SAY_LANGUAGES, django_language
+from calls.webhooks import apology
+from keys.commands import DatabaseCommand
 
 # A webhook answer is final after a handful of steps; a loop longer than this is a bug.
 MAX_REQUESTS = 20

@@ -1,0 +1,394 @@
+"""The audit log's hash chain: each row's HMAC covers its content and the previous row's MAC.
+
+A row's ``mac`` is ``kid:hex``: HMAC-SHA256 under the ``audit`` subkey of the keyring's primary
+key at the time it was written, over the row's canonical content and ``prev_mac`` (the MAC of the
+row before it, by id). Editing a row breaks its own MAC; deleting one breaks the link of the row
+after it; a row inserted out of band has no valid MAC, since the key is not in the database.
+
+Each row stores the previous MAC as well as its own, so a verifier that lacks an old key (retired
+from the ring) still checks every later link: a row's MAC needs only its own key, and the link is
+a comparison of stored values. Rows under a missing key are reported as unverifiable, not as
+tampered with.
+
+Appends are serialised so that two writers cannot both link to the same row: each locks the
+chain's head (``AuditChainHead``, the newest row's MAC) until its transaction ends, on PostgreSQL
+with SELECT ... FOR UPDATE, on SQLite by the write lock that ``BEGIN IMMEDIATE`` takes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+
+from keys.keyring import Key, get_keyring
+from keys.sealed import record_key_use
+from securegather import statements
+
+if TYPE_CHECKING:
+    from audit.models import AuditChainHead, AuditEvent
+
+PURPOSE = b"securegather.AuditEvent|"
+# The fields a MAC covers, in this order. Appending a field to the model means appending it here
+# (rows written before keep verifying only if the new field's empty value is left out for them).
+CHAINED_FIELDS = (
+    "created_at",
+    "event",
+    "outcome",
+    "channel",
+    "actor",
+    "call_sid",
+    "caller",
+    "account_number",
+    "key_id",
+    "origin_ip",
+    "user_agent",
+    "detail",
+)
+
+
+@lru_cache(maxsize=16)
+def _audit_key(key: Key) -> bytes:
+    return key.subkey("audit")
+
+
+def _canonical_ip(value: str | None) -> str:
+    # PostgreSQL's inet and Python spell some IPv6 forms differently: compare parsed addresses.
+    return str(ipaddress.ip_address(value)) if value else ""
+
+
+def _canonical_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def canonical(event: AuditEvent) -> bytes:
+    """The bytes a row's MAC covers: its content and the MAC of the row before it."""
+    values: dict[str, Any] = {name: getattr(event, name) for name in CHAINED_FIELDS}
+    values["created_at"] = _canonical_time(event.created_at)
+    values["origin_ip"] = _canonical_ip(event.origin_ip)
+    values["prev_mac"] = event.prev_mac
+    return json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+
+
+def compute_mac(event: AuditEvent, key: Key) -> str:
+    digest = hmac.new(_audit_key(key), PURPOSE + canonical(event), hashlib.sha256).hexdigest()
+    return f"{key.kid}:{digest}"
+
+
+# The rows a batched() block has recorded and not yet appended; None outside such a block.
+_pending: ContextVar[list[AuditEvent] | None] = ContextVar("audit_pending", default=None)
+
+
+@contextmanager
+def batched(*, commit: bool = False) -> Iterator[None]:
+    """Hold the audit rows a block records and append them together when it ends without error.
+
+    A call step records one to three rows: appending them at once costs one locked read of the
+    chain's head and one INSERT, and the lock (held until commit) is taken at the step's end
+    instead of across it — a resolver's round trip included. Use it inside the step's
+    transaction; a block that raises appends nothing, as its transaction rolls back anyway.
+
+    ``commit``: the block's end is its outermost transaction's end, so on PostgreSQL the INSERT
+    carries the COMMIT: one round trip fewer, and the chain's lock is let go that much sooner.
+    """
+    rows: list[AuditEvent] = []
+    token = _pending.set(rows)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+    if rows:
+        _append_all(rows, commit=commit)
+
+
+def append(event: AuditEvent) -> AuditEvent:
+    """Link ``event`` to the newest row, sign it with the primary key and insert it.
+
+    Inside a batched() block the row is held and appended with the block's others at its end.
+    """
+    if (pending := _pending.get()) is not None:
+        pending.append(event)
+    else:
+        _append_all([event])
+    return event
+
+
+def _head() -> QuerySet[AuditChainHead]:
+    from audit.models import AuditChainHead
+
+    return AuditChainHead.objects.select_for_update().filter(pk=AuditChainHead.ID)
+
+
+# The chain's head, locked: the MAC the next row links to.
+_HEAD = statements.Query(_head)
+
+
+def _locked_head() -> AuditChainHead:
+    from audit.models import AuditChainHead, AuditEvent
+
+    if (head := _HEAD.first()) is None:
+        # Migration 0005 creates the row; a flushed database (a test's) has none. It starts
+        # again at the newest row, and a racing writer's copy wins.
+        newest = AuditEvent.objects.order_by("-id").values_list("mac", flat=True).first()
+        AuditChainHead.objects.bulk_create(
+            [AuditChainHead(id=AuditChainHead.ID, mac=newest or "")], ignore_conflicts=True
+        )
+        head = _HEAD.first()
+    return head
+
+
+def _append_all(events: list[AuditEvent], *, commit: bool = False) -> None:
+    ring = get_keyring()
+    if not ring.recorded:
+        # Once a process: the database learns the key ids that sign, so that a verifier can tell a
+        # key that has left the ring from one that never existed (a forger's).
+        record_key_use(ring)
+    key = ring.primary
+    # No savepoint of its own inside a step's transaction: nothing here is worth rolling back
+    # alone, and a savepoint is two more round trips per append. The head's UPDATE is held
+    # (deferring) and goes with the INSERT: one round trip for both on PostgreSQL.
+    with transaction.atomic(savepoint=False), statements.deferring():
+        # Locked until the enclosing transaction ends, so no other append links to this MAC.
+        head = _locked_head()
+        previous = head.mac
+        for event in events:
+            event.prev_mac = previous
+            event.mac = previous = compute_mac(event, key)
+        head.mac = previous
+        statements.update(head)
+        # One INSERT, rows in list order, so ids follow the chain.
+        statements.insert(events, commit=commit)
+
+
+@dataclass
+class Problem:
+    row_id: int
+    reason: str
+
+    def __str__(self) -> str:
+        # Row 0 is none: the log has no row left.
+        return f"row {self.row_id}: {self.reason}" if self.row_id else f"its end: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where a verification ended, kept outside the database: the newest row it checked.
+
+    The chain alone cannot show rows cut off its newest end, nor can the database, whose owner
+    could cut them; an anchor kept where that owner cannot write (a file on the host that runs
+    the check) can: the next check finds its row gone or changed.
+    """
+
+    row_id: int
+    mac: str
+
+    def __str__(self) -> str:
+        return f"{self.row_id} {self.mac}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """The anchor ``str()`` wrote. Raises ValueError for anything else."""
+        row_id, mac = text.split()
+        if not (row_id.isascii() and row_id.isdigit() and ":" in mac):
+            raise ValueError("not an anchor")
+        return cls(int(row_id), mac)
+
+
+@dataclass
+class Report:
+    """What a verification found. ``problems`` are tampering; a missing key is not."""
+
+    checked: int = 0
+    first_id: int | None = None
+    last_id: int | None = None
+    last_mac: str = ""
+    problems: list[Problem] = field(default_factory=list)
+    # key id → rows signed under it that this keyring cannot check.
+    unverifiable: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_problem(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    @property
+    def anchor(self) -> Anchor | None:
+        """The newest row checked, for the next check to start from; None for an empty log."""
+        return None if self.last_id is None else Anchor(self.last_id, self.last_mac)
+
+
+def known_key_ids() -> set[str]:
+    """Every key id this deployment has used (keys.KeyRecord), in the ring or not."""
+    from keys.models import KeyRecord
+
+    return set(KeyRecord.objects.values_list("kid", flat=True))
+
+
+def verify(
+    rows: Iterable[AuditEvent],
+    known: set[str] | None = None,
+    *,
+    head: str = "",
+    anchor: Anchor | None = None,
+    resume: bool = False,
+) -> Report:
+    """Check every row's MAC and link, in id order. Finds every problem, first one first.
+
+    ``head``: the chain head's MAC, read before the rows: some row must have it, or rows were cut
+    off the end (and the head not moved back with them). ``anchor``: where an earlier check
+    ended: its row must still be there, as it was. ``resume``: ``rows`` start at the anchor's
+    row, whose link to the row before it that check verified; any other first row must link to
+    the anchor.
+
+    A row under a key id the ring lacks is forged if the id is not ``known`` (a forger could
+    otherwise sign under a made-up id). If it is known — a key that has left the ring — the row
+    is unverifiable, provided a key rotation the ring can verify (``key_rotated``, which
+    rotate_keys records under the new key) comes after it: keys only move forward, so rows under
+    a dropped key belong before the rotation that replaced it. Without that anchor, whoever can
+    write to the database could rewrite the whole log under the id of a dropped key.
+    """
+    if resume and anchor is None:
+        raise ValueError("a resumed check needs the anchor it resumes from")
+    resumed_at = anchor if resume else None
+    ring = get_keyring()
+    known = known_key_ids() if known is None else known
+    report = Report()
+    previous = resumed_at.mac if resumed_at is not None else ""
+    # Rows under a dropped key not yet followed by a verified rotation: (row id, key id).
+    pending: list[tuple[int, str]] = []
+    head_found = anchor_found = False
+    previous_id: int | None = None  # the row checked before this one: where to look for a gap
+    for row in rows:
+        report.checked += 1
+        if report.first_id is None:
+            report.first_id = row.id
+            if resumed_at is not None and row.id == resumed_at.row_id:
+                previous = row.prev_mac
+        report.last_id, report.last_mac = row.id, row.mac
+        head_found = head_found or row.mac == head
+        if anchor is not None and row.id == anchor.row_id:
+            anchor_found = True
+            if row.mac != anchor.mac:
+                report.problems.append(
+                    Problem(row.id, "is not the row the last check ended at: rewritten from here")
+                )
+        kid, _, digest = row.mac.partition(":")
+        key = ring.key_for_audit(kid) if digest else None
+        if not digest:
+            report.problems.append(Problem(row.id, "has no MAC: written outside the audit log"))
+        elif key is not None and not hmac.compare_digest(compute_mac(row, key), row.mac):
+            report.problems.append(
+                Problem(row.id, "its MAC does not match its content: edited or forged")
+            )
+        elif key is None and kid not in known:
+            report.problems.append(
+                Problem(row.id, f"signed under key id {kid!r}, which was never in use: forged")
+            )
+        elif row.prev_mac != previous:
+            # The row is as written, so the one it followed is gone, moved or replaced. Ids say
+            # where, not how many: PostgreSQL's sequence skips the ids of rolled-back inserts.
+            before = f"row {previous_id}" if previous_id is not None else "the start of the log"
+            report.problems.append(
+                Problem(
+                    row.id,
+                    f"does not follow the row before it ({before}): a row after {before} was "
+                    "deleted, or this one inserted",
+                )
+            )
+        elif key is None:
+            pending.append((row.id, kid))
+        elif row.event == "key_rotated":
+            for _, dropped in pending:
+                report.unverifiable[dropped] = report.unverifiable.get(dropped, 0) + 1
+            pending.clear()
+        previous, previous_id = row.mac, row.id
+    report.problems += [
+        Problem(
+            row_id,
+            f"signed under key id {kid!r}, which the ring lacks, and no verified key rotation "
+            "follows it: rewritten under a dropped key, or a key dropped without rotate_keys",
+        )
+        for row_id, kid in pending
+    ]
+    # Nothing from the anchor on: the anchor's problem below says it.
+    if head and not head_found and not (resumed_at is not None and report.last_id is None):
+        # Named by the newest row left: the head links past it.
+        report.problems.append(
+            Problem(
+                report.last_id,
+                "is the newest row, but the chain's head links to a later one: "
+                "rows were cut off the end",
+            )
+            if report.last_id is not None
+            else Problem(0, "no row is left, but the chain's head links to one: all were cut off")
+        )
+    if anchor is not None and not anchor_found:
+        report.problems.append(
+            Problem(anchor.row_id, "is gone, and the last check ended at it: rows were cut off")
+        )
+    report.problems.sort(key=lambda problem: problem.row_id)
+    return report
+
+
+def verify_log(
+    chunk_size: int = 2000, anchor: Anchor | None = None, *, from_anchor: bool = False
+) -> Report:
+    """Verify the audit table, streamed in id order, and record that it was done.
+
+    ``anchor``: where the last check ended (``Report.anchor``), kept outside the database.
+    ``from_anchor``: check only the anchor's row and those after it, written since the last
+    check: a check as long as they are. A run without it checks every row.
+    """
+    from audit.models import AuditChainHead, AuditEvent
+
+    known = known_key_ids()
+    # Read before the head: a row and the head's move to it commit together, so rows seen here
+    # mean the head read next links to one of them, unless someone deleted or emptied it.
+    written = AuditEvent.objects.exists()
+    # Read before the rows, never after: rows appended meanwhile move the head on, and the
+    # stream (which starts later) has them, so the head it was read at is among its rows.
+    head = AuditChainHead.objects.filter(pk=AuditChainHead.ID).values_list("mac", flat=True)
+    head_mac = head.first() or ""
+    rows = AuditEvent.objects.order_by("id")
+    start = anchor.row_id if from_anchor and anchor is not None else None
+    if start is not None:
+        rows = rows.filter(id__gte=start)
+    stream = rows.iterator(chunk_size=chunk_size)
+    report = verify(stream, known, head=head_mac, anchor=anchor, resume=start is not None)
+    if written and not head_mac:
+        report.problems.append(
+            Problem(
+                report.last_id or 0,
+                "rows were written, but the chain's head is deleted or empty: rows cut off the "
+                "end would not show",
+            )
+        )
+    first = report.first_problem
+    AuditEvent.record(
+        AuditEvent.Event.AUDIT_VERIFIED,
+        AuditEvent.Outcome.SUCCESS if report.intact else AuditEvent.Outcome.FAILURE,
+        actor="system",
+        channel=AuditEvent.Channel.SYSTEM,
+        checked=report.checked,
+        first_id=report.first_id,
+        last_id=report.last_id,
+        problems=len(report.problems),
+        first_bad_row=first.row_id if first else None,
+        unverifiable=sum(report.unverifiable.values()),
+        anchor=anchor.row_id if anchor else None,
+    )
+    return report

@@ -1,0 +1,210 @@
+"""The audit log: one row for every step of every call and every security decision."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from django.db import models
+from django.http import HttpRequest
+from django.utils import timezone
+
+from audit.chain import append
+
+
+def mask_phone(number: str) -> str:
+    """A caller number masked to its last 2 digits: enough to correlate, not to dial."""
+    if len(number) <= 2:
+        return "*" * len(number)
+    return "*" * (len(number) - 2) + number[-2:]
+
+
+# PostgreSQL keeps no NUL character in text or jsonb (it refuses the whole row): a value from a
+# request (a path, a querystring, a user agent) may hold one, and a row must not be lost for it.
+NUL, REPLACEMENT = "\x00", "\ufffd"
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every NUL character in its strings, dict keys included, as U+FFFD."""
+    if isinstance(value, str):
+        return value.replace(NUL, REPLACEMENT)
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(item) for item in value]
+    return value
+
+
+def _ip_or_none(value: str) -> str | None:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        # A link-local peer comes with its zone ("fe80::1%eth0"), an interface of this host:
+        # the column drops it on save, so a MAC over it would never match the stored row.
+        address = ipaddress.IPv6Address(int(address))
+    return str(address)
+
+
+class AppendOnlyError(Exception):
+    """Audit rows are written once and never changed or deleted."""
+
+
+class AuditEvent(models.Model):
+    class Event(models.TextChoices):
+        # The voice call
+        CALL_STARTED = "call_started"
+        LANGUAGE_CHOSEN = "language_chosen"
+        CARD_ENTERED = "card_entered"
+        PIN_ENTERED = "pin_entered"
+        VERIFIED = "verified"
+        NOT_FOUND = "not_found"
+        INVALID_INPUT = "invalid_input"
+        RETRIES_EXHAUSTED = "retries_exhausted"
+        OUT_OF_ORDER = "out_of_order"
+        DUPLICATE_DELIVERY = "duplicate_delivery"
+        SESSION_EXPIRED = "session_expired"
+        CALL_ENDED = "call_ended"
+        # A status callback saying the call is still under way ("ringing", "in-progress"):
+        # Twilio sends those to a callback that subscribes to call progress events.
+        CALL_PROGRESS = "call_progress"
+        # A status callback for a call with no session: its first step never ran here (Twilio
+        # may call back before it, for "ringing"), or the session was purged.
+        UNKNOWN_CALL_STATUS = "unknown_call_status"
+        RESOLVER_UNAVAILABLE = "resolver_unavailable"
+        STEP_FAILED = "step_failed"
+        # Security decisions
+        SIGNATURE_REJECTED = "signature_rejected"
+        FOREIGN_ACCOUNT = "foreign_account"
+        UNAUTHORIZED = "unauthorized"
+        REPLAY_REFUSED = "replay_refused"
+        MALFORMED_REQUEST = "malformed_request"
+        LOCKED_OUT = "locked_out"
+        UNLOCKED = "unlocked"
+        # Staff and operations
+        STAFF_LOGIN = "staff_login"
+        STAFF_LOGIN_FAILED = "staff_login_failed"
+        STAFF_LOCKED_OUT = "staff_locked_out"
+        STAFF_LOGOUT = "staff_logout"
+        RECORD_VIEWED = "record_viewed"
+        RECORD_CHANGED = "record_changed"
+        # Anything changed through the admin (its LogEntry), and a staff member's own password.
+        STAFF_CHANGE = "staff_change"
+        EXPORTED = "exported"
+        SESSIONS_PURGED = "sessions_purged"
+        KEY_ROTATED = "key_rotated"
+        AUDIT_VERIFIED = "audit_verified"
+        # The web service (gunicorn's master) started, reloaded its configuration and keys, or
+        # stopped: the audit log is written only while it runs (PCI DSS 10.2.1.6).
+        SERVICE_STARTED = "service_started"
+        SERVICE_RELOADED = "service_reloaded"
+        SERVICE_STOPPED = "service_stopped"
+        # manage.py migrate applied or unapplied migrations: the schema changed (PCI DSS 10.2.1.7).
+        MIGRATED = "migrated"
+
+    class Channel(models.TextChoices):
+        VOICE = "voice"
+        API = "api"
+        ADMIN = "admin"
+        SYSTEM = "system"
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success"
+        FAILURE = "failure"
+        INFO = "info"
+
+    # Set before the row is signed (auto_now_add would change it after): the MAC covers it.
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    event = models.CharField(max_length=32, choices=Event.choices, db_index=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.VOICE)
+    # Who acted: "twilio" for webhooks, a staff username, or "system" for commands.
+    actor = models.CharField(max_length=150, default="twilio")
+    call_sid = models.CharField(max_length=64, blank=True, db_index=True)
+    caller = models.CharField("caller (masked)", max_length=32, blank=True)
+    # A number, not a foreign key: audit rows outlive the accounts they name.
+    account_number = models.CharField(max_length=32, blank=True, db_index=True)
+    key_id = models.CharField(max_length=32, blank=True)
+    origin_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    # The hash chain (audit.chain): "kid:hex" HMACs of this row and the one before.
+    prev_mac = models.CharField("previous MAC", max_length=100, blank=True, editable=False)
+    mac = models.CharField("MAC", max_length=100, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["event", "created_at"]),
+            # The admin's search matches call_sid, account_number or actor exactly, OR-ed: each
+            # needs an index, or a search reads the whole log.
+            models.Index(fields=["actor"], name="audit_event_actor_idx"),
+        ]
+        permissions = [("export_auditevent", "Can export the audit log as CSV")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event} {self.outcome}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The database refuses too (triggers); this says so before a query is made.
+        if not self._state.adding:
+            raise AppendOnlyError("audit rows cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise AppendOnlyError("audit rows cannot be deleted")
+
+    @classmethod
+    def record(
+        cls,
+        event: str,
+        outcome: str,
+        *,
+        request: HttpRequest | None = None,
+        call_sid: str = "",
+        caller: str = "",
+        account_number: str = "",
+        key_id: str = "",
+        actor: str = "twilio",
+        channel: str = Channel.VOICE,
+        **detail: Any,
+    ) -> AuditEvent:
+        """Append one row to the chain. ``detail`` holds non-secret facts only: never digits,
+        never tokens."""
+        origin_ip, user_agent = None, ""
+        if request is not None:
+            origin_ip = _ip_or_none(request.META.get("REMOTE_ADDR", ""))
+            user_agent = request.META.get("HTTP_USER_AGENT", "")[:200]
+        return append(
+            cls(
+                event=event,
+                outcome=outcome,
+                actor=without_nul(actor[:150]),
+                channel=channel,
+                call_sid=without_nul(call_sid[:64]),
+                caller=without_nul(mask_phone(caller)[:32]),
+                account_number=without_nul(account_number[:32]),
+                key_id=without_nul(key_id[:32]),
+                origin_ip=origin_ip,
+                user_agent=without_nul(user_agent),
+                # As the database will hand it back, so the MAC signs what is stored.
+                detail=json.loads(json.dumps(without_nul(detail))),
+            )
+        )
+
+
+class AuditChainHead(models.Model):
+    """The newest audit row's MAC, kept in a row of its own (id 1) for appends to lock.
+
+    An append reads it FOR UPDATE: one round trip both queues it behind other writers and gives
+    it the MAC to link to, since PostgreSQL hands a waiting locker the row as the last writer
+    left it. A read of the newest audit row could not do both: its snapshot predates the wait.
+    """
+
+    ID = 1
+    mac = models.CharField("MAC", max_length=100, blank=True)
+
+    def __str__(self) -> str:
+        return self.mac or "(empty chain)"

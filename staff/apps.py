@@ -1,0 +1,19 @@
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class StaffConfig(AppConfig):
+    default = True  # this module holds two AppConfigs; this one is the app's
+    name = "staff"
+    verbose_name = "Staff"
+
+    def ready(self) -> None:
+        from staff import auditing, roles  # noqa: F401  (registers their receivers)
+
+
+class StaffAdminConfig(admin_apps.AdminConfig):
+    """Django's admin, served by the site that asks for a second factor."""
+
+    default = False  # named in INSTALLED_APPS, in place of django.contrib.admin
+
+    default_site = "staff.admin_site.StaffAdminSite"
