@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 import time_machine
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
+from django.urls import reverse
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from hypothesis import settings as hypothesis_settings
 from twilio.request_validator import RequestValidator
 
 from accounts.models import Account
+from audit import appendonly
+from audit.models import AuditEvent
+from staff.roles import ensure_ops_group
 
 # CI runs the "ci" profile (HYPOTHESIS_PROFILE=ci in .ci/run): the full count of examples.
 hypothesis_settings.register_profile("ci", max_examples=2000, deadline=None, print_blob=True)
@@ -133,7 +147,6 @@ def clock() -> Iterator[time_machine.Coordinates]:
 @pytest.fixture
 def demo_account(db: None):
     from accounts.management.commands.seed_demo import seed_demo
-    from accounts.models import Account
 
     seed_demo()
     return Account.objects.get(number="AC12345678")
@@ -205,8 +218,6 @@ def _empty_audit_log_after_transactional_tests(request: pytest.FixtureRequest) -
     yield
     if not _is_transactional(request):
         return
-    from audit import appendonly
-
     appendonly.drop_triggers(connection)
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {appendonly.TABLE}")  # noqa: S608
@@ -215,30 +226,22 @@ def _empty_audit_log_after_transactional_tests(request: pytest.FixtureRequest) -
 
 @pytest.fixture
 def superuser(db: None):
-    from securegather.tests.staff import make_staff
-
     return make_staff("root", superuser=True)
 
 
 @pytest.fixture
 def ops_user(db: None):
-    from securegather.tests.staff import make_staff
-
     return make_staff("olive", ops=True)
 
 
 @pytest.fixture
 def admin_client(superuser) -> Client:
     """The superuser, signed in with password and TOTP (replaces pytest-django's fixture)."""
-    from securegather.tests.staff import verified_client
-
     return verified_client(superuser)
 
 
 @pytest.fixture
 def ops_client(ops_user) -> Client:
-    from securegather.tests.staff import verified_client
-
     return verified_client(ops_user)
 
 
@@ -273,3 +276,170 @@ def calls_made(call, superuser):
             call.status()
     for staff in ("pat", "quinn"):
         User.objects.create_user(staff, password="another long password")
+
+
+# --- Reading TwiML answers.
+
+
+def parse(response) -> ET.Element:
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "text/xml"
+    return ET.fromstring(response.content)
+
+
+def spoken(response) -> str:
+    return " ".join(say.text or "" for say in parse(response).iter("Say"))
+
+
+def gather(response) -> ET.Element | None:
+    return parse(response).find("Gather")
+
+
+def hangs_up(response) -> bool:
+    return parse(response).find("Hangup") is not None
+
+
+# --- Staff users: made with a TOTP device, and clients signed in with both factors.
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_staff(username: str, *, superuser: bool = False, ops: bool = False) -> User:
+    if superuser:
+        user = User.objects.create_superuser(username, f"{username}@example.com", PASSWORD)
+    else:
+        user = User.objects.create_user(username, f"{username}@example.com", PASSWORD)
+        user.is_staff = True
+        user.save()
+    if ops:
+        user.groups.add(ensure_ops_group())
+    TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
+    return user
+
+
+def totp_now(user: User) -> str:
+    device = TOTPDevice.objects.get(user=user)
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    return f"{totp.token():0{device.digits}d}"
+
+
+def verified_client(user: User) -> Client:
+    """A client past both factors, as after a real sign-in."""
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user).persistent_id
+    session.save()
+    return client
+
+
+# --- Every page the admin serves for the rows in the database: for tests that sweep them all.
+
+# Change pages per model: enough to cover every kind of row the flows write.
+ROWS_PER_MODEL = 25
+
+
+def admin_urls() -> Iterator[str]:
+    yield reverse("admin:index")
+    app_labels = sorted({model._meta.app_label for model in admin.site._registry})
+    for app_label in app_labels:
+        yield reverse("admin:app_list", args=[app_label])
+    for model in admin.site._registry:
+        opts = model._meta
+        name = f"admin:{opts.app_label}_{opts.model_name}"
+        yield reverse(f"{name}_changelist")
+        yield reverse(f"{name}_add")
+        for pk in model._default_manager.values_list("pk", flat=True)[:ROWS_PER_MODEL]:
+            for view in ("change", "history", "delete"):
+                yield reverse(f"{name}_{view}", args=[pk])
+
+
+def object_urls(view: str) -> Iterator[str]:
+    for model in admin.site._registry:
+        opts = model._meta
+        for pk in model._default_manager.values_list("pk", flat=True)[:ROWS_PER_MODEL]:
+            yield reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=[pk])
+
+
+# --- Tampering with the audit log the way someone with database access would.
+
+
+@contextmanager
+def triggers_lifted() -> Iterator[None]:
+    """Drop the append-only triggers (as a database owner could), then put them back."""
+    appendonly.drop_triggers(connection)
+    try:
+        yield
+    finally:
+        appendonly.create_triggers(connection)
+
+
+def raw(sql: str, params: list[object] | None = None) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+TABLE = AuditEvent._meta.db_table
+
+
+# --- A host's view of the project: its settings from the environment alone, and manage.py run as a
+# process, as an engineer runs it.
+
+SOUND_KEY = "k1:" + "ab" * 32
+
+
+def server_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """securegather.settings from the environment alone: no .env, no DEBUG, a database unused."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECUREGATHER_"))}
+    env.update(
+        DJANGO_ENV_FILE="/dev/null",
+        DJANGO_SETTINGS_MODULE="securegather.settings",
+        DJANGO_SECRET_KEY="x" * 50,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        TWILIO_AUTH_TOKEN="token",
+        SECUREGATHER_KEYS=SOUND_KEY,
+    )
+    env.update(overrides)
+    return env
+
+
+def manage(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """manage.py on an SQLite file of its own (no .env), as on a host."""
+    return manage_with(server_env(tmp_path), *args, timeout=120)
+
+
+def manage_with(
+    env: dict[str, str], *args: str, timeout: int = 60
+) -> subprocess.CompletedProcess[str]:
+    """manage.py run as a process, in the project's directory, with ``env`` as its whole
+    environment."""
+    return subprocess.run(  # noqa: S603  (this interpreter and manage.py, with the test's words)
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# --- The tutorial's ciphertexts, made in Node.js exactly as its Function makes them.
+
+LEGACY_KEY = "5e" * 32
+ENCRYPT_JS = Path(__file__).parent / "legacy" / "tests" / "tutorial_encrypt.js"
+
+
+def tutorial_encrypt(*plaintexts: str, key: str = LEGACY_KEY) -> list[str]:
+    """Ciphertexts from Node's crypto, as the tutorial's AES.encrypt makes them.
+
+    No skip when node is missing: this is the test that proves the tutorial's users can switch.
+    """
+    result = subprocess.run(  # noqa: S603
+        ["node", str(ENCRYPT_JS), *plaintexts],  # noqa: S607
+        env={"AES_SECRET": key, "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return json.loads(result.stdout)

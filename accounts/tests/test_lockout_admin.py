@@ -4,7 +4,7 @@ from django.contrib.auth.models import Permission
 from accounts.models import Lockout
 from accounts.resolvers import resolve
 from audit.models import AuditEvent
-from securegather.tests.staff import make_staff, verified_client
+from conftest import make_staff, verified_client
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from audit import appendonly
 from audit.checks import check_audit_log_protected
 from audit.models import AppendOnlyError, AuditEvent
-from securegather.tests.auditlog import TABLE, raw, triggers_lifted
+from conftest import TABLE, raw, triggers_lifted
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from django.test import override_settings
 
 from audit import chain as auditchain
 from audit.models import AuditChainHead, AuditEvent
-from securegather.tests.auditlog import TABLE, raw, triggers_lifted
+from conftest import TABLE, raw, triggers_lifted
 
 pytestmark = pytest.mark.django_db
 

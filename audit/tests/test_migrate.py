@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from audit.models import AuditEvent
-from securegather.tests.hosts import manage
+from conftest import manage
 
 
 def rows(tmp_path: Path) -> list[tuple[str, str, str, str, dict]]:

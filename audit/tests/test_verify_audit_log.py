@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from audit.models import AuditChainHead, AuditEvent
 from keys.models import KeyRecord
-from securegather.tests.auditlog import TABLE, raw, triggers_lifted
+from conftest import TABLE, raw, triggers_lifted
 
 CALLS = 200
 

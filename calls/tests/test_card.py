@@ -2,7 +2,7 @@ import pytest
 
 from audit.models import AuditEvent
 from calls.models import CallSession
-from calls.tests.twiml import gather, hangs_up, parse, spoken
+from conftest import gather, hangs_up, parse, spoken
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from django.views.debug import (
     get_exception_reporter_class,
 )
 
-from calls.tests.twiml import hangs_up, spoken
+from conftest import hangs_up, spoken
 from conftest import standalone
 
 pytestmark = pytest.mark.django_db

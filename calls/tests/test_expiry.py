@@ -7,7 +7,7 @@ from django.test import override_settings
 
 from audit.models import AuditEvent
 from calls.models import CallSession
-from calls.tests.twiml import gather, hangs_up, spoken
+from conftest import gather, hangs_up, spoken
 
 pytestmark = pytest.mark.django_db
 TIMED_OUT = "Sorry, this call has timed out. Please call again. Goodbye."

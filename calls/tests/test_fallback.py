@@ -7,7 +7,7 @@ import logging
 
 from django.test import override_settings
 
-from calls.tests.twiml import hangs_up, spoken
+from conftest import hangs_up, spoken
 from conftest import ACCOUNT_SID, CALL_SID
 
 PARAMS = {

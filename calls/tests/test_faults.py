@@ -6,7 +6,7 @@ from django.db import OperationalError, connection
 from accounts.models import Lockout
 from audit.models import AuditEvent
 from calls.models import CallSession
-from calls.tests.twiml import hangs_up, spoken
+from conftest import hangs_up, spoken
 
 APOLOGY = "Sorry, we cannot take your details right now. Please call again later. Goodbye."
 TRY_LATER = "Sorry, we cannot check your details right now. Please try later. Goodbye."

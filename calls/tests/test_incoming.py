@@ -2,7 +2,7 @@ import pytest
 
 from audit.models import AuditEvent
 from calls.models import CallSession
-from calls.tests.twiml import gather, spoken
+from conftest import gather, spoken
 from conftest import CALL_SID, CALLER
 
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
 from calls.models import CallSession
-from calls.tests.twiml import gather, parse, spoken
+from conftest import gather, parse, spoken
 
 pytestmark = [pytest.mark.django_db]
 ENGLISH_CARD = "Please enter last 4 digits of your payment card number."

@@ -7,7 +7,7 @@ import pytest
 from accounts.resolvers import resolve
 from audit.models import AuditEvent
 from calls.models import CallSession
-from calls.tests.twiml import gather, hangs_up, spoken
+from conftest import gather, hangs_up, spoken
 from conftest import CALLER
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]

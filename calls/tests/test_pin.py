@@ -6,7 +6,7 @@ from django.test import override_settings
 from accounts.resolvers import Locked, ResolverUnavailable
 from audit.models import AuditEvent
 from calls.models import CallSession
-from calls.tests.twiml import gather, hangs_up, spoken
+from conftest import gather, hangs_up, spoken
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.db import connection
 from accounts.models import Lockout
 from audit.models import AuditEvent
 from calls.models import CallSession
-from calls.tests.twiml import gather, spoken
+from conftest import gather, spoken
 from conftest import TwilioClient
 
 TOKEN = "HEADER"

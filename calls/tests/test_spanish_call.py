@@ -10,7 +10,7 @@ from django.test import override_settings
 from django.utils import translation
 
 from calls.management.commands import simulate_call
-from calls.tests.twiml import gather, parse, spoken
+from conftest import gather, parse, spoken
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,7 @@ import pytest
 
 from audit.models import AuditEvent
 from calls.models import CallSession
-from calls.tests.twiml import spoken
+from conftest import spoken
 
 pytestmark = pytest.mark.django_db
 

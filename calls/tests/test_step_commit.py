@@ -7,7 +7,7 @@ from audit import chain as auditchain
 from audit.models import AuditEvent
 from calls.models import CallSession
 from calls.tests.test_faults import APOLOGY, refuse
-from calls.tests.twiml import spoken
+from conftest import spoken
 
 pytestmark = pytest.mark.postgres
 

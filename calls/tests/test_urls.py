@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from calls.models import CallSession
-from calls.tests.twiml import gather, parse, spoken
+from conftest import gather, parse, spoken
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from django.db import OperationalError, connection
 
 from keys.models import KeyRecord
-from securegather.tests.hosts import manage
+from conftest import manage
 
 REFUSED = (
     'connection failed: connection to server at "127.0.0.1", port 5433 failed: Connection '

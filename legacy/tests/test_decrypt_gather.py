@@ -5,10 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import os
-import subprocess
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import time_machine
@@ -18,28 +15,11 @@ from django.views.debug import ExceptionReporter
 
 from accounts.resolvers import Locked, ResolverUnavailable
 from audit.models import AuditEvent
+from conftest import LEGACY_KEY, tutorial_encrypt
 from legacy.models import AcceptedCiphertext
 from legacy.views import decrypt_gather
 
 URL = "/api/decrypt-gather"
-LEGACY_KEY = "5e" * 32
-ENCRYPT_JS = Path(__file__).with_name("tutorial_encrypt.js")
-
-
-def tutorial_encrypt(*plaintexts: str, key: str = LEGACY_KEY) -> list[str]:
-    """Ciphertexts from Node's crypto, as the tutorial's AES.encrypt makes them.
-
-    No skip when node is missing: this is the test that proves the tutorial's users can switch.
-    """
-    result = subprocess.run(  # noqa: S603
-        ["node", str(ENCRYPT_JS), *plaintexts],  # noqa: S607
-        env={"AES_SECRET": key, "PATH": os.environ.get("PATH", "")},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return json.loads(result.stdout)
 
 
 @pytest.fixture

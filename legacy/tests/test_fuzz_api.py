@@ -8,8 +8,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import GoneMidBody
-from legacy.tests.test_decrypt_gather import LEGACY_KEY, tutorial_encrypt
+from conftest import LEGACY_KEY, GoneMidBody, tutorial_encrypt
 
 FIXED = {b"No data found", b"Bad request", b"Unauthorized", b"Service unavailable", b""}
 FIELDS = ["encryptedCardDigits", "encryptedPinDigits"]

@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 
 from keys.keyring import new_key_entry
-from securegather.tests.hosts import manage_with
+from conftest import manage_with
 
 BASE_DIR = Path(settings.BASE_DIR)
 DOC = BASE_DIR / "docs/deployment.md"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from securegather.tests.hosts import manage_with, server_env
+from conftest import manage_with, server_env
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from securegather.tests.staff import make_staff, verified_client
+from conftest import make_staff, verified_client
 from staff.admin import CappedCountPaginator
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ import pytest
 
 from accounts.models import Account
 from conftest import CARD, PLANTED, standalone
-from securegather.tests.adminpages import admin_urls
+from conftest import admin_urls
 
 pytestmark = pytest.mark.django_db
 

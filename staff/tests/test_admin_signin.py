@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from securegather.tests.staff import PASSWORD, make_staff, totp_now
+from conftest import PASSWORD, make_staff, totp_now
 
 pytestmark = pytest.mark.django_db
 

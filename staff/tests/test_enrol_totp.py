@@ -8,7 +8,7 @@ from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditEvent
-from securegather.tests.staff import PASSWORD, totp_now
+from conftest import PASSWORD, totp_now
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from conftest import START
-from securegather.tests.staff import make_staff, verified_client
+from conftest import make_staff, verified_client
 
 pytestmark = pytest.mark.django_db
 COOKIE = "a" * 32  # well-formed, known to no one

@@ -15,7 +15,7 @@ from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditEvent
-from securegather.tests.staff import PASSWORD, make_staff, verified_client
+from conftest import PASSWORD, make_staff, verified_client
 
 pytestmark = pytest.mark.django_db
 

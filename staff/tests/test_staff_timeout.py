@@ -12,7 +12,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from calls.management.commands.purge_sessions import purge_sessions
 from conftest import START
-from securegather.tests.staff import make_staff, verified_client
+from conftest import make_staff, verified_client
 from staff.models import WrongOldPasswords
 
 pytestmark = pytest.mark.django_db
