@@ -15,7 +15,7 @@ def main() -> None:
     except ImproperlyConfigured as exc:
         # What the environment lacks (a variable, a readable env file), in one line: Django's
         # traceback would bury it.
-        sys.exit(f"manage.py: {str(exc).rstrip('.')}. See README.md, Configuration.")
+        sys.exit(f"manage.py: {str(exc).rstrip('.')}. See docs/configuration.md.")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ a fresh database, next to the baseline view, then profiles 100 calls with cProfi
 functions with the most time of their own. Before that it times, alone, what every signed step
 does before its own work: reading the form (Django's QueryDict) and checking the signature
 (has_valid_signature, which runs twilio's RequestValidator) of a request with Twilio's parameters.
-What it found, and what was removed, is in the README.
+What it finds is in bench/README.md.
 """
 
 from __future__ import annotations

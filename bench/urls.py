@@ -13,7 +13,7 @@
 
 On PostgreSQL a floor takes the fewest round trips its work allows: the writes go with the COMMIT,
 and the head's read (whose MAC the next row's would link to) with the BEGIN, so an append is two
-round trips where a secured step takes four to six (README, Performance). On SQLite, which has
+round trips where a secured step takes several (bench/README.md). On SQLite, which has
 no round trips, a floor is Django's transaction, as a step's: BEGIN IMMEDIATE, then the same
 statements one by one.
 """

@@ -10,8 +10,8 @@ from django.db import connection, connections
 from django.test import override_settings
 
 from audit.models import AuditChainHead, AuditEvent
-from keys.models import KeyRecord
 from conftest import TABLE, raw, triggers_lifted
+from keys.models import KeyRecord
 
 CALLS = 200
 

@@ -16,8 +16,7 @@ from django.views.debug import (
     get_exception_reporter_class,
 )
 
-from conftest import hangs_up, spoken
-from conftest import standalone
+from conftest import hangs_up, spoken, standalone
 
 pytestmark = pytest.mark.django_db
 CARD, PIN = "8264", "5937"

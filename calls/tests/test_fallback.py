@@ -7,8 +7,7 @@ import logging
 
 from django.test import override_settings
 
-from conftest import hangs_up, spoken
-from conftest import ACCOUNT_SID, CALL_SID
+from conftest import ACCOUNT_SID, CALL_SID, hangs_up, spoken
 
 PARAMS = {
     "CallSid": CALL_SID,

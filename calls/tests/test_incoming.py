@@ -2,8 +2,7 @@ import pytest
 
 from audit.models import AuditEvent
 from calls.models import CallSession
-from conftest import gather, spoken
-from conftest import CALL_SID, CALLER
+from conftest import CALL_SID, CALLER, gather, spoken
 
 
 @pytest.mark.django_db

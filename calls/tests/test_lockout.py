@@ -7,8 +7,7 @@ import pytest
 from accounts.resolvers import resolve
 from audit.models import AuditEvent
 from calls.models import CallSession
-from conftest import gather, hangs_up, spoken
-from conftest import CALLER
+from conftest import CALLER, gather, hangs_up, spoken
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 LOCKED = "Sorry, there have been too many attempts. Please try again later. Goodbye."

@@ -8,8 +8,7 @@ from django.db import connection
 from accounts.models import Lockout
 from audit.models import AuditEvent
 from calls.models import CallSession
-from conftest import gather, spoken
-from conftest import TwilioClient
+from conftest import TwilioClient, gather, spoken
 
 TOKEN = "HEADER"
 

@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import OperationalError, connection
 
-from keys.models import KeyRecord
 from conftest import manage
+from keys.models import KeyRecord
 
 REFUSED = (
     'connection failed: connection to server at "127.0.0.1", port 5433 failed: Connection '

@@ -12,8 +12,7 @@ from accounts.models import Account
 from accounts.resolvers import DatabaseResolver
 from audit.models import AuditEvent
 from calls.models import CallSession
-from conftest import spoken
-from conftest import FakeCall, TwilioClient
+from conftest import FakeCall, TwilioClient, spoken
 from keys import rotation
 from keys.keyring import get_keyring
 from keys.models import KeyRecord

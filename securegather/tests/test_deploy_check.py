@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from keys.keyring import new_key_entry
 from conftest import manage_with
+from keys.keyring import new_key_entry
 
 BASE_DIR = Path(settings.BASE_DIR)
 DOC = BASE_DIR / "docs/deployment.md"
@@ -102,7 +102,7 @@ def test_an_env_file_that_cannot_be_read_is_named_as_the_error(tmp_path, named):
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"manage.py: DJANGO_ENV_FILE names {path}, which is no readable file. "
-        "See README.md, Configuration."
+        "See docs/configuration.md."
     ]
 
 
@@ -112,7 +112,7 @@ def test_a_missing_variable_is_one_line_naming_it():
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "manage.py: Set the DJANGO_SECRET_KEY environment variable. See README.md, Configuration."
+        "manage.py: Set the DJANGO_SECRET_KEY environment variable. See docs/configuration.md."
     ]
 
 

@@ -17,8 +17,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from audit.models import AuditEvent
 from calls.models import CallSession
-from conftest import OPEN_CARD, PLANTED, standalone
-from conftest import PASSWORD, make_staff, totp_now
+from conftest import OPEN_CARD, PASSWORD, PLANTED, make_staff, standalone, totp_now
 
 CHROMIUM = os.environ.get("SECUREGATHER_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SECUREGATHER_CHROMEDRIVER", "/usr/bin/chromedriver")

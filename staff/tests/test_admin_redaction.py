@@ -4,8 +4,7 @@ changelist, add, change, history and delete page of every registered model, and 
 import pytest
 
 from accounts.models import Account
-from conftest import CARD, PLANTED, standalone
-from conftest import admin_urls
+from conftest import CARD, PLANTED, admin_urls, standalone
 
 pytestmark = pytest.mark.django_db
 

@@ -5,8 +5,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from audit.models import AuditChainHead, AuditEvent
-from conftest import admin_urls, object_urls
-from conftest import TABLE
+from conftest import TABLE, admin_urls, object_urls
 from staff import roles
 from staff.roles import OPS_GROUP, ensure_ops_group
 
