@@ -25,9 +25,6 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 
 INSTALLED_APPS = [
     "django.contrib.admin",
-    # Before django.contrib.auth and django.contrib.sessions: of two apps' commands of one name,
-    # the earlier app's runs, and staff's changepassword, createsuperuser and clearsessions are
-    # the audited ones.
     "staff",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -102,6 +99,9 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # No rule: it records each password change made outside the admin (createsuperuser,
+    # changepassword, the shell) in the audit log, from Django's password_changed() hook.
+    {"NAME": "staff.users.PasswordChangeRecorded"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -174,7 +174,8 @@ SECUREGATHER_LOCKOUT_DURATION = env.int("SECUREGATHER_LOCKOUT_DURATION", default
 # sessions older than the retention (seconds).
 SECUREGATHER_SESSION_LIFETIME = env.int("SECUREGATHER_SESSION_LIFETIME", default=10 * 60)
 SECUREGATHER_SESSION_RETENTION = env.int("SECUREGATHER_SESSION_RETENTION", default=24 * 60 * 60)
-# manage.py migrate records each run that changes the schema (securegather's migrate command).
+# manage.py migrate records each run that changes the schema, its start and its end, from the
+# pre_migrate and post_migrate signals (audit/migration_runs.py).
 SECUREGATHER_AUDIT_MIGRATE = True
 # Error reports (DEBUG page, error mails) never show request data or local variables, DEBUG or not.
 DEFAULT_EXCEPTION_REPORTER = "keys.redaction.WebhookExceptionReporter"
@@ -232,5 +233,8 @@ AXES_SENSITIVE_PARAMETERS = ["username", "otp_token"]
 AXES_VERBOSE = False  # no banner on every manage.py command
 # 15 idle minutes end a staff session (8.2.8): each request pushes the expiry forward.
 SESSION_COOKIE_AGE = 15 * 60
+# Django's database sessions, whose clear_expired() (clearsessions, purge_sessions) records each
+# staff sign-out by idle timeout it finds.
+SESSION_ENGINE = "staff.sessions"
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

@@ -15,8 +15,8 @@ TWILIO_ACCOUNT_SID = ""
 # The test client speaks http; TLS settings have their own test (test_deploy_check.py).
 SECURE_SSL_REDIRECT = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# pytest-django builds each test database with migrate: its row would sit under every test's
-# rows. The command's own test runs it under the production settings.
+# pytest-django builds each test database with migrate: its rows would sit under every test's
+# rows. audit/tests/test_migrate.py runs migrate under the production settings.
 SECUREGATHER_AUDIT_MIGRATE = False
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

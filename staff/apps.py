@@ -8,11 +8,12 @@ class StaffConfig(AppConfig):
     verbose_name = "Staff"
 
     def ready(self) -> None:
-        from staff import auditing, roles  # noqa: F401  (registers their receivers)
+        from staff import auditing, roles, users  # noqa: F401  (registers their receivers)
 
 
 class StaffAdminConfig(admin_apps.AdminConfig):
-    """Django's admin, served by the site that asks for a second factor."""
+    """Django's admin, served by the site that asks for a second factor and records what its
+    "delete selected" action deletes."""
 
     default = False  # named in INSTALLED_APPS, in place of django.contrib.admin
 

@@ -6,12 +6,13 @@ admin.
 Each add, change and delete made on the admin's own pages or by its "delete selected" action,
 superusers' included (users, groups and permissions, TOTP devices, django-axes records, a user's
 "change password" form), leaves a ``LogEntry``; each becomes a ``staff_change`` row in the entry's
-transaction, naming the staff member, the address and browser it came from, the action, the model,
-the object's id and the fields changed (their labels), never their values. A staff member changing
-their own password writes no ``LogEntry``: the admin site's password change view records it, and
-each wrong old password, through :func:`record_own_password_change`. ``manage.py changepassword``
-and ``createsuperuser`` record theirs, and their failures, through :func:`record_user_command`
-(securegather/user_commands.py), as the OS user who ran them.
+transaction (post_save; the action's entries through StrictListAdmin's ``log_deletions``, in
+staff/admin_site.py), naming the staff member, the address and browser it came from, the action,
+the model, the object's id and the fields changed (their labels), never their values. A staff
+member changing their own password writes no ``LogEntry``: the admin site's password change view
+records it, and each wrong old password, through :func:`record_own_password_change`. Users added
+and passwords changed outside the admin (``createsuperuser``, ``changepassword``, the shell) are
+recorded by staff/users.py.
 
 Passwords and one-time codes never reach a row: only the username, when it names an existing user
 (a password typed into the username box is not kept). django-axes stores and counts failures under
@@ -20,29 +21,23 @@ Passwords and one-time codes never reach a row: only the username, when it names
 
 from __future__ import annotations
 
-import getpass
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime
 from typing import Any
 
 from axes.signals import user_locked_out
-from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry, LogEntryManager
-from django.contrib.auth import SESSION_KEY, get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.contrib.contenttypes.models import ContentType
-from django.contrib.sessions.backends.db import SessionStore
-from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.template.response import SimpleTemplateResponse
 from django.utils.crypto import salted_hmac
 
-from audit.chain import batched
 from audit.models import AuditEvent
 
 UNKNOWN = "unknown"
@@ -166,39 +161,6 @@ def record_own_password_change(request: HttpRequest, *, changed: bool) -> None:
     )
 
 
-def command_actor() -> str:
-    """Who runs a management command: their OS login name, or "system" when there is none (no
-    login variable in the environment and no passwd entry for the process's uid)."""
-    try:
-        return getpass.getuser() or "system"
-    except (OSError, KeyError, ImportError):  # OSError from Python 3.13, KeyError before it
-        return "system"
-
-
-def record_command(event: str, outcome: str, **detail: Any) -> None:
-    """A row a management command writes, by the OS user who ran it (:func:`command_actor`)."""
-    AuditEvent.record(
-        event, outcome, actor=command_actor(), channel=AuditEvent.Channel.SYSTEM, **detail
-    )
-
-
-def record_user_command(
-    action: str, outcome: str, user: AbstractBaseUser | None, **extra: Any
-) -> None:
-    """A user that a command (changepassword, createsuperuser) saved, or failed to, as a
-    ``staff_change`` row shaped like an admin LogEntry's, by the OS user who ran the command.
-    ``user`` is None when the run names no existing user: what was typed is not kept."""
-    model = get_user_model()._meta.label
-    detail: dict[str, Any] = {
-        "action": action,
-        "model": model,
-        "object_id": "" if user is None else str(user.pk),
-    }
-    if user is not None and model in NAMED_MODELS:
-        detail["object"] = str(user)[:200]  # as a LogEntry's object_repr
-    record_command(AuditEvent.Event.STAFF_CHANGE, outcome, **detail, **extra)
-
-
 def _model_label(content_type_id: int | None) -> str:
     if content_type_id is None:
         return ""
@@ -241,7 +203,7 @@ def _access_attempt_username(object_id: str) -> str:
     return _known(name)
 
 
-def record_log_entry(entry: LogEntry, actor: str | None = None) -> None:
+def record_log_entry(entry: LogEntry) -> None:
     """One admin LogEntry as a ``staff_change`` row, in the transaction that wrote the entry."""
     model = _model_label(entry.content_type_id)
     if model in SELF_AUDITED:
@@ -262,7 +224,7 @@ def record_log_entry(entry: LogEntry, actor: str | None = None) -> None:
         AuditEvent.Event.STAFF_CHANGE,
         AuditEvent.Outcome.SUCCESS,
         served(),  # a LogEntry carries no request: its origin is the one being served
-        actor or entry.user.get_username(),
+        entry.user.get_username(),
         **detail,
     )
 
@@ -271,28 +233,6 @@ def record_log_entry(entry: LogEntry, actor: str | None = None) -> None:
 def staff_change(sender: Any, instance: LogEntry, created: bool, raw: bool, **kwargs: Any) -> None:
     if created and not raw:
         record_log_entry(instance)
-
-
-_bulk_create = LogEntryManager.bulk_create
-
-
-def _bulk_create_recorded(
-    self: LogEntryManager, objs: Any, *args: Any, **kwargs: Any
-) -> list[LogEntry]:
-    # Deleting several objects at once (the "delete selected" action) writes their entries with
-    # one bulk_create, which sends no post_save: they are recorded here, with the entries, in one
-    # transaction and one append to the chain.
-    with transaction.atomic(using=self.db, savepoint=False), batched():
-        entries: list[LogEntry] = _bulk_create(self, objs, *args, **kwargs)
-        actors: dict[int, str] = {}
-        for entry in entries:
-            if entry.user_id not in actors:
-                actors[entry.user_id] = entry.user.get_username()
-            record_log_entry(entry, actors[entry.user_id])
-    return entries
-
-
-LogEntryManager.bulk_create = _bulk_create_recorded  # type: ignore[method-assign,assignment]
 
 
 @receiver(user_logged_in, dispatch_uid="staff.staff_login")
@@ -338,33 +278,3 @@ def staff_logged_out(sender: Any, request: HttpRequest, user: Any, **kwargs: Any
         reason = getattr(request, LOGOUT_REASON, None)
         detail = {"reason": reason} if reason else {}
         _record(AuditEvent.Event.STAFF_LOGOUT, AuditEvent.Outcome.INFO, request, actor, **detail)
-
-
-def record_timed_out(sessions: Iterable[tuple[str, datetime]]) -> None:
-    """A ``staff_logout`` row (reason ``idle_timeout``) for each expired admin session, given as
-    (session data, expiry), in which a staff member was signed in.
-
-    Django ends an idle session by no longer loading it, and tells no one: its row stays in
-    django_session, past its expiry, until deleted. Whoever deletes expired sessions
-    (``purge_sessions``) calls this in the same transaction, so each is recorded once, when it is
-    found; ``expired_at`` says when the staff member was in fact signed out.
-    """
-    decode = SessionStore().decode  # an undecodable session decodes to {}
-    ended = [(decode(data).get(SESSION_KEY), expiry) for data, expiry in sessions]
-    ended = [(user_id, expiry) for user_id, expiry in ended if user_id is not None]
-    User = get_user_model()
-    names = {
-        str(pk): name
-        for pk, name in User._default_manager.filter(
-            pk__in={user_id for user_id, _ in ended}
-        ).values_list("pk", User.USERNAME_FIELD)
-    }
-    for user_id, expiry in ended:
-        _record(
-            AuditEvent.Event.STAFF_LOGOUT,
-            AuditEvent.Outcome.INFO,
-            None,
-            names.get(str(user_id), UNKNOWN),  # a user deleted since
-            reason="idle_timeout",
-            expired_at=expiry.isoformat(),
-        )

@@ -7,7 +7,7 @@ from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditEvent
-from staff.auditing import record_command
+from audit.system import record_command
 
 
 class EnrolError(Exception):

@@ -46,7 +46,7 @@ def test_adding_seals_the_credentials_and_the_account_resolves(admin_client):
     )
     assert "credentials" in changed.detail["fields"]
     # One row for one change: the admin's LogEntry does not add a staff_change beside it.
-    assert not AuditEvent.objects.filter(event="staff_change").exists()
+    assert not AuditEvent.objects.filter(event="staff_change", channel="admin").exists()
 
 
 def test_the_credential_inputs_are_password_inputs_never_filled(admin_client, demo_account):
@@ -150,7 +150,7 @@ def test_deleting_accounts_in_bulk_is_audited_per_account(admin_client, demo_acc
     assert sorted(
         AuditEvent.objects.filter(event="record_changed").values_list("account_number", flat=True)
     ) == ["AC12345678", "AC87654321"]
-    assert not AuditEvent.objects.filter(event="staff_change").exists()
+    assert not AuditEvent.objects.filter(event="staff_change", channel="admin").exists()
 
 
 def test_caller_numbers_are_masked_for_those_who_only_view(ops_client, admin_client, demo_account):

@@ -1,17 +1,26 @@
-"""manage.py migrate records each run that changes the schema, under the production settings."""
+"""Django's migrate records each run that changes the schema, its start and its end, and the
+next run records one that never ended as failed (audit/migration_runs.py). Real runs go through
+manage.py under the production settings, on an SQLite file of their own."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.checks import run_checks
+from django.core.management import get_commands
+from django.core.management.sql import emit_pre_migrate_signal
 
+from audit import migration_runs
 from audit.models import AuditEvent
 from conftest import manage
+
+CALLS = "calls.0001_initial"
+LEGACY = "legacy.0001_initial"
 
 
 def rows(tmp_path: Path) -> list[tuple[str, str, str, str, dict]]:
@@ -20,146 +29,139 @@ def rows(tmp_path: Path) -> list[tuple[str, str, str, str, dict]]:
         return [(*row[:4], json.loads(row[4])) for row in db.execute(f"{query} ORDER BY id")]
 
 
-def test_each_run_that_changes_the_schema_is_a_row_naming_its_migrations(tmp_path):
-    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+def details(tmp_path: Path) -> list[tuple[str, dict]]:
+    return [(outcome, detail) for _, outcome, _, _, detail in rows(tmp_path)]
+
+
+def migrate(tmp_path: Path, *args: str) -> None:
+    run = manage(tmp_path, "migrate", *args, "--verbosity", "0")
+    assert (run.returncode, run.stderr) == (0, "")
+
+
+def test_the_command_is_djangos_own():
+    assert get_commands()["migrate"] == "django.core"
+
+
+def test_each_run_that_changes_the_schema_is_a_start_and_an_end_naming_its_migrations(tmp_path):
+    migrate(tmp_path)
+    # The first run's start found no audit table to write to; its end names all it applied.
     ((event, outcome, actor, channel, detail),) = rows(tmp_path)
     assert (event, outcome, channel, detail["unapplied"]) == ("migrated", "success", "system", [])
     assert actor and actor != "twilio"  # the OS user who ran it
     assert {"accounts.0001_initial", "audit.0002_append_only"} <= set(detail["applied"])
-    assert manage(tmp_path, "migrate", "calls", "zero", "--verbosity", "0").returncode == 0
-    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
-    calls = ["calls.0001_initial"]
-    assert [detail for *_, detail in rows(tmp_path)[1:]] == [
-        {"applied": [], "unapplied": calls},
-        {"applied": calls, "unapplied": []},
+    migrate(tmp_path, "calls", "zero")
+    migrate(tmp_path)
+    assert details(tmp_path)[1:] == [
+        ("info", {"run": "started", "applying": [], "unapplying": [CALLS]}),
+        ("success", {"applied": [], "unapplied": [CALLS]}),
+        ("info", {"run": "started", "applying": [CALLS], "unapplying": []}),
+        ("success", {"applied": [CALLS], "unapplied": []}),
     ]
     assert manage(tmp_path, "verify_audit_log").returncode == 0
 
 
 def test_a_run_that_changes_nothing_writes_nothing(tmp_path):
-    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
-    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    migrate(tmp_path)
+    migrate(tmp_path)
     assert manage(tmp_path, "migrate", "--plan").returncode == 0
     assert len(rows(tmp_path)) == 1
 
 
-def test_a_faked_run_says_so(tmp_path):
-    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
-    assert (
-        manage(tmp_path, "migrate", "calls", "zero", "--fake", "--verbosity", "0").returncode == 0
+def test_a_run_that_stops_partway_is_recorded_as_failed_by_the_next(tmp_path):
+    migrate(tmp_path)
+    migrate(tmp_path, "calls", "zero")
+    # Forgotten, its table kept: applying it again fails on the table, after calls' is made.
+    migrate(tmp_path, "legacy", "zero", "--fake")
+    failed = manage(tmp_path, "migrate", "--verbosity", "0")
+    assert failed.returncode == 1 and "already exists" in failed.stderr
+    assert details(tmp_path)[-1] == (
+        "info",
+        {"run": "started", "applying": [CALLS, LEGACY], "unapplying": []},
     )
-    assert rows(tmp_path)[-1][4]["fake"] is True
-
-
-@pytest.mark.django_db
-def test_a_run_that_stops_partway_is_a_failure_row_naming_what_it_changed(settings, monkeypatch):
-    from django.core.management.commands import migrate as django_migrate
-
-    from audit.management.commands import migrate
-
-    settings.SECUREGATHER_AUDIT_MIGRATE = True
-    states = iter([{"calls.0001_initial"}, {"calls.0001_initial", "calls.0002_more"}])
-    monkeypatch.setattr(migrate, "applied", lambda database: next(states))
-
-    def fails_after_one(self, *args, **options):
-        raise RuntimeError("migration failed")
-
-    monkeypatch.setattr(django_migrate.Command, "handle", fails_after_one)
-    with pytest.raises(RuntimeError, match="migration failed"):
-        call_command("migrate", verbosity=0)
-    row = AuditEvent.objects.get()
-    assert (row.event, row.outcome, row.detail) == (
-        "migrated",
-        "failure",
-        {"applied": ["calls.0002_more"], "unapplied": []},
-    )
-
-
-@pytest.mark.django_db
-def test_a_run_whose_database_is_gone_ends_on_its_own_error(settings, monkeypatch):
-    from django.core.management.commands import migrate as django_migrate
-    from django.db import OperationalError
-
-    from audit.management.commands import migrate
-
-    settings.SECUREGATHER_AUDIT_MIGRATE = True
-    answers = iter([{"calls.0001_initial"}])
-
-    def applied(database):
-        for answer in answers:
-            return answer
-        raise OperationalError("the connection is closed")
-
-    def fails(self, *args, **options):
-        raise OperationalError("terminating connection due to administrator command")
-
-    monkeypatch.setattr(migrate, "applied", applied)
-    monkeypatch.setattr(django_migrate.Command, "handle", fails)
-    with pytest.raises(OperationalError, match="terminating connection"):
-        call_command("migrate", verbosity=0)
-    assert not AuditEvent.objects.exists()
+    check = manage(tmp_path, "check", "--database", "default")
+    assert check.returncode == 0 and "(audit.W001)" in check.stderr
+    # The next run, mended (--fake-initial takes legacy's table as made), warns of it as it
+    # checks, then records it first.
+    mended = manage(tmp_path, "migrate", "--fake-initial", "--verbosity", "0")
+    assert mended.returncode == 0 and "(audit.W001)" in mended.stderr
+    (_, outcome, actor, _, detail), *after = rows(tmp_path)[-3:]
+    assert (outcome, actor) == ("failure", rows(tmp_path)[-4][2])  # by whoever ran it
+    assert detail == {
+        "run": "unfinished",
+        "started_at": detail["started_at"],
+        "applied": [CALLS],
+        "unapplied": [],
+        "failed": LEGACY,  # the migration it stopped in
+    }
+    assert [(outcome, detail) for _, outcome, _, _, detail in after] == [
+        ("info", {"run": "started", "applying": [LEGACY], "unapplying": []}),
+        ("success", {"applied": [LEGACY], "unapplied": []}),
+    ]
+    check = manage(tmp_path, "check", "--database", "default")
+    assert "audit.W001" not in check.stderr
+    assert manage(tmp_path, "verify_audit_log").returncode == 0
 
 
 def test_a_run_back_past_the_audit_tables_writes_none_and_the_way_forward_is_one(tmp_path):
-    # With the audit app unapplied there is no audit table to write to.
-    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
-    back = manage(tmp_path, "migrate", "audit", "zero", "--verbosity", "0")
-    assert (back.returncode, back.stderr) == (0, "")
-    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    # With the audit app unapplied there is no audit table to write to, and the run's start,
+    # written before, went with it.
+    migrate(tmp_path)
+    migrate(tmp_path, "audit", "zero")
+    migrate(tmp_path)
     ((*_, forward),) = rows(tmp_path)
     assert forward["applied"] == ["audit.0001_initial", "audit.0002_append_only"]
     assert manage(tmp_path, "verify_audit_log").returncode == 0
 
 
-def test_a_pruned_migration_is_named_as_pruned_not_unapplied(tmp_path):
-    # --prune forgets migrations deleted from disk (replaced by a squashed one): it changes no
-    # schema, and only the record of what was applied.
-    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
-    with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as db, db:
-        db.execute(
-            "INSERT INTO django_migrations (app, name, applied) "
-            "VALUES ('calls', '0000_deleted', '2026-01-01')"
-        )
-    assert manage(tmp_path, "migrate", "calls", "--prune", "--verbosity", "0").returncode == 0
-    assert rows(tmp_path)[-1][4] == {
-        "applied": [],
-        "unapplied": [],
-        "pruned": ["calls.0000_deleted"],
-    }
+def test_a_faked_run_is_recorded_as_what_it_marked_applied(tmp_path):
+    # The signals do not say a run was faked (--fake, --fake-initial): its rows name what it
+    # recorded as applied, as a real run's do.
+    migrate(tmp_path)
+    migrate(tmp_path, "legacy", "zero", "--fake")
+    migrate(tmp_path, "--fake-initial")
+    assert details(tmp_path)[-1] == ("success", {"applied": [LEGACY], "unapplied": []})
 
 
-def test_an_initial_migration_faked_because_its_tables_are_there_is_named(tmp_path):
-    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
-    assert manage(tmp_path, "migrate", "legacy", "zero", "--fake", "-v", "0").returncode == 0
-    assert manage(tmp_path, "migrate", "--fake-initial", "--verbosity", "0").returncode == 0
-    assert rows(tmp_path)[-1][4] == {
-        "applied": ["legacy.0001_initial"],
-        "unapplied": [],
-        "faked": ["legacy.0001_initial"],  # its tables were kept, not made
-    }
+@pytest.fixture
+def audited(settings, monkeypatch):
+    """Migrate runs recorded in this process, none under way (the test settings record none)."""
+    settings.SECUREGATHER_AUDIT_MIGRATE = True
+    monkeypatch.setattr(migration_runs, "_runs", {})
+
+
+def start_of_a_run(actor: str, **plan: list[str]) -> None:
+    AuditEvent.record(
+        AuditEvent.Event.MIGRATED,
+        AuditEvent.Outcome.INFO,
+        actor=actor,
+        channel=AuditEvent.Channel.SYSTEM,
+        run="started",
+        **{"applying": [], "unapplying": [], **plan},
+    )
+
+
+def warnings() -> list[str]:
+    return [message.id for message in run_checks(databases=["default"]) if message.id]
 
 
 @pytest.mark.django_db
-def test_a_run_that_fails_in_its_first_migration_is_a_failure_row_naming_it(settings, monkeypatch):
-    # A migration run outside a transaction (CREATE INDEX CONCURRENTLY) leaves its work behind
-    # when it fails, though nothing is recorded as applied.
-    from django.core.management.commands import migrate as django_migrate
-    from django.db import OperationalError, connection
-    from django.db.migrations.loader import MigrationLoader
+def test_a_run_that_has_not_ended_is_audit_w001(audited):
+    assert "audit.W001" not in warnings()
+    start_of_a_run("ana", unapplying=[CALLS])
+    assert "audit.W001" in warnings()
 
-    settings.SECUREGATHER_AUDIT_MIGRATE = True
-    index = MigrationLoader(connection).get_migration("calls", "0001_initial")
 
-    def fails_in_it(self, *args, **options):
-        self.verbosity = 0
-        self.migration_progress_callback("apply_start", index)
-        raise OperationalError("canceling statement due to user request")
-
-    monkeypatch.setattr(django_migrate.Command, "handle", fails_in_it)
-    with pytest.raises(OperationalError, match="canceling statement"):
-        call_command("migrate", verbosity=0)
-    row = AuditEvent.objects.get()
-    assert (row.outcome, row.detail) == (
+@pytest.mark.django_db
+def test_the_unfinished_run_is_recorded_by_whoever_ran_it(audited, monkeypatch):
+    start_of_a_run("ana", unapplying=[CALLS])
+    monkeypatch.setattr(getpass, "getuser", lambda: "ben")
+    # As migrate sends it, once for each app: one row all the same.
+    emit_pre_migrate_signal(0, False, "default", plan=[])
+    _, row = AuditEvent.objects.filter(event="migrated").order_by("id")
+    assert (row.actor, row.outcome, row.detail["unapplied"], row.detail["failed"]) == (
+        "ana",
         "failure",
-        {"applied": [], "unapplied": [], "failed": "calls.0001_initial"},
+        [],
+        CALLS,  # still applied: the run stopped before it
     )
+    assert "audit.W001" not in warnings()

@@ -154,6 +154,7 @@ def test_a_batch_writes_what_ending_each_row_through_the_model_wrote(clock):
 
 def test_every_step_runs_in_batches_and_the_totals_add_up(clock, monkeypatch, plaintext):
     monkeypatch.setattr("calls.management.commands.purge_sessions.BATCH", 3)
+    monkeypatch.setattr("staff.sessions.BATCH", 3)  # admin sessions: the session store's
     old = CallSession.objects.bulk_create([make_session(n) for n in range(100, 107)])
     CallSession.objects.filter(pk__in=[s.pk for s in old]).update(ended_at=START)
     Lockout.objects.bulk_create([Lockout(scope="caller", key=f"+1555000{n:04d}") for n in range(5)])

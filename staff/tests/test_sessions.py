@@ -1,14 +1,18 @@
-"""Only requests that use their session save one: the admin's, never a webhook's or the API's."""
+"""Only requests that use their session save one: the admin's, never a webhook's or the API's. And
+the session store (SESSION_ENGINE) deletes expired sessions recording each staff sign-out."""
 
 from datetime import timedelta
+from importlib import import_module
 
 import pytest
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from conftest import START
-from conftest import make_staff, verified_client
+from audit.models import AuditEvent
+from conftest import START, make_staff, verified_client
 
 pytestmark = pytest.mark.django_db
 COOKIE = "a" * 32  # well-formed, known to no one
@@ -39,3 +43,24 @@ def test_each_admin_page_still_renews_the_session(clock):
     clock.shift(timedelta(minutes=10))
     assert client.get("/admin/").status_code == 200
     assert Session.objects.get().expire_date == START + timedelta(minutes=25)
+
+
+def test_the_session_store_clears_expired_sessions_in_batches_each_sign_out_recorded(
+    clock, monkeypatch
+):
+    monkeypatch.setattr("staff.sessions.BATCH", 2)
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    staff = make_staff("olive", ops=True)
+    for n in range(5):  # three signed in, two not
+        session = store()
+        session.update({SESSION_KEY: str(staff.pk)} if n % 2 == 0 else {"seen": True})
+        session.create()
+    clock.shift(timedelta(minutes=16))
+    kept = store()
+    kept.create()  # made now: 15 minutes to go
+    batches: list[int] = []
+    store.clear_expired(counted=batches.append)
+    assert batches == [2, 2, 1]
+    assert list(Session.objects.values_list("pk", flat=True)) == [kept.session_key]
+    logouts = AuditEvent.objects.filter(event="staff_logout")
+    assert list(logouts.values_list("actor", "detail__reason")) == [("olive", "idle_timeout")] * 3

@@ -24,7 +24,10 @@ GUESS = "olive guessing her old password"
 
 
 def staff_changes() -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(event="staff_change").order_by("id"))
+    """The admin's rows: not those of the users the test made outside a request (staff/users.py),
+    which test_auth_commands.py covers, with the proof that a request writes none of those."""
+    rows = AuditEvent.objects.filter(event="staff_change", channel="admin")
+    return list(rows.order_by("id"))
 
 
 def places_holding(secret: str) -> list[str]:
@@ -256,8 +259,8 @@ FIVE_WRONG_THEN_SIGNED_OUT = [("staff_change", "failure")] * 5 + [("staff_logout
 
 
 def trail() -> list[tuple[str, str]]:
-    """Each row after the sign-in, as (event, outcome)."""
-    rows = AuditEvent.objects.exclude(event="staff_login").order_by("id")
+    """Each row the admin wrote after the sign-in, as (event, outcome)."""
+    rows = AuditEvent.objects.filter(channel="admin").exclude(event="staff_login").order_by("id")
     return list(rows.values_list("event", "outcome"))
 
 
@@ -279,7 +282,8 @@ def test_five_wrong_old_passwords_sign_the_session_out():
     assert trail() == FIVE_WRONG_THEN_SIGNED_OUT
     signed_out = AuditEvent.objects.order_by("id").last()
     assert (signed_out.actor, signed_out.detail) == ("olive", {"reason": "wrong_old_passwords"})
-    assert set(AuditEvent.objects.values_list("actor", flat=True)) == {"olive"}
+    admin_rows = AuditEvent.objects.filter(channel="admin")
+    assert set(admin_rows.values_list("actor", flat=True)) == {"olive"}
     assert places_holding(GUESS) == []
 
 

@@ -8,8 +8,8 @@ from django.db import transaction
 
 from accounts.models import Account, is_four_digits
 from audit.models import AuditEvent
+from audit.system import record_command
 from keys.commands import DatabaseCommand
-from staff.auditing import record_command
 
 
 def ask_four_digits(label: str) -> str:

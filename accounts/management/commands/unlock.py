@@ -3,8 +3,8 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from accounts import lockout
+from audit.system import command_actor
 from keys.commands import DatabaseCommand
-from staff.auditing import command_actor
 
 
 class Command(DatabaseCommand):

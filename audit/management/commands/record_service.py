@@ -4,8 +4,8 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from audit.models import AuditEvent
+from audit.system import record_command
 from keys.commands import DatabaseCommand
-from staff.auditing import record_command
 
 EVENTS = {
     "started": AuditEvent.Event.SERVICE_STARTED,

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.sessions.models import Session
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -25,15 +24,13 @@ from audit.chain import batched
 from audit.models import AuditEvent
 from calls.models import CallSession
 from keys.commands import DatabaseCommand
-from staff import auditing as staff_audit
+from staff.sessions import SessionStore
 
 # Rows per batch; a batch's UPDATE or DELETE lists their keys, which keeps it under the 999
 # parameters an older SQLite build allows in one statement.
 BATCH = 900
 
 _Batch = list[tuple[Any, ...]]
-# What a staff_logout row for an expired admin session is made of (staff_audit.record_timed_out).
-SESSION_FIELDS = ("session_data", "expire_date")
 
 
 def purge_sessions(now: datetime | None = None) -> dict[str, int]:
@@ -75,15 +72,15 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
-def clear_staff_sessions(now: datetime | None = None, counts: dict[str, int] | None = None) -> int:
-    """Delete expired admin sessions, with a staff_logout row for each that held a signed-in
-    staff member: purge_sessions' last step, and what Django's clearsessions, which deletes them
-    unrecorded, runs instead. The number deleted, added to ``counts["staff_sessions"]`` as each
-    batch commits."""
-    counts = {"staff_sessions": 0} if counts is None else counts
-    timed_out = Session.objects.filter(expire_date__lte=now or timezone.now())
-    _in_batches(timed_out, _end_staff_sessions, counts, "staff_sessions", *SESSION_FIELDS)
-    return counts["staff_sessions"]
+def clear_staff_sessions(now: datetime, counts: dict[str, int]) -> None:
+    """Delete expired admin sessions through the session store, which records each staff
+    sign-out it finds (as Django's clearsessions does), adding to ``counts["staff_sessions"]``
+    as each batch commits."""
+
+    def counted(deleted: int) -> None:
+        counts["staff_sessions"] += deleted
+
+    SessionStore.clear_expired(now, counted)
 
 
 def _in_batches(
@@ -134,15 +131,6 @@ def _expire(stale: QuerySet[CallSession], batch: _Batch) -> int:
                 ended_by="purge_sessions",
             )
     return ended
-
-
-def _end_staff_sessions(timed_out: QuerySet[Session], batch: _Batch) -> int:
-    """Delete a batch of expired admin sessions, with a staff_logout row for each that held a
-    signed-in staff member."""
-    deleted = _delete_rows(timed_out, batch)
-    with batched():
-        staff_audit.record_timed_out((data, expiry) for _, data, expiry in batch)
-    return deleted
 
 
 def _delete_rows(rows: QuerySet[Any], batch: _Batch) -> int:
