@@ -11,16 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import E164, Lockout
 from audit.models import AuditEvent
-from securegather import statements
 
 # Only a dialable (E164) number is a caller of its own. "anonymous", "client:…" and withheld
 # numbers would all share one counter, and one caller's failures would lock all of them out.
@@ -49,26 +47,8 @@ def caller_lock(caller: str) -> Lockout | None:
     """The caller's lock, if one holds now: read without a row lock, to warn at the start."""
     if not counts_caller(caller):
         return None
-    row = _COUNTER.first(Lockout.Scope.CALLER.value, caller)
+    row = Lockout.objects.filter(scope=Lockout.Scope.CALLER, key=caller).first()
     return row if row is not None and row.is_locked(timezone.now()) else None
-
-
-# Every call's start and every PIN step run these: compiled once per process (statements), the
-# second once per number of counters.
-_COUNTER = statements.Query(lambda scope, key: Lockout.objects.filter(scope=scope, key=key))
-
-
-@lru_cache(maxsize=64)
-def _locked_counters(count: int) -> statements.Query:
-    def build(*values: str) -> QuerySet[Lockout]:
-        matches = Q()
-        for scope, key in zip(values[::2], values[1::2], strict=True):
-            matches |= Q(scope=scope, key=key)
-        # Locked in one fixed order (scope, key): two verifications that share counters never
-        # wait on each other in turn.
-        return Lockout.objects.select_for_update().filter(matches).order_by("scope", "key")
-
-    return statements.Query(build, arity=2 * count)
 
 
 # Tries at taking a verification's counters when some vanish under it (see Counters.hold).
@@ -101,8 +81,7 @@ class Counters:
             # empty filter below would match, lock and count against every counter there is.)
             return cls([], timezone.now())
         # Every counter exists before it is locked (INSERT … ON CONFLICT DO NOTHING, no
-        # savepoint), so even a caller's first verification has a row to wait on. In the step's
-        # deferring() block it goes with the lock's SELECT: one round trip for both.
+        # savepoint), so even a caller's first verification has a row to wait on.
         # Inserted in the locks' order too: in a set's order, which differs between processes,
         # two steps creating the same two counters could each wait on the other's.
         # A counter can vanish between its INSERT and its lock: purge_sessions deletes idle ones,
@@ -111,10 +90,17 @@ class Counters:
         # (That INSERT comes with locks held: a step inserting the same counter and waiting on
         # one of them is a deadlock, which PostgreSQL ends by rolling one step back.)
         ordered = sorted(keys)
-        wanted = [value for pair in ordered for value in pair]
+        matches = Q()
+        for scope, key in ordered:
+            matches |= Q(scope=scope, key=key)
         for _ in range(_ATTEMPTS):
-            statements.insert_missing([Lockout(scope=scope, key=key) for scope, key in ordered])
-            rows = _locked_counters(len(keys)).all(*wanted)
+            Lockout.objects.bulk_create(
+                [Lockout(scope=scope, key=key) for scope, key in ordered], ignore_conflicts=True
+            )
+            # Locked in the same order (scope, key): two verifications that share counters never
+            # wait on each other in turn.
+            counters = Lockout.objects.select_for_update().filter(matches).order_by("scope", "key")
+            rows = list(counters)
             if len(rows) == len(keys):
                 break
         else:
@@ -123,7 +109,7 @@ class Counters:
         now = timezone.now()
         for row in rows:
             if row.expire(now, channel=channel):
-                statements.update(row)
+                row.save()
         return cls(rows, now)
 
     def lock(self) -> Lockout | None:
@@ -137,7 +123,7 @@ class Counters:
             locked |= row.fail(
                 self.now, limit=limit(), window=window(), duration=duration(), **audit
             )
-            statements.update(row)
+            row.save()
         return locked
 
     def succeed(self, account_number: str) -> None:
@@ -145,7 +131,7 @@ class Counters:
         for row in self.rows:
             if row.scope == Lockout.Scope.ACCOUNT and row.key == account_number and row.failures:
                 row.forget_failures()
-                statements.update(row)
+                row.save()
 
 
 def lift(target: str, by: str, **detail: Any) -> list[Lockout]:

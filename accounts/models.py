@@ -6,7 +6,6 @@ import hmac
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -15,7 +14,6 @@ from django.db import models, transaction
 from audit.models import AuditEvent, mask_phone
 from keys.keyring import get_keyring
 from keys.sealed import DigestField, SealedField, SealedFieldsMixin
-from securegather import statements
 
 CARD_PURPOSE = "accounts.Account.card_last4"
 PIN_PURPOSE = "accounts.Account.pin"
@@ -73,8 +71,7 @@ class Account(SealedFieldsMixin, models.Model):
     @classmethod
     def for_card(cls, card_last4: str) -> list[Account]:
         """The accounts whose card digest matches the digits under any key in the ring."""
-        digests = cls.card_digests(card_last4)
-        return _for_card(len(digests)).all(*digests)
+        return list(cls.objects.filter(card_digest__in=cls.card_digests(card_last4)))
 
     def set_credentials(self, card_last4: str, pin: str) -> None:
         """Seal and digest both credentials under the primary key. Does not save."""
@@ -207,12 +204,3 @@ class Lockout(models.Model):
             AuditEvent.record(event, outcome, caller=self.key, scope=self.scope, **detail)
         else:
             AuditEvent.record(event, outcome, account_number=self.key, scope=self.scope, **detail)
-
-
-# Every PIN step runs it (its accounts serve both the lockout and the default resolver):
-# compiled once per process (statements), once per number of digests, the ring's key count.
-@lru_cache(maxsize=64)
-def _for_card(digests: int) -> statements.Query:
-    return statements.Query(
-        lambda *values: Account.objects.filter(card_digest__in=values).order_by(), arity=digests
-    )

@@ -30,11 +30,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import QuerySet
 
 from keys.keyring import Key, get_keyring
 from keys.sealed import record_key_use
-from securegather import statements
 
 if TYPE_CHECKING:
     from audit.models import AuditChainHead, AuditEvent
@@ -91,16 +89,13 @@ _pending: ContextVar[list[AuditEvent] | None] = ContextVar("audit_pending", defa
 
 
 @contextmanager
-def batched(*, commit: bool = False) -> Iterator[None]:
+def batched() -> Iterator[None]:
     """Hold the audit rows a block records and append them together when it ends without error.
 
-    A call step records one to three rows: appending them at once costs one locked read of the
-    chain's head and one INSERT, and the lock (held until commit) is taken at the step's end
-    instead of across it — a resolver's round trip included. Use it inside the step's
+    A call step records one to three rows: appending them at once takes the chain's head once
+    and inserts them in one INSERT, and the head's lock (held until commit) is taken at the
+    step's end instead of across it, a resolver's round trip included. Use it inside the step's
     transaction; a block that raises appends nothing, as its transaction rolls back anyway.
-
-    ``commit``: the block's end is its outermost transaction's end, so on PostgreSQL the INSERT
-    carries the COMMIT: one round trip fewer, and the chain's lock is let go that much sooner.
     """
     rows: list[AuditEvent] = []
     token = _pending.set(rows)
@@ -109,7 +104,7 @@ def batched(*, commit: bool = False) -> Iterator[None]:
     finally:
         _pending.reset(token)
     if rows:
-        _append_all(rows, commit=commit)
+        _append_all(rows)
 
 
 def append(event: AuditEvent) -> AuditEvent:
@@ -124,31 +119,27 @@ def append(event: AuditEvent) -> AuditEvent:
     return event
 
 
-def _head() -> QuerySet[AuditChainHead]:
-    from audit.models import AuditChainHead
-
-    return AuditChainHead.objects.select_for_update().filter(pk=AuditChainHead.ID)
-
-
-# The chain's head, locked: the MAC the next row links to.
-_HEAD = statements.Query(_head)
-
-
 def _locked_head() -> AuditChainHead:
+    """The chain's head under a row lock held until the transaction ends: the MAC the next row
+    links to."""
     from audit.models import AuditChainHead, AuditEvent
 
-    if (head := _HEAD.first()) is None:
-        # Migration 0005 creates the row; a flushed database (a test's) has none. It starts
+    heads = AuditChainHead.objects.select_for_update()
+    try:
+        return heads.get(pk=AuditChainHead.ID)
+    except AuditChainHead.DoesNotExist:
+        # Migration 0002 creates the row; a flushed database (a test's) has none. It starts
         # again at the newest row, and a racing writer's copy wins.
         newest = AuditEvent.objects.order_by("-id").values_list("mac", flat=True).first()
         AuditChainHead.objects.bulk_create(
             [AuditChainHead(id=AuditChainHead.ID, mac=newest or "")], ignore_conflicts=True
         )
-        head = _HEAD.first()
-    return head
+        return heads.get(pk=AuditChainHead.ID)
 
 
-def _append_all(events: list[AuditEvent], *, commit: bool = False) -> None:
+def _append_all(events: list[AuditEvent]) -> None:
+    from audit.models import AuditEvent
+
     ring = get_keyring()
     if not ring.recorded:
         # Once a process: the database learns the key ids that sign, so that a verifier can tell a
@@ -156,9 +147,8 @@ def _append_all(events: list[AuditEvent], *, commit: bool = False) -> None:
         record_key_use(ring)
     key = ring.primary
     # No savepoint of its own inside a step's transaction: nothing here is worth rolling back
-    # alone, and a savepoint is two more round trips per append. The head's UPDATE is held
-    # (deferring) and goes with the INSERT: one round trip for both on PostgreSQL.
-    with transaction.atomic(savepoint=False), statements.deferring():
+    # alone, and a savepoint would cost two more statements per append.
+    with transaction.atomic(savepoint=False):
         # Locked until the enclosing transaction ends, so no other append links to this MAC.
         head = _locked_head()
         previous = head.mac
@@ -166,9 +156,10 @@ def _append_all(events: list[AuditEvent], *, commit: bool = False) -> None:
             event.prev_mac = previous
             event.mac = previous = compute_mac(event, key)
         head.mac = previous
-        statements.update(head)
-        # One INSERT, rows in list order, so ids follow the chain.
-        statements.insert(events, commit=commit)
+        head.save(update_fields=["mac"])
+        # Rows in list order, so ids follow the chain: one INSERT, or on SQLite as many as keep
+        # each within its 999 parameters (a purge's batch of 900 rows), still in order.
+        AuditEvent.objects.bulk_create(events)
 
 
 @dataclass

@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts.resolvers import Resolution, resolve
+from calls import languages
 from keys.sealed import Sealed, SealedField, SealedFieldsMixin
-from securegather import statements
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -78,9 +78,6 @@ class CallSession(SealedFieldsMixin, models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     ended_at = models.DateTimeField(null=True, blank=True)
 
-    # Set when a call's first step inserts the row, and never changed: save_step() leaves them.
-    FIXED_AT_INSERT = ("call_sid", "account_sid", "caller", "created_at")
-
     class Meta:
         ordering = ["-created_at"]
 
@@ -90,19 +87,39 @@ class CallSession(SealedFieldsMixin, models.Model):
     @classmethod
     def locked(cls, call_sid: str) -> CallSession | None:
         """The call's session under a row lock held until the transaction ends, if it exists."""
-        return _LOCKED.first(call_sid)
+        try:
+            return cls.objects.select_for_update().get(call_sid=call_sid)
+        except cls.DoesNotExist:
+            return None
 
-    def insert_new(self) -> bool:
-        """Insert this session unless the call has one already (a racing delivery's)."""
-        return statements.insert([self], ignore_conflicts=True) == 1
+    @classmethod
+    def start(cls, call_sid: str, account_sid: str, caller: str) -> tuple[CallSession, bool]:
+        """The call's new session, and True; or, when another delivery of the call's webhook
+        inserted one first, that one under a row lock, and False.
 
-    def save_step(self) -> None:
-        """Write the row back after a step, in one UPDATE: every field a step may change."""
-        statements.update(self, exclude=self.FIXED_AT_INSERT)
+        Use inside transaction.atomic(): the row inserted here stays locked until it ends.
+        """
+        session = cls(call_sid=call_sid, account_sid=account_sid, caller=caller)
+        try:
+            # A savepoint: on PostgreSQL a failed INSERT aborts the whole transaction, and the
+            # step still has to answer the call. bulk_create(ignore_conflicts=True) would need
+            # none, but it cannot say whether this row or a racing delivery's was kept.
+            with transaction.atomic():
+                session.save(force_insert=True)
+        except IntegrityError:
+            # PostgreSQL held this INSERT until the racing delivery's step committed: the row
+            # read here is the session as that step left it.
+            return cls.objects.select_for_update().get(call_sid=call_sid), False
+        return session, True
 
     @property
     def is_finished(self) -> bool:
         return self.state == self.State.FINISHED
+
+    @property
+    def is_ended(self) -> bool:
+        """Whether the call is over: its status callback came, or purge_sessions ended it."""
+        return self.ended_at is not None
 
     @property
     def expires_at(self) -> datetime:
@@ -110,6 +127,13 @@ class CallSession(SealedFieldsMixin, models.Model):
 
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at
+
+    def expire(self, now: datetime) -> bool:
+        """End a call still under way once it is past its lifetime; True when this ended it."""
+        if self.is_finished or not self.is_expired(now):
+            return False
+        self.finish(self.Outcome.EXPIRED)
+        return True
 
     def answered(self, token: str) -> str | None:
         """What the step with this idempotency token answered, if it was this call's last."""
@@ -119,9 +143,13 @@ class CallSession(SealedFieldsMixin, models.Model):
         return None
 
     def remember(self, token: str, answer: str) -> None:
-        if self.ended_at is not None:
+        if self.is_ended:
             token = ""  # end() cleared the answer: a late step's goodbye is not kept either
         self.idempotency_token, self.last_answer = token, answer if token else ""
+
+    def choose_language(self, digits: str) -> None:
+        """The language menu's answer: the language the rest of the call is spoken in."""
+        self.language = languages.for_keypress(digits)
 
     def accept_card(self, digits: str) -> Sealed:
         sealed = self.seal("card", digits)
@@ -160,6 +188,10 @@ class CallSession(SealedFieldsMixin, models.Model):
         self.wipe()
         self.state, self.outcome, self.account_number = self.State.FINISHED, outcome, account_number
 
+    def lock_out(self) -> None:
+        """The caller or the account is locked out: the call ends without a check of its PIN."""
+        self.finish(self.Outcome.LOCKED_OUT)
+
     def end(self) -> None:
         """The call is over (status callback): nothing sealed outlives it."""
         self.wipe()
@@ -195,9 +227,3 @@ class CallSession(SealedFieldsMixin, models.Model):
         if unfinished:
             count += calls.filter(pk__in=unfinished).update(**written, **expired)
         return count
-
-
-# A step's first statement, and a step runs it on every webhook: compiled once (statements).
-_LOCKED = statements.Query(
-    lambda sid: CallSession.objects.select_for_update().filter(call_sid=sid).order_by()
-)

@@ -8,13 +8,12 @@ I-Twilio-Idempotency-Token) hears the first answer again, and a call past its li
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.db import connection, transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.utils import timezone, translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
@@ -28,28 +27,19 @@ from audit import chain as auditchain
 from audit.models import AuditEvent
 from calls import languages
 from calls import twiml as say
-from calls.models import (
-    CallSession,
-    clean_account_sid,
-    clean_caller,
-    clean_idempotency_token,
-    is_call_sid,
-)
+from calls.models import CallSession, clean_account_sid, clean_caller, clean_idempotency_token
 from calls.webhooks import (
     View,
     apology,
-    audit_malformed,
     foreign_account_refusal,
     has_valid_signature,
     is_foreign_account,
-    twilio_signed,
+    twilio_webhook,
     twiml,
-    twiml_on_error,
     unreadable,
     unreadable_refusal,
 )
 from keys.redaction import describe
-from securegather import statements
 
 logger = logging.getLogger(__name__)
 Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
@@ -67,19 +57,82 @@ CALL_STATUSES = {
 # What a status callback subscribed to progress events says of a call still under way: no end.
 # Anything else, an unknown status included, ends the call and wipes what is left.
 UNDER_WAY = {"queued", "initiated", "ringing", "in-progress"}
+# Audit rows that name a call without a step of it having run: refusals of requests that were
+# not Twilio's, and status callbacks for a call with no session (see _locked_session).
+NOT_STEPS = [Event.SIGNATURE_REJECTED, Event.FOREIGN_ACCOUNT, Event.UNKNOWN_CALL_STATUS]
+# A step's view: the request and the call's session, locked; what the caller hears next.
+Step = Callable[[HttpRequest, CallSession], VoiceResponse]
 
 
-@contextmanager
-def _step() -> Iterator[None]:
-    """A step's transaction. Its audit rows are appended together at its end (batched), the
-    session's UPDATE goes with the first statement of that append (deferring), and when the
-    step is the whole transaction (not so inside a test's), its COMMIT with the last."""
-    with transaction.atomic():
-        # Only a block that Django commits at its end (not one nested in another, nor one
-        # entered with autocommit already off) may have its COMMIT sent early.
-        ends_transaction = len(connection.atomic_blocks) == 1 and connection.commit_on_exit
-        with statements.deferring(), auditchain.batched(commit=ends_transaction):
-            yield
+class CallReplayed(Exception):
+    """A step for a call that ended and was purged: refused, whatever its signature."""
+
+
+def twilio_step(*, expects: str = "", opens_call: bool = False) -> Callable[[Step], View]:
+    """A step of the call flow: the webhook's rules, then one transaction with the call's
+    session locked until it ends, and the step's audit rows appended together at its end.
+
+    ``expects``: the state the step answers, or ``opens_call`` for the first step, which only a
+    call without a session is at. The view runs only for a step that fits; a redelivery hears
+    the answer it had, a call past its lifetime is ended, and any other step hears the prompt
+    the call is at. Whatever the view answers is kept for a redelivery of the same webhook.
+    """
+
+    def decorate(step: Step) -> View:
+        # Audit rows name a step by its view's name: "incoming", "card", "pin", "language".
+        name = step.__name__
+
+        @wraps(step)
+        def view(request: HttpRequest) -> HttpResponse:
+            try:
+                with transaction.atomic(), auditchain.batched():
+                    session, created = _locked_session(request, opens_call=opens_call)
+                    token = _idempotency_token(request)
+                    if not created and (answer := session.answered(token)) is not None:
+                        _audit(request, session, Event.DUPLICATE_DELIVERY, Outcome.INFO, step=name)
+                        return HttpResponse(answer, content_type="text/xml")
+                    # The first step fits a call it started; any other, a session at its state.
+                    fits = created if opens_call else not created and session.state == expects
+                    if not created and session.expire(timezone.now()):
+                        _audit(request, session, Event.SESSION_EXPIRED, Outcome.FAILURE, step=name)
+                        response = say.session_expired()
+                    elif fits:
+                        response = step(request, session)
+                    else:
+                        response = _out_of_order(request, session, name)
+                    return _reply(session, token, response)
+            except CallReplayed:
+                # Outside the step's transaction, which rolled back the session it inserted.
+                _audit_sessionless(
+                    request, Event.REPLAY_REFUSED, Outcome.FAILURE, step=request.path
+                )
+                return twiml(say.call_finished())
+
+        return twilio_webhook(view)
+
+    return decorate
+
+
+def _locked_session(request: HttpRequest, *, opens_call: bool) -> tuple[CallSession, bool]:
+    """The call's session under a row lock, and whether this step started it: afresh when
+    Twilio names a call that has none here.
+
+    The step that opens a call expects no row, so it inserts one without reading first.
+    """
+    sid = request.POST["CallSid"]
+    if not opens_call and (session := CallSession.locked(sid)) is not None:
+        return session, False
+    session, created = CallSession.start(
+        sid,
+        account_sid=clean_account_sid(request.POST.get("AccountSid", "")),
+        caller=clean_caller(request.POST.get("From", "")),
+    )
+    # No session, but the audit log knows the call: its session was purged, and this is a
+    # captured request played again (Twilio's signatures carry no time). Raised, the step's
+    # transaction rolls back with the row just inserted.
+    if created and AuditEvent.objects.filter(call_sid=sid).exclude(event__in=NOT_STEPS).exists():
+        raise CallReplayed
+    return session, created
 
 
 def _audit(
@@ -102,70 +155,11 @@ def _audit_sessionless(request: HttpRequest, event: str, outcome: str, **detail:
     )
 
 
-def _locked_session(request: HttpRequest, *, new: bool = False) -> tuple[CallSession, bool]:
-    """The call's session under a row lock, created (as a fresh start) if Twilio's is unknown.
-
-    ``new``: the step that opens a call expects no row, so it inserts first (one round trip
-    fewer) and reads only when a racing delivery got there before it.
-    """
-    sid = request.POST["CallSid"]
-    if not new and (session := CallSession.locked(sid)) is not None:
-        return session, False
-    session = CallSession(
-        call_sid=sid,
-        account_sid=clean_account_sid(request.POST.get("AccountSid", "")),
-        caller=clean_caller(request.POST.get("From", "")),
-    )
-    # INSERT … ON CONFLICT DO NOTHING: no savepoint, and a racing delivery's row wins.
-    if not session.insert_new():
-        # That delivery's step holds the row: wait for it to finish, then see its result.
-        return CallSession.objects.select_for_update().get(call_sid=sid), False
-    # No session, but the audit log knows the call: its session was purged, and this is a
-    # captured request played again (Twilio's signatures carry no time). Refusals of unsigned
-    # requests and status callbacks before the call's first step name a CallSid too, but no
-    # step of that call ever ran. Raised, the step's transaction rolls back with the row just
-    # inserted.
-    if _KNOWN_CALL.rows(sid):
-        raise CallReplayed
-    return session, True
-
-
-# Whether a step of the call ever ran (see _locked_session): compiled once (statements).
-_KNOWN_CALL = statements.Query(
-    lambda sid: (
-        AuditEvent.objects.filter(call_sid=sid)
-        .exclude(
-            event__in=[Event.SIGNATURE_REJECTED, Event.FOREIGN_ACCOUNT, Event.UNKNOWN_CALL_STATUS]
-        )
-        .order_by()
-        .values_list("id")[:1]
-    )
-)
-
-
-class CallReplayed(Exception):
-    """A step for a call that ended and was purged: refused, whatever its signature."""
-
-
-def refuses_replays(view: View) -> View:
-    """Answer a replayed call's step with a goodbye and an audit row; nothing else happens."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except CallReplayed:
-            _audit_sessionless(request, Event.REPLAY_REFUSED, Outcome.FAILURE, step=request.path)
-            return twiml(say.call_finished())
-
-    return wrapper
-
-
-def _reply(request: HttpRequest, session: CallSession, response: VoiceResponse) -> HttpResponse:
+def _reply(session: CallSession, token: str, response: VoiceResponse) -> HttpResponse:
     """Save the step with its answer, which a redelivery of the same webhook hears again."""
     answer = str(response)
-    session.remember(_idempotency_token(request), answer)
-    session.save_step()
+    session.remember(token, answer)
+    session.save()
     return HttpResponse(answer, content_type="text/xml")
 
 
@@ -173,22 +167,10 @@ def _idempotency_token(request: HttpRequest) -> str:
     return clean_idempotency_token(request.META.get("HTTP_I_TWILIO_IDEMPOTENCY_TOKEN", ""))
 
 
-def _refusal(request: HttpRequest, session: CallSession, step: str) -> HttpResponse | None:
-    """The answer to a redelivered step (the first one again) or to a call past its lifetime."""
-    if (answer := session.answered(_idempotency_token(request))) is not None:
-        _audit(request, session, Event.DUPLICATE_DELIVERY, Outcome.INFO, step=step)
-        return HttpResponse(answer, content_type="text/xml")
-    if not session.is_finished and session.is_expired(timezone.now()):
-        session.finish(CallSession.Outcome.EXPIRED)
-        _audit(request, session, Event.SESSION_EXPIRED, Outcome.FAILURE, step=step)
-        return _reply(request, session, say.session_expired())
-    return None
-
-
-def _locked_out(request: HttpRequest, session: CallSession, scope: str) -> HttpResponse:
-    session.finish(CallSession.Outcome.LOCKED_OUT)
+def _locked_out(request: HttpRequest, session: CallSession, scope: str) -> VoiceResponse:
+    session.lock_out()
     _audit(request, session, Event.LOCKED_OUT, Outcome.FAILURE, action="refused", scope=scope)
-    return _reply(request, session, say.locked())
+    return say.locked()
 
 
 def _reject_invalid(request: HttpRequest, session: CallSession, prompt: str) -> VoiceResponse:
@@ -218,163 +200,95 @@ def _out_of_order(request: HttpRequest, session: CallSession, step: str) -> Voic
     return say.ask_card()
 
 
-def _require_call_sid(request: HttpRequest) -> HttpResponse | None:
-    if is_call_sid(request.POST.get("CallSid", "")):
-        return None
-    # Signed, so sent by Twilio or with its Auth Token: worth a row. Not the CallSid itself,
-    # which is not in Twilio's shape and could hold anything.
-    audit_malformed(request, "call_sid")
-    return HttpResponseBadRequest("Missing or malformed CallSid.")
-
-
-@csrf_exempt
-@require_POST
-@sensitive_post_parameters("Digits")
-@twiml_on_error
-@twilio_signed
-@refuses_replays
-def incoming(request: HttpRequest) -> HttpResponse:
+@twilio_step(opens_call=True)
+def incoming(request: HttpRequest, session: CallSession) -> VoiceResponse:
     """ "A call comes in": open the session and ask for the card's last 4 digits."""
-    if bad := _require_call_sid(request):
-        return bad
-    with _step():
-        session, created = _locked_session(request, new=True)
-        if created:
-            _audit(request, session, Event.CALL_STARTED, Outcome.INFO)
-            if (lock := lockout.caller_lock(session.caller)) is not None:
-                return _locked_out(request, session, lock.scope)
-            return _reply(request, session, say.opening())
-        if refused := _refusal(request, session, "incoming"):
-            return refused
-        # Twilio redelivered the call's first webhook: answer with the prompt it is at.
-        return _reply(request, session, _out_of_order(request, session, "incoming"))
+    _audit(request, session, Event.CALL_STARTED, Outcome.INFO)
+    if (lock := lockout.caller_lock(session.caller)) is not None:
+        return _locked_out(request, session, lock.scope)
+    return say.opening()
 
 
-@csrf_exempt
-@require_POST
-@sensitive_post_parameters("Digits")
-@twiml_on_error
-@twilio_signed
-@refuses_replays
-def card(request: HttpRequest) -> HttpResponse:
-    """The card's last 4 digits: validate, seal at once, ask for the PIN."""
-    if bad := _require_call_sid(request):
-        return bad
-    with _step():
-        session, created = _locked_session(request)
-        if not created and (refused := _refusal(request, session, "card")):
-            return refused
-        if created or session.state != CallSession.State.AWAITING_CARD:
-            return _reply(request, session, _out_of_order(request, session, "card"))
-        digits = request.POST.get("Digits", "")
-        if not is_four_digits(digits):
-            return _reply(request, session, _reject_invalid(request, session, "card"))
-        sealed = session.accept_card(digits)
-        _audit(request, session, Event.CARD_ENTERED, Outcome.SUCCESS, key_id=sealed.key_id or "")
-        return _reply(request, session, say.ask_pin())
-
-
-@csrf_exempt
-@require_POST
-@sensitive_post_parameters("Digits")
-@twiml_on_error
-@twilio_signed
-@refuses_replays
-def pin(request: HttpRequest) -> HttpResponse:
-    """The PIN: validate, seal, resolve the account, speak the result, wipe."""
-    if bad := _require_call_sid(request):
-        return bad
-    with _step():
-        session, created = _locked_session(request)
-        if not created and (refused := _refusal(request, session, "pin")):
-            return refused
-        if created or session.state != CallSession.State.AWAITING_PIN:
-            return _reply(request, session, _out_of_order(request, session, "pin"))
-        digits = request.POST.get("Digits", "")
-        if not is_four_digits(digits):
-            return _reply(request, session, _reject_invalid(request, session, "pin"))
-        sealed = session.accept_pin(digits)
-        _audit(request, session, Event.PIN_ENTERED, Outcome.SUCCESS, key_id=sealed.key_id or "")
-        try:
-            resolution = session.verify()
-        except Locked as exc:
-            return _locked_out(request, session, exc.scope)
-        except ResolverUnavailable:
-            session.finish(CallSession.Outcome.RESOLVER_UNAVAILABLE)
-            _audit(request, session, Event.RESOLVER_UNAVAILABLE, Outcome.FAILURE)
-            return _reply(request, session, say.resolver_unavailable())
-        if resolution is None:
-            session.finish(CallSession.Outcome.NOT_FOUND)
-            _audit(request, session, Event.NOT_FOUND, Outcome.FAILURE)
-            return _reply(request, session, say.not_found())
-        session.finish(CallSession.Outcome.VERIFIED, resolution.account_number)
-        AuditEvent.record(
-            Event.VERIFIED,
-            Outcome.SUCCESS,
-            request=request,
-            call_sid=session.call_sid,
-            caller=session.caller,
-            account_number=resolution.account_number,
-        )
-        return _reply(request, session, say.found(resolution))
-
-
-@csrf_exempt
-@require_POST
-@sensitive_post_parameters("Digits")
-@twiml_on_error
-@twilio_signed
-@refuses_replays
-def language(request: HttpRequest) -> HttpResponse:
+@twilio_step(expects=CallSession.State.AWAITING_CARD)
+def language(request: HttpRequest, session: CallSession) -> VoiceResponse:
     """The opening menu's answer: 1 English, 2 Spanish, anything else the configured language."""
-    if bad := _require_call_sid(request):
-        return bad
-    with _step():
-        session, created = _locked_session(request)
-        if not created and (refused := _refusal(request, session, "language")):
-            return refused
-        if created or session.state != CallSession.State.AWAITING_CARD:
-            return _reply(request, session, _out_of_order(request, session, "language"))
-        session.language = languages.for_keypress(request.POST.get("Digits", ""))
-        _audit(request, session, Event.LANGUAGE_CHOSEN, Outcome.INFO, language=session.language)
-        with translation.override(languages.django_language(session.language)):
-            return _reply(request, session, say.ask_card())
+    session.choose_language(request.POST.get("Digits", ""))
+    _audit(request, session, Event.LANGUAGE_CHOSEN, Outcome.INFO, language=session.language)
+    # The middleware activated the language the call had before this step chose one.
+    with translation.override(languages.django_language(session.language)):
+        return say.ask_card()
 
 
-@csrf_exempt
-@require_POST
-@sensitive_post_parameters("Digits")
-@twiml_on_error
-@twilio_signed
+@twilio_step(expects=CallSession.State.AWAITING_CARD)
+def card(request: HttpRequest, session: CallSession) -> VoiceResponse:
+    """The card's last 4 digits: validate, seal at once, ask for the PIN."""
+    digits = request.POST.get("Digits", "")
+    if not is_four_digits(digits):
+        return _reject_invalid(request, session, "card")
+    sealed = session.accept_card(digits)
+    _audit(request, session, Event.CARD_ENTERED, Outcome.SUCCESS, key_id=sealed.key_id or "")
+    return say.ask_pin()
+
+
+@twilio_step(expects=CallSession.State.AWAITING_PIN)
+def pin(request: HttpRequest, session: CallSession) -> VoiceResponse:
+    """The PIN: validate, seal, resolve the account, speak the result, wipe."""
+    digits = request.POST.get("Digits", "")
+    if not is_four_digits(digits):
+        return _reject_invalid(request, session, "pin")
+    sealed = session.accept_pin(digits)
+    _audit(request, session, Event.PIN_ENTERED, Outcome.SUCCESS, key_id=sealed.key_id or "")
+    try:
+        resolution = session.verify()
+    except Locked as exc:
+        return _locked_out(request, session, exc.scope)
+    except ResolverUnavailable:
+        session.finish(CallSession.Outcome.RESOLVER_UNAVAILABLE)
+        _audit(request, session, Event.RESOLVER_UNAVAILABLE, Outcome.FAILURE)
+        return say.resolver_unavailable()
+    if resolution is None:
+        session.finish(CallSession.Outcome.NOT_FOUND)
+        _audit(request, session, Event.NOT_FOUND, Outcome.FAILURE)
+        return say.not_found()
+    session.finish(CallSession.Outcome.VERIFIED, resolution.account_number)
+    _audit(
+        request, session, Event.VERIFIED, Outcome.SUCCESS, account_number=resolution.account_number
+    )
+    return say.found(resolution)
+
+
+@twilio_webhook
 def status(request: HttpRequest) -> HttpResponse:
-    """Twilio's status callback: the call ended, so wipe whatever is still sealed."""
-    if bad := _require_call_sid(request):
-        return bad
+    """Twilio's status callback: the call ended, so wipe whatever is still sealed.
+
+    Not a step: it starts no session, and a redelivery of it only adds an audit row.
+    """
     call_status = request.POST.get("CallStatus", "")
     recorded_status = call_status if call_status in CALL_STATUSES else "other"
-    with _step():
+    with transaction.atomic(), auditchain.batched():
         session = CallSession.locked(request.POST["CallSid"])
         if session is None:
             # Nothing to wipe, but the callback is on record (and not taken for a step: see
-            # _KNOWN_CALL).
+            # NOT_STEPS).
             _audit_sessionless(request, Event.UNKNOWN_CALL_STATUS, Outcome.INFO)
-        elif call_status in UNDER_WAY and session.ended_at is None:
+        elif call_status in UNDER_WAY and not session.is_ended:
             # The caller may be typing: ending the call now would hang up on them.
             _audit(request, session, Event.CALL_PROGRESS, Outcome.INFO, call_status=call_status)
         else:
             # Ended already: by this callback delivered before, or by purge_sessions before a
             # late first one. Either way nothing is left to wipe, and Twilio's status is kept.
-            already_ended = session.ended_at is not None
+            already_ended = session.is_ended
             if not already_ended:
                 session.end()
-                session.save_step()
+                session.save()
+            ended = {"already_ended": True} if already_ended else {}
             _audit(
                 request,
                 session,
                 Event.CALL_ENDED,
                 Outcome.INFO,
                 call_status=recorded_status,
-                **({"already_ended": True} if already_ended else {}),
+                **ended,
             )
     return twiml(VoiceResponse())
 

@@ -1,4 +1,5 @@
 """Decorators every Twilio-facing view wears: signature check and a TwiML answer to any failure.
+``twilio_webhook`` puts on, in order, all that a webhook of a call wears.
 
 There is no setting that turns the signature check off, DEBUG included: a switch like that is how
 forged requests reach production.
@@ -29,11 +30,15 @@ from django.http import (
 from django.http.multipartparser import MultiPartParserError
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
 from audit.models import AuditEvent
 from calls.languages import say_attributes
+from calls.models import is_call_sid
 from keys.redaction import describe
 
 logger = logging.getLogger(__name__)
@@ -208,3 +213,26 @@ def twiml_on_error(view: View) -> View:
             return twiml(apology())
 
     return wrapper
+
+
+def names_a_call(view: View) -> View:
+    """400 for a request without a CallSid in Twilio's shape: every webhook of a call has one."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if is_call_sid(request.POST.get("CallSid", "")):
+            return view(request, *args, **kwargs)
+        # Signed, so sent by Twilio or with its Auth Token: worth a row. Not the CallSid itself,
+        # which is not in Twilio's shape and could hold anything.
+        audit_malformed(request, "call_sid")
+        return HttpResponseBadRequest("Missing or malformed CallSid.")
+
+    return wrapper
+
+
+def twilio_webhook(view: View) -> View:
+    """What every webhook of a call wears, outermost first: no CSRF token (Twilio has none to
+    send), POST only, the caller's Digits left out of error reports, any failure answered with
+    TwiML, a valid Twilio signature, and a CallSid."""
+    checked = twiml_on_error(twilio_signed(names_a_call(view)))
+    return csrf_exempt(require_POST(sensitive_post_parameters("Digits")(checked)))

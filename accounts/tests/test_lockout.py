@@ -306,14 +306,22 @@ def test_after_a_lock_each_failure_within_the_window_locks_again(demo_account, c
 
 
 @pytest.mark.django_db
-def test_counters_are_created_in_the_order_they_are_locked(demo_account, monkeypatch):
+def test_counters_are_created_in_the_order_they_are_locked(demo_account):
     # Any other order, which a set's differs between processes, can deadlock two steps.
-    created = []
-    monkeypatch.setattr(lockout.statements, "insert_missing", created.extend)
-    monkeypatch.setattr(
-        lockout, "_locked_counters", lambda count: mock.Mock(all=lambda *v: list(created))
-    )
     numbers = [f"AC{n:08d}" for n in (7, 3, 9, 1, 8, 2, 6)]
-    lockout.Counters.hold(CALLER, numbers)
-    keys = [(row.scope, row.key) for row in created]
-    assert keys == sorted(keys) and len(keys) == 8
+    created = []
+
+    def watch(execute, sql, params, many, context):
+        if sql.startswith("INSERT") and '"accounts_lockout"' in sql:
+            # On PostgreSQL the rows come as one array per column (INSERT … SELECT FROM UNNEST).
+            for param in params:
+                for value in param if isinstance(param, list) else [param]:
+                    if isinstance(value, str) and value in [CALLER, *numbers]:
+                        created.append(value)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        counters = lockout.Counters.hold(CALLER, numbers)
+    # Accounts before the caller ("account" < "caller"), each scope's keys in order.
+    assert created == [*sorted(numbers), CALLER]
+    assert [row.key for row in counters.rows] == created
