@@ -10,9 +10,8 @@ from the ring) still checks every later link: a row's MAC needs only its own key
 a comparison of stored values. Rows under a missing key are reported as unverifiable, not as
 tampered with.
 
-Appends are serialised so that two writers cannot both link to the same row: each locks the
-chain's head (``AuditChainHead``, the newest row's MAC) until its transaction ends, on PostgreSQL
-with SELECT ... FOR UPDATE, on SQLite by the write lock that ``BEGIN IMMEDIATE`` takes.
+This module computes and checks MACs; it reads no table. Appending is the models' work
+(``AuditChainHead.append``), and verifying the stored log is audit/verification.py's.
 """
 
 from __future__ import annotations
@@ -21,21 +20,17 @@ import hashlib
 import hmac
 import ipaddress
 import json
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
-
 from keys.keyring import Key, get_keyring
-from keys.sealed import record_key_use
+from keys.models import KeyRecord
 
 if TYPE_CHECKING:
-    from audit.models import AuditChainHead, AuditEvent
+    from audit.models import AuditEvent
 
 PURPOSE = b"securegather.AuditEvent|"
 # The fields a MAC covers, in this order. Appending a field to the model means appending it here
@@ -82,84 +77,6 @@ def canonical(event: AuditEvent) -> bytes:
 def compute_mac(event: AuditEvent, key: Key) -> str:
     digest = hmac.new(_audit_key(key), PURPOSE + canonical(event), hashlib.sha256).hexdigest()
     return f"{key.kid}:{digest}"
-
-
-# The rows a batched() block has recorded and not yet appended; None outside such a block.
-_pending: ContextVar[list[AuditEvent] | None] = ContextVar("audit_pending", default=None)
-
-
-@contextmanager
-def batched() -> Iterator[None]:
-    """Hold the audit rows a block records and append them together when it ends without error.
-
-    A call step records one to three rows: appending them at once takes the chain's head once
-    and inserts them in one INSERT, and the head's lock (held until commit) is taken at the
-    step's end instead of across it, a resolver's round trip included. Use it inside the step's
-    transaction; a block that raises appends nothing, as its transaction rolls back anyway.
-    """
-    rows: list[AuditEvent] = []
-    token = _pending.set(rows)
-    try:
-        yield
-    finally:
-        _pending.reset(token)
-    if rows:
-        _append_all(rows)
-
-
-def append(event: AuditEvent) -> AuditEvent:
-    """Link ``event`` to the newest row, sign it with the primary key and insert it.
-
-    Inside a batched() block the row is held and appended with the block's others at its end.
-    """
-    if (pending := _pending.get()) is not None:
-        pending.append(event)
-    else:
-        _append_all([event])
-    return event
-
-
-def _locked_head() -> AuditChainHead:
-    """The chain's head under a row lock held until the transaction ends: the MAC the next row
-    links to."""
-    from audit.models import AuditChainHead, AuditEvent
-
-    heads = AuditChainHead.objects.select_for_update()
-    try:
-        return heads.get(pk=AuditChainHead.ID)
-    except AuditChainHead.DoesNotExist:
-        # Migration 0002 creates the row; a flushed database (a test's) has none. It starts
-        # again at the newest row, and a racing writer's copy wins.
-        newest = AuditEvent.objects.order_by("-id").values_list("mac", flat=True).first()
-        AuditChainHead.objects.bulk_create(
-            [AuditChainHead(id=AuditChainHead.ID, mac=newest or "")], ignore_conflicts=True
-        )
-        return heads.get(pk=AuditChainHead.ID)
-
-
-def _append_all(events: list[AuditEvent]) -> None:
-    from audit.models import AuditEvent
-
-    ring = get_keyring()
-    if not ring.recorded:
-        # Once a process: the database learns the key ids that sign, so that a verifier can tell a
-        # key that has left the ring from one that never existed (a forger's).
-        record_key_use(ring)
-    key = ring.primary
-    # No savepoint of its own inside a step's transaction: nothing here is worth rolling back
-    # alone, and a savepoint would cost two more statements per append.
-    with transaction.atomic(savepoint=False):
-        # Locked until the enclosing transaction ends, so no other append links to this MAC.
-        head = _locked_head()
-        previous = head.mac
-        for event in events:
-            event.prev_mac = previous
-            event.mac = previous = compute_mac(event, key)
-        head.mac = previous
-        head.save(update_fields=["mac"])
-        # Rows in list order, so ids follow the chain: one INSERT, or on SQLite as many as keep
-        # each within its 999 parameters (a purge's batch of 900 rows), still in order.
-        AuditEvent.objects.bulk_create(events)
 
 
 @dataclass
@@ -224,8 +141,6 @@ class Report:
 
 def known_key_ids() -> set[str]:
     """Every key id this deployment has used (keys.KeyRecord), in the ring or not."""
-    from keys.models import KeyRecord
-
     return set(KeyRecord.objects.values_list("kid", flat=True))
 
 
@@ -332,54 +247,4 @@ def verify(
             Problem(anchor.row_id, "is gone, and the last check ended at it: rows were cut off")
         )
     report.problems.sort(key=lambda problem: problem.row_id)
-    return report
-
-
-def verify_log(
-    chunk_size: int = 2000, anchor: Anchor | None = None, *, from_anchor: bool = False
-) -> Report:
-    """Verify the audit table, streamed in id order, and record that it was done.
-
-    ``anchor``: where the last check ended (``Report.anchor``), kept outside the database.
-    ``from_anchor``: check only the anchor's row and those after it, written since the last
-    check: a check as long as they are. A run without it checks every row.
-    """
-    from audit.models import AuditChainHead, AuditEvent
-
-    known = known_key_ids()
-    # Read before the head: a row and the head's move to it commit together, so rows seen here
-    # mean the head read next links to one of them, unless someone deleted or emptied it.
-    written = AuditEvent.objects.exists()
-    # Read before the rows, never after: rows appended meanwhile move the head on, and the
-    # stream (which starts later) has them, so the head it was read at is among its rows.
-    head = AuditChainHead.objects.filter(pk=AuditChainHead.ID).values_list("mac", flat=True)
-    head_mac = head.first() or ""
-    rows = AuditEvent.objects.order_by("id")
-    start = anchor.row_id if from_anchor and anchor is not None else None
-    if start is not None:
-        rows = rows.filter(id__gte=start)
-    stream = rows.iterator(chunk_size=chunk_size)
-    report = verify(stream, known, head=head_mac, anchor=anchor, resume=start is not None)
-    if written and not head_mac:
-        report.problems.append(
-            Problem(
-                report.last_id or 0,
-                "rows were written, but the chain's head is deleted or empty: rows cut off the "
-                "end would not show",
-            )
-        )
-    first = report.first_problem
-    AuditEvent.record(
-        AuditEvent.Event.AUDIT_VERIFIED,
-        AuditEvent.Outcome.SUCCESS if report.intact else AuditEvent.Outcome.FAILURE,
-        actor="system",
-        channel=AuditEvent.Channel.SYSTEM,
-        checked=report.checked,
-        first_id=report.first_id,
-        last_id=report.last_id,
-        problems=len(report.problems),
-        first_bad_row=first.row_id if first else None,
-        unverifiable=sum(report.unverifiable.values()),
-        anchor=anchor.row_id if anchor else None,
-    )
     return report

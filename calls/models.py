@@ -7,11 +7,12 @@ reads its state here. Sealed digits live only until the result is known.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import connection, models
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -40,6 +41,23 @@ def clean_account_sid(value: str) -> str:
 
 def clean_idempotency_token(value: str) -> str:
     return value if IDEMPOTENCY_TOKEN.fullmatch(value) else ""
+
+
+# What a step may change on its session (save_step): every column but the id, the call's own
+# (call_sid, account_sid, caller) and created_at.
+STEP_COLUMNS = (
+    "language",
+    "state",
+    "outcome",
+    "tries",
+    "card",
+    "pin",
+    "account_number",
+    "idempotency_token",
+    "last_answer",
+    "updated_at",
+    "ended_at",
+)
 
 
 class CallSession(SealedFieldsMixin, models.Model):
@@ -86,31 +104,70 @@ class CallSession(SealedFieldsMixin, models.Model):
 
     @classmethod
     def locked(cls, call_sid: str) -> CallSession | None:
-        """The call's session under a row lock held until the transaction ends, if it exists."""
-        try:
-            return cls.objects.select_for_update().get(call_sid=call_sid)
-        except cls.DoesNotExist:
-            return None
+        """The call's session under a row lock held until the transaction ends, if it exists.
+
+        By hand, as save_step(): every step but the first runs it (bench/README.md says why).
+        On SQLite the write lock that BEGIN IMMEDIATE took holds every row.
+        """
+        select = "SELECT * FROM calls_callsession WHERE call_sid = %s"
+        if connection.features.has_select_for_update:
+            select += " FOR UPDATE"
+        return next(iter(cls.objects.raw(select, [call_sid])), None)
 
     @classmethod
     def start(cls, call_sid: str, account_sid: str, caller: str) -> tuple[CallSession, bool]:
         """The call's new session, and True; or, when another delivery of the call's webhook
         inserted one first, that one under a row lock, and False.
 
-        Use inside transaction.atomic(): the row inserted here stays locked until it ends.
+        Use inside transaction.atomic(): the row inserted here stays locked until it ends. The
+        INSERT is written by hand, as save_step(): ON CONFLICT DO NOTHING needs no savepoint for
+        a racing delivery (on PostgreSQL a failed INSERT would abort the whole step), and its
+        RETURNING says whether this row was the one kept, which bulk_create() cannot.
         """
         session = cls(call_sid=call_sid, account_sid=account_sid, caller=caller)
-        try:
-            # A savepoint: on PostgreSQL a failed INSERT aborts the whole transaction, and the
-            # step still has to answer the call. bulk_create(ignore_conflicts=True) would need
-            # none, but it cannot say whether this row or a racing delivery's was kept.
-            with transaction.atomic():
-                session.save(force_insert=True)
-        except IntegrityError:
+        session.created_at = session.updated_at = timezone.now()
+        names = ("call_sid", "account_sid", "caller", "created_at", *STEP_COLUMNS)
+        columns, values = ", ".join(names), session._db_values(names)
+        with connection.cursor() as cursor:
+            # Constant column names, every value a parameter: S608 does not apply.
+            cursor.execute(
+                f"INSERT INTO calls_callsession ({columns}) "  # noqa: S608
+                f"VALUES ({', '.join(['%s'] * len(names))}) "
+                "ON CONFLICT (call_sid) DO NOTHING RETURNING id",
+                values,
+            )
+            inserted = cursor.fetchone()
+        if inserted is None:
             # PostgreSQL held this INSERT until the racing delivery's step committed: the row
             # read here is the session as that step left it.
-            return cls.objects.select_for_update().get(call_sid=call_sid), False
+            racing = cls.locked(call_sid)
+            assert racing is not None  # a conflict means the row is there
+            return racing, False
+        session.id, session._state.adding = inserted[0], False
         return session, True
+
+    def save_step(self) -> None:
+        """Write back what a step may change, in one UPDATE written by hand: every step runs it,
+        and through save() the ORM's building of the statement cost more than the database's
+        running it (bench/README.md). The columns a step never changes are left out."""
+        self.updated_at = timezone.now()
+        values = self._db_values(STEP_COLUMNS)
+        assignments = ", ".join(f"{name} = %s" for name in STEP_COLUMNS)
+        with connection.cursor() as cursor:
+            # Constant column names, every value a parameter: S608 does not apply.
+            cursor.execute(
+                f"UPDATE calls_callsession SET {assignments} WHERE id = %s",  # noqa: S608
+                [*values, self.pk],
+            )
+
+    def _db_values(self, names: Sequence[str]) -> list[Any]:
+        """The values of these columns as the database takes them, as save() sends them."""
+        values = []
+        for name in names:
+            field = self._meta.get_field(name)
+            assert isinstance(field, models.Field)  # a column of the model's own
+            values.append(field.get_db_prep_save(getattr(self, name), connection))
+        return values
 
     @property
     def is_finished(self) -> bool:

@@ -23,7 +23,6 @@ from twilio.twiml.voice_response import VoiceResponse
 from accounts import lockout
 from accounts.models import is_four_digits
 from accounts.resolvers import Locked, ResolverUnavailable
-from audit import chain as auditchain
 from audit.models import AuditEvent
 from calls import languages
 from calls import twiml as say
@@ -85,7 +84,7 @@ def twilio_step(*, expects: str = "", opens_call: bool = False) -> Callable[[Ste
         @wraps(step)
         def view(request: HttpRequest) -> HttpResponse:
             try:
-                with transaction.atomic(), auditchain.batched():
+                with transaction.atomic(), AuditEvent.batched():
                     session, created = _locked_session(request, opens_call=opens_call)
                     token = _idempotency_token(request)
                     if not created and (answer := session.answered(token)) is not None:
@@ -159,7 +158,7 @@ def _reply(session: CallSession, token: str, response: VoiceResponse) -> HttpRes
     """Save the step with its answer, which a redelivery of the same webhook hears again."""
     answer = str(response)
     session.remember(token, answer)
-    session.save()
+    session.save_step()
     return HttpResponse(answer, content_type="text/xml")
 
 
@@ -265,7 +264,7 @@ def status(request: HttpRequest) -> HttpResponse:
     """
     call_status = request.POST.get("CallStatus", "")
     recorded_status = call_status if call_status in CALL_STATUSES else "other"
-    with transaction.atomic(), auditchain.batched():
+    with transaction.atomic(), AuditEvent.batched():
         session = CallSession.locked(request.POST["CallSid"])
         if session is None:
             # Nothing to wipe, but the callback is on record (and not taken for a step: see
@@ -280,7 +279,7 @@ def status(request: HttpRequest) -> HttpResponse:
             already_ended = session.is_ended
             if not already_ended:
                 session.end()
-                session.save()
+                session.save_step()
             ended = {"already_ended": True} if already_ended else {}
             _audit(
                 request,

@@ -39,7 +39,6 @@ from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from audit.chain import batched
 from audit.models import NUL, AuditEvent
 from keys.sealed import MASK, Sealed
 from staff.auditing import (
@@ -321,7 +320,7 @@ class StrictListAdmin(admin.ModelAdmin):
         ``staff_change`` row: Django writes them with one ``bulk_create``, which sends no
         ``post_save`` for staff/auditing.py to see. Their rows go to the chain in one append."""
         entries: list[LogEntry] = []
-        with transaction.atomic(), batched():
+        with transaction.atomic(), AuditEvent.batched():
             for obj in queryset:
                 # A list of one, as Django's own delete view hands it (the stubs say QuerySet).
                 entries += super().log_deletions(request, [obj])  # type: ignore[arg-type]

@@ -20,7 +20,6 @@ from django.contrib.sessions.models import Session
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.chain import batched
 from audit.models import AuditEvent
 from staff.auditing import UNKNOWN
 
@@ -55,7 +54,7 @@ class SessionStore(db.SessionStore):
                     _, by_model = expired.filter(pk__in=[pk for pk, *_ in batch]).delete()
                     # The batch's own rows, not those deleted with them (WrongOldPasswords).
                     deleted = by_model.get(Session._meta.label, 0)
-                    with batched():  # the batch's rows in one append to the chain
+                    with AuditEvent.batched():  # the batch's rows in one append to the chain
                         record_timed_out((data, expiry) for _, data, expiry in batch)
             if counted is not None:
                 counted(deleted)

@@ -5,6 +5,7 @@ from django.test import override_settings
 
 from audit import chain as auditchain
 from audit.models import AuditChainHead, AuditEvent
+from audit.verification import verify_log
 from conftest import TABLE, raw, triggers_lifted
 
 pytestmark = pytest.mark.django_db
@@ -249,7 +250,7 @@ def test_a_rotated_primary_signs_new_rows_and_old_ones_still_verify():
 
 def test_verify_log_records_its_own_run():
     record(2)
-    report = auditchain.verify_log()
+    report = verify_log()
     row = AuditEvent.objects.order_by("id").last()
     assert (row.event, row.outcome, row.actor, row.channel) == (
         "audit_verified",
@@ -263,7 +264,7 @@ def test_verify_log_records_its_own_run():
 
 def test_a_batch_appends_its_rows_at_its_end_in_order():
     record(1)
-    with auditchain.batched():
+    with AuditEvent.batched():
         held = record(3)
         assert AuditEvent.objects.count() == 1  # nothing appended yet
         assert all(row.pk is None for row in held)
@@ -276,12 +277,12 @@ def test_a_batch_appends_its_rows_at_its_end_in_order():
 def test_a_batch_takes_the_chain_once_for_all_its_rows(django_assert_num_queries):
     record(1)  # the process has recorded its key use
     # The head, locked; its UPDATE to the last row's MAC; one INSERT of the three rows.
-    with django_assert_num_queries(3), auditchain.batched():
+    with django_assert_num_queries(3), AuditEvent.batched():
         record(3)
 
 
 def test_a_batch_that_raises_appends_nothing():
-    with pytest.raises(RuntimeError), auditchain.batched():
+    with pytest.raises(RuntimeError), AuditEvent.batched():
         record(2)
         raise RuntimeError
     assert not AuditEvent.objects.exists()

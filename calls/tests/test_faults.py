@@ -1,9 +1,11 @@
-"""Faults: the database gone or failing mid-step, a resolver timing out or erroring."""
+"""Faults: the database gone or failing mid-step, a resolver timing out or erroring. A step is one
+transaction: its session and its audit rows commit together, or neither does."""
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 
 from accounts.models import Lockout
+from audit import chain as auditchain
 from audit.models import AuditEvent
 from calls.models import CallSession
 from conftest import hangs_up, spoken
@@ -51,7 +53,7 @@ def test_a_database_that_refuses_every_query_gets_an_apology(call, demo_account,
 def test_an_error_mid_step_rolls_the_step_back_and_is_audited(call, plaintext):
     call.start()
     # The session's write fails; the audit chain's own UPDATE (of its head) still works.
-    with connection.execute_wrapper(refuse('UPDATE "CALLS_CALLSESSION"')):
+    with connection.execute_wrapper(refuse("UPDATE CALLS_CALLSESSION")):
         response = call.card("8264")
     assert spoken(response) == APOLOGY
     session = CallSession.objects.get()
@@ -121,3 +123,34 @@ def test_with_the_language_menu_on_a_dead_database_still_gets_an_apology(call, s
     with connection.execute_wrapper(refuse()):
         response = call.card("8264")
     assert spoken(response) == APOLOGY and hangs_up(response)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_stores_its_session_with_its_audit_rows(call, demo_account):
+    call.start()
+    call.card("1234")
+    assert CallSession.objects.get().state == CallSession.State.AWAITING_PIN
+    assert AuditEvent.objects.filter(event="card_entered").exists()
+    assert auditchain.verify(AuditEvent.objects.order_by("id")).intact
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_inside_a_larger_transaction_rolls_back_with_it(call):
+    call.start()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        call.card("1234")
+        raise RuntimeError  # the outer transaction rolls back, the step with it
+    assert CallSession.objects.get().state == CallSession.State.AWAITING_CARD
+    assert not AuditEvent.objects.filter(event="card_entered").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_last_statement_rolls_the_step_back(call):
+    call.start()
+    # The audit rows' INSERT comes last, after the session's UPDATE and the chain head's.
+    with connection.execute_wrapper(refuse("INSERT INTO AUDIT_AUDITEVENT")):
+        response = call.card("1234")
+    assert spoken(response) == APOLOGY
+    assert CallSession.objects.get().state == CallSession.State.AWAITING_CARD
+    assert not AuditEvent.objects.filter(event="card_entered").exists()
+    assert auditchain.verify(AuditEvent.objects.order_by("id")).intact

@@ -6,10 +6,10 @@ reads its session under a row lock (1), writes it back with its answer, for rede
 and appends its audit rows in one batch: the chain's head read under a row lock, its UPDATE,
 one INSERT (3). That is 7; beyond it:
 
-- incoming: the session is inserted instead of read, under a savepoint of its own (+2), so that
-  a racing delivery's row fails the INSERT and not the step; the audit log is asked whether the
-  call was seen before, as a replay after purge would have been (+1); and the caller's lock is
-  checked (+1): 11.
+- incoming: the session is inserted instead of read (ON CONFLICT DO NOTHING, so that a racing
+  delivery's row neither fails the step nor needs a savepoint); the audit log is asked whether
+  the call was seen before, as a replay after purge would have been (+1); and the caller's lock
+  is checked (+1): 9.
 - pin: the accounts the card points to (+1), and their lockout counters: the INSERT that
   creates the missing ones (ON CONFLICT DO NOTHING, no savepoint), then their row lock (+2): 10.
   The default resolver checks the PIN against those same accounts, with no query of its own
@@ -26,7 +26,7 @@ import pytest
 
 pytestmark = pytest.mark.django_db
 
-QUERIES = {"incoming": 11, "card": 7, "pin": 10, "pin_failed": 12, "status": 7}
+QUERIES = {"incoming": 9, "card": 7, "pin": 10, "pin_failed": 12, "status": 7}
 
 
 def test_each_step_of_a_verified_call_makes_its_count_of_queries(

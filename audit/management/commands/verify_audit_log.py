@@ -5,7 +5,8 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from audit.chain import Anchor, verify_log
+from audit.chain import Anchor
+from audit.verification import verify_log
 from keys.commands import DatabaseCommand
 from keys.keyring import KeyringError, get_keyring
 from keys.models import KeyRecord

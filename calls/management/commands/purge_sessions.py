@@ -20,7 +20,6 @@ from django.utils import timezone
 
 from accounts import lockout
 from accounts.models import Lockout
-from audit.chain import batched
 from audit.models import AuditEvent
 from calls.models import CallSession
 from keys.commands import DatabaseCommand
@@ -119,7 +118,7 @@ def _expire(stale: QuerySet[CallSession], batch: _Batch) -> int:
     """End a batch of stale calls, each with its own audit row: a call's trail says how it
     ended even when no status callback came."""
     ended = CallSession.expire_all(stale, [(pk, state) for pk, state, *_ in batch])
-    with batched():  # the batch's rows in one append to the chain
+    with AuditEvent.batched():  # the batch's rows in one append to the chain
         for _, _, call_sid, caller in batch:
             AuditEvent.record(
                 AuditEvent.Event.SESSION_EXPIRED,
