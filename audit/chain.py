@@ -24,13 +24,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from keys.keyring import Key, get_keyring
 from keys.models import KeyRecord
-
-if TYPE_CHECKING:
-    from audit.models import AuditEvent
 
 PURPOSE = b"securegather.AuditEvent|"
 # The fields a MAC covers, in this order. Appending a field to the model means appending it here
@@ -51,6 +48,17 @@ CHAINED_FIELDS = (
 )
 
 
+class ChainedRow(Protocol):
+    """What a MAC covers and a verification reads of an audit row (audit.models.AuditEvent)."""
+
+    id: int
+    created_at: datetime
+    event: str
+    origin_ip: str | None
+    prev_mac: str
+    mac: str
+
+
 @lru_cache(maxsize=16)
 def _audit_key(key: Key) -> bytes:
     return key.subkey("audit")
@@ -65,7 +73,7 @@ def _canonical_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def canonical(event: AuditEvent) -> bytes:
+def canonical(event: ChainedRow) -> bytes:
     """The bytes a row's MAC covers: its content and the MAC of the row before it."""
     values: dict[str, Any] = {name: getattr(event, name) for name in CHAINED_FIELDS}
     values["created_at"] = _canonical_time(event.created_at)
@@ -74,7 +82,7 @@ def canonical(event: AuditEvent) -> bytes:
     return json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
 
 
-def compute_mac(event: AuditEvent, key: Key) -> str:
+def compute_mac(event: ChainedRow, key: Key) -> str:
     digest = hmac.new(_audit_key(key), PURPOSE + canonical(event), hashlib.sha256).hexdigest()
     return f"{key.kid}:{digest}"
 
@@ -145,7 +153,7 @@ def known_key_ids() -> set[str]:
 
 
 def verify(
-    rows: Iterable[AuditEvent],
+    rows: Iterable[ChainedRow],
     known: set[str] | None = None,
     *,
     head: str = "",
