@@ -68,7 +68,7 @@ def _append(sid: str, before: Sequence[tuple[str, Sequence[Any]]] = ()) -> None:
     # The transaction is spelled out, so that BEGIN and COMMIT ride with statements rather than
     # take round trips of their own. That needs autocommit: inside atomic() (ATOMIC_REQUESTS)
     # this COMMIT would end Django's transaction under it.
-    if not connection.get_autocommit():
+    if not transaction.get_autocommit():
         raise RuntimeError("the floor views need autocommit: no ATOMIC_REQUESTS")
     first = "; ".join(["BEGIN", *(sql for sql, _ in before), SELECT_HEAD + " FOR UPDATE"])
     with connection.cursor() as cursor:
