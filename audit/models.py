@@ -13,7 +13,7 @@ from django.db import connection, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit.chain import compute_mac
+from audit.chain import CHAINED_FIELDS, compute_mac
 from keys.keyring import get_keyring
 from keys.sealed import record_key_use
 
@@ -289,23 +289,8 @@ class AuditChainHead(models.Model):
 
 # An append's writes, by hand: every call step makes one, and through the ORM (save() of the
 # head, bulk_create() of the rows) it was the largest part of a step's time (bench/README.md).
-# The columns are AuditEvent's, less its id, in the order of the values _row_values() gives.
-APPENDED_COLUMNS = (
-    "created_at",
-    "event",
-    "outcome",
-    "channel",
-    "actor",
-    "call_sid",
-    "caller",
-    "account_number",
-    "key_id",
-    "origin_ip",
-    "user_agent",
-    "detail",
-    "prev_mac",
-    "mac",
-)
+# The columns are AuditEvent's, less its id: what the MAC covers, then the chain's links.
+APPENDED_COLUMNS = (*CHAINED_FIELDS, "prev_mac", "mac")
 # Rows per INSERT: 64 rows of 14 values stay within SQLite's oldest limit of 999 parameters.
 ROWS_PER_INSERT = 64
 
