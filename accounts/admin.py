@@ -139,7 +139,7 @@ class AccountAdmin(ViewsAudited, StrictListAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
         # One transaction, as Django gives the delete page and the form: the "delete selected"
         # action has none, and accounts deleted without their rows would leave no trace at all
-        # (their LogEntries add no staff_change: staff_audit.SELF_AUDITED).
+        # (their LogEntries add no staff_change: staff.auditing.SELF_AUDITED).
         with transaction.atomic():
             accounts = list(queryset)
             super().delete_queryset(request, queryset)

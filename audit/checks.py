@@ -1,7 +1,9 @@
-"""System check of the audit table: its append-only triggers are there and enabled."""
+"""System checks of the audit log: the database can take its appends, and its table's append-only
+triggers are there and enabled."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +12,25 @@ from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
 from audit import appendonly
+
+# The audit append and a call's first step write with RETURNING (and ON CONFLICT ... RETURNING),
+# which SQLite has from 3.35; Django itself runs on 3.31.
+SQLITE_NEEDED = (3, 35)
+
+
+@register()
+def check_sqlite_version(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if connection.vendor != "sqlite" or sqlite3.sqlite_version_info >= SQLITE_NEEDED:
+        return []
+    return [
+        Error(
+            f"SQLite {sqlite3.sqlite_version} is too old: the audit log's appends and a call's "
+            "first step need RETURNING, which SQLite has from 3.35.",
+            hint="Run on PostgreSQL (DATABASE_URL), or with a Python built against SQLite 3.35 "
+            "or later.",
+            id="audit.E001",
+        )
+    ]
 
 
 @register(Tags.database)

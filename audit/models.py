@@ -272,7 +272,7 @@ class AuditChainHead(models.Model):
         """The head's MAC, its row locked until the transaction ends (on SQLite the write lock
         that BEGIN IMMEDIATE took does that)."""
         select = "SELECT mac FROM audit_auditchainhead WHERE id = %s"
-        if connection.features.has_select_for_update:
+        if connection.vendor == "postgresql":
             select += " FOR UPDATE"
         with connection.cursor() as cursor:
             cursor.execute(select, [cls.ID])
@@ -319,9 +319,12 @@ def _write_appended(head_mac: str, events: Sequence[AuditEvent]) -> None:
             # A constant statement, its values all parameters: S608 does not apply.
             cursor.execute(
                 f"INSERT INTO audit_auditevent ({columns}) "  # noqa: S608
-                f"VALUES {', '.join([row] * len(chunk))} RETURNING id",
+                f"VALUES {', '.join([row] * len(chunk))} RETURNING id, mac",
                 [value for event in chunk for value in _row_values(event)],
             )
-            for event, (row_id,) in zip(chunk, cursor.fetchall(), strict=True):
-                event.id = row_id
+            # Matched by MAC, which is unique to its row: neither database promises RETURNING's
+            # rows in the order of VALUES, though both assign the ids in that order.
+            ids = dict((mac, row_id) for row_id, mac in cursor.fetchall())
+            for event in chunk:
+                event.id = ids[event.mac]
                 event._state.adding = False

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import connection, models, transaction
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -109,8 +110,11 @@ class CallSession(SealedFieldsMixin, models.Model):
         By hand, as save_step(): every step but the first runs it (bench/README.md says why).
         On SQLite the write lock that BEGIN IMMEDIATE took holds every row.
         """
+        if transaction.get_autocommit():
+            # As select_for_update() would: outside a transaction the lock would end at once.
+            raise TransactionManagementError("CallSession.locked() needs a transaction")
         select = "SELECT * FROM calls_callsession WHERE call_sid = %s"
-        if connection.features.has_select_for_update:
+        if connection.vendor == "postgresql":
             select += " FOR UPDATE"
         return next(iter(cls.objects.raw(select, [call_sid])), None)
 
@@ -223,10 +227,6 @@ class CallSession(SealedFieldsMixin, models.Model):
             self.finish(self.Outcome.RETRIES_EXHAUSTED)
             return True
         return False
-
-    def restart(self) -> None:
-        self.wipe()
-        self.state, self.tries = self.State.AWAITING_CARD, 0
 
     def verify(self) -> Resolution | None:
         """Resolve the sealed card and PIN, then wipe them whatever the answer.

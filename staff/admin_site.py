@@ -140,7 +140,7 @@ class StaffAdminSite(OTPAdminSite):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """Django's own-password view, audited: it writes no LogEntry (a superuser setting
-        someone's password through Users does, and staff_audit records that)."""
+        someone's password through Users does, and staff/auditing.py records that)."""
         # The hash, to tell a change; admin_view lets only a signed-in staff member here.
         before = getattr(request.user, "password", None)
         session_key = request.session.session_key or ""  # "" names no session

@@ -8,7 +8,7 @@ class StaffConfig(AppConfig):
     verbose_name = "Staff"
 
     def ready(self) -> None:
-        from staff import auditing, roles, users  # noqa: F401  (registers their receivers)
+        from staff import auditing, checks, roles, users  # noqa: F401  (registers them)
 
 
 class StaffAdminConfig(admin_apps.AdminConfig):

@@ -17,7 +17,7 @@ from datetime import datetime
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.backends import db
 from django.contrib.sessions.models import Session
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -38,7 +38,6 @@ class SessionStore(db.SessionStore):
         in one of them recorded as signed out. ``counted`` is handed the number each batch
         deleted, as it commits: a run stopped halfway has still done what its batches did."""
         now = now or timezone.now()
-        skip_locked = connection.features.has_select_for_update_skip_locked
         last = None
         while True:
             with transaction.atomic():
@@ -47,7 +46,7 @@ class SessionStore(db.SessionStore):
                 expired = Session.objects.filter(expire_date__lte=now)
                 if last is not None:
                     expired = expired.filter(pk__gt=last)
-                rows = expired.select_for_update(skip_locked=skip_locked).order_by("pk")
+                rows = expired.select_for_update(skip_locked=True).order_by("pk")
                 batch = list(rows.values_list("pk", "session_data", "expire_date")[:BATCH])
                 deleted = 0
                 if batch:

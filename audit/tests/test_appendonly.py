@@ -3,7 +3,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.migrations.recorder import MigrationRecorder
 
 from audit import appendonly
-from audit.checks import check_audit_log_protected
+from audit.checks import check_audit_log_protected, check_sqlite_version
 from audit.models import AppendOnlyError, AuditEvent
 from conftest import TABLE, raw, triggers_lifted
 
@@ -105,3 +105,10 @@ def test_the_check_names_a_disabled_trigger():
         assert len(e009()) == 1
     finally:
         raw(f"ALTER TABLE {TABLE} ENABLE TRIGGER securegather_audit_no_update_delete")
+
+
+def test_e001_an_sqlite_too_old_for_returning(monkeypatch):
+    monkeypatch.setattr("audit.checks.sqlite3.sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr("audit.checks.sqlite3.sqlite_version", "3.34.1")
+    expected = ["audit.E001"] if connection.vendor == "sqlite" else []
+    assert [message.id for message in check_sqlite_version()] == expected

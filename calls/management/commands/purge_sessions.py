@@ -5,8 +5,9 @@ Each step works through its rows in batches of BATCH, in primary-key order, one 
 per batch, so no call's row stays locked longer than a batch takes: a status callback for one of
 those calls waits milliseconds, not the length of the whole purge. On PostgreSQL a batch skips the
 rows a call step holds (SKIP LOCKED) rather than wait for them: that step is live, and whatever it
-leaves is the next hourly run's. Only keys are read (and an admin session's data and expiry, for
-its row), a batch at a time, so memory does not grow with the row count.
+leaves is the next hourly run's. Only keys are read, a batch at a time, so memory does not grow
+with the row count. Expired admin sessions go through the session store's clear_expired()
+(staff/sessions.py), which records each idle sign-out.
 """
 
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -107,8 +108,9 @@ def _in_batches(
 
 def _lock_batch(rows: QuerySet[Any], after: Any, fields: tuple[str, ...]) -> _Batch:
     """The next BATCH rows past the key ``after``, row-locked, skipping those locked already."""
-    skip = connection.features.has_select_for_update_skip_locked
-    locked = rows.select_for_update(skip_locked=skip).order_by("pk")
+    # SQLite takes no row locks: Django leaves FOR UPDATE out there, and BEGIN IMMEDIATE's write
+    # lock holds every row.
+    locked = rows.select_for_update(skip_locked=True).order_by("pk")
     if after is not None:
         locked = locked.filter(pk__gt=after)
     return list(locked.values_list("pk", *fields)[:BATCH])
@@ -133,7 +135,7 @@ def _expire(stale: QuerySet[CallSession], batch: _Batch) -> int:
 
 
 def _delete_rows(rows: QuerySet[Any], batch: _Batch) -> int:
-    # The batch's own rows: not those deleted with them (a session's WrongOldPasswords).
+    # The batch's own rows, not those deleted with them by cascade.
     _, deleted = rows.filter(pk__in=[pk for pk, *_ in batch]).delete()
     return deleted.get(rows.model._meta.label, 0)
 
