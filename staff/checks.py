@@ -28,7 +28,11 @@ def check_session_engine(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 
 @register()
 def check_password_recorder(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    names = [validator.get("NAME") for validator in settings.AUTH_PASSWORD_VALIDATORS]
+    names = [
+        validator.get("NAME")
+        for validator in settings.AUTH_PASSWORD_VALIDATORS
+        if isinstance(validator, dict)
+    ]
     if CHANGE_RECORDER in names:
         return []
     return [
