@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.datastructures import MultiValueDict
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 REDACTED = "[redacted]"
@@ -134,8 +135,8 @@ class WebhookExceptionReporter(ExceptionReporter):
     """
 
     def get_traceback_data(self) -> dict[str, Any]:
-        if self.request is not None:
-            _settle_body(self.request)
+        if self.request is not None and not _files_readable(self.request):
+            self.request = BodylessRequest(self.request)  # type: ignore[assignment]
         data = super().get_traceback_data()
         if self.request is not None:
             hidden = self.filter.cleansed_substitute
@@ -148,14 +149,26 @@ class WebhookExceptionReporter(ExceptionReporter):
         return data
 
 
-def _settle_body(request: HttpRequest) -> None:
-    """Read a body that cannot be parsed as empty, as Django does after a broken multipart one.
-
-    Django's report reads request.FILES unguarded, and some bodies raise at every read (a form in
-    a charset other than UTF-8, a Content-Length that is no number): the report itself failed,
-    and with DEBUG on the request got no answer from Django at all.
-    """
+def _files_readable(request: HttpRequest) -> bool:
+    """Whether the report can read the request's files. Some bodies raise at every read (a form
+    in a charset other than UTF-8, a Content-Length that is no number), and Django's report
+    reads request.FILES unguarded: the report itself failed, and with DEBUG on the request got no
+    answer from Django at all."""
     try:
         request.FILES  # noqa: B018 (read for what it raises)
     except Exception:
-        request._mark_post_parse_error()  # type: ignore[attr-defined]
+        return False
+    return True
+
+
+class BodylessRequest:
+    """The request as an error report reads it, with no files: its body broke every read.
+    Everything else is the request's own."""
+
+    FILES: MultiValueDict[str, Any] = MultiValueDict()
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.request = request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.request, name)

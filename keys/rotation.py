@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -306,20 +305,20 @@ def _write(model: type[models.Model], cols: list[Column], updates: list[tuple[An
         return
     written = [c.field for c in cols if any(c.field.attname in ch for _, ch in updates)]
     names = [f.attname for f in written]
-    table = connection.ops.quote_name(model._meta.db_table)
+    # Our own tables and columns, named by Django in lowercase: nothing here needs quoting.
+    table = model._meta.db_table
     # A concrete field's column is a str; django-stubs types it str | None.
-    pk = connection.ops.quote_name(model._meta.pk.column)  # type: ignore[union-attr,arg-type]
-    quoted = [connection.ops.quote_name(f.column) for f in written]  # type: ignore[arg-type]
+    pk = model._meta.pk.column  # type: ignore[union-attr]
+    quoted = [str(f.column) for f in written]
     assignments = ", ".join(f"{q} = COALESCE(v.c{i}, {table}.{q})" for i, q in enumerate(quoted))
     aliases = ", ".join(["id", *(f"c{i}" for i in range(len(names)))])
     if connection.vendor == "postgresql":
-        # One array per column, bound server-side in binary: a statement of a few parameters that
-        # psycopg sends as they are, instead of quoting every value into the SQL text.
+        # One array per column: a statement of a few parameters, whatever the batch's size.
         pk_type = model._meta.pk.db_type(connection)
-        arrays = ", ".join([f"%b::{pk_type}[]", *["%b::text[]"] * len(names)])
+        arrays = ", ".join([f"%s::{pk_type}[]", *["%s::text[]"] * len(names)])
         params = [[key for key, _ in updates]]
         params += [[changes.get(name) for _, changes in updates] for name in names]
-        with psycopg.Cursor(connection.connection) as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} SET {assignments} "  # noqa: S608 (names, not input)
                 f"FROM unnest({arrays}) AS v({aliases}) WHERE {table}.{pk} = v.id",
