@@ -6,4 +6,5 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit log"
 
     def ready(self) -> None:
-        from audit import checks, receivers  # noqa: F401  (registers them)
+        # Imported to register their checks and receivers.
+        from audit import checks, database_checks, receivers, role_checks  # noqa: F401

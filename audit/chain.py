@@ -7,8 +7,9 @@ after it; a row inserted out of band has no valid MAC, since the key is not in t
 
 Each row stores the previous MAC as well as its own, so a verifier that lacks an old key (retired
 from the ring) still checks every later link: a row's MAC needs only its own key, and the link is
-a comparison of stored values. Rows under a missing key are reported as unverifiable, not as
-tampered with.
+a comparison of stored values. Rows under a key the ring lacks cannot be checked: they fail the
+verification unless the operator accepted that key id (``accepted``), never because a table or a
+later row vouches for it, since whoever can write the database can write those too.
 
 This module computes and checks MACs; it reads no table. Appending is the models' work
 (``AuditChainHead.append``), and verifying the stored log is audit/verification.py's.
@@ -27,7 +28,6 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from keys.keyring import Key, get_keyring
-from keys.models import KeyRecord
 
 PURPOSE = b"securegather.AuditEvent|"
 # The fields a MAC covers, in this order. Appending a field to the model means appending it here
@@ -123,19 +123,25 @@ class Anchor:
 
 @dataclass
 class Report:
-    """What a verification found. ``problems`` are tampering; a missing key is not."""
+    """What a verification found: ``problems`` are tampering; rows under a key the ring lacks
+    are ``unverifiable``, or ``accepted`` when the operator accepted their key id."""
 
     checked: int = 0
     first_id: int | None = None
     last_id: int | None = None
     last_mac: str = ""
     problems: list[Problem] = field(default_factory=list)
-    # key id → rows signed under it that this keyring cannot check.
+    # key id → rows signed under it that this keyring cannot check, and nobody accepted.
     unverifiable: dict[str, int] = field(default_factory=dict)
+    # key id → rows signed under it, unchecked, that the operator accepted (every id accepted).
+    accepted: dict[str, int] = field(default_factory=dict)
+    # Rows after the newest signed checkpoint checked (audit.checkpoints); None without one.
+    after_checkpoint: int | None = None
 
     @property
     def intact(self) -> bool:
-        return not self.problems
+        """No tampering found, and no row left unchecked that the operator did not accept."""
+        return not self.problems and not self.unverifiable
 
     @property
     def first_problem(self) -> Problem | None:
@@ -147,14 +153,9 @@ class Report:
         return None if self.last_id is None else Anchor(self.last_id, self.last_mac)
 
 
-def known_key_ids() -> set[str]:
-    """Every key id this deployment has used (keys.KeyRecord), in the ring or not."""
-    return set(KeyRecord.objects.values_list("kid", flat=True))
-
-
 def verify(
     rows: Iterable[ChainedRow],
-    known: set[str] | None = None,
+    accepted: Iterable[str] = (),
     *,
     head: str = "",
     anchor: Anchor | None = None,
@@ -168,22 +169,18 @@ def verify(
     row, whose link to the row before it that check verified; any other first row must link to
     the anchor.
 
-    A row under a key id the ring lacks is forged if the id is not ``known`` (a forger could
-    otherwise sign under a made-up id). If it is known — a key that has left the ring — the row
-    is unverifiable, provided a key rotation the ring can verify (``key_rotated``, which
-    rotate_keys records under the new key) comes after it: keys only move forward, so rows under
-    a dropped key belong before the rotation that replaced it. Without that anchor, whoever can
-    write to the database could rewrite the whole log under the id of a dropped key.
+    A row under a key id the ring (retired keys included) lacks is ``unverifiable``, which fails
+    the check, unless the id is in ``accepted``: key ids the operator named after checking why
+    the key is gone. Only the ring and the operator say which ids may sign. A table (KeyRecord)
+    or a later row (``key_rotated``) cannot: whoever can write the database could add either,
+    and rewrite the whole log under a key id of their own. The links are checked either way.
     """
     if resume and anchor is None:
         raise ValueError("a resumed check needs the anchor it resumes from")
     resumed_at = anchor if resume else None
     ring = get_keyring()
-    known = known_key_ids() if known is None else known
-    report = Report()
+    report = Report(accepted=dict.fromkeys(accepted, 0))
     previous = resumed_at.mac if resumed_at is not None else ""
-    # Rows under a dropped key not yet followed by a verified rotation: (row id, key id).
-    pending: list[tuple[int, str]] = []
     head_found = anchor_found = False
     previous_id: int | None = None  # the row checked before this one: where to look for a gap
     for row in rows:
@@ -208,10 +205,6 @@ def verify(
             report.problems.append(
                 Problem(row.id, "its MAC does not match its content: edited or forged")
             )
-        elif key is None and kid not in known:
-            report.problems.append(
-                Problem(row.id, f"signed under key id {kid!r}, which was never in use: forged")
-            )
         elif row.prev_mac != previous:
             # The row is as written, so the one it followed is gone, moved or replaced. Ids say
             # where, not how many: PostgreSQL's sequence skips the ids of rolled-back inserts.
@@ -223,21 +216,10 @@ def verify(
                     "deleted, or this one inserted",
                 )
             )
-        elif key is None:
-            pending.append((row.id, kid))
-        elif row.event == "key_rotated":
-            for _, dropped in pending:
-                report.unverifiable[dropped] = report.unverifiable.get(dropped, 0) + 1
-            pending.clear()
+        if digest and key is None:
+            unchecked = report.accepted if kid in report.accepted else report.unverifiable
+            unchecked[kid] = unchecked.get(kid, 0) + 1
         previous, previous_id = row.mac, row.id
-    report.problems += [
-        Problem(
-            row_id,
-            f"signed under key id {kid!r}, which the ring lacks, and no verified key rotation "
-            "follows it: rewritten under a dropped key, or a key dropped without rotate_keys",
-        )
-        for row_id, kid in pending
-    ]
     # Nothing from the anchor on: the anchor's problem below says it.
     if head and not head_found and not (resumed_at is not None and report.last_id is None):
         # Named by the newest row left: the head links past it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import json
 from collections.abc import Iterator, Sequence
@@ -14,6 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.chain import CHAINED_FIELDS, compute_mac
+from audit.signals import rows_appended
 from keys.keyring import get_keyring
 from keys.sealed import record_key_use
 
@@ -86,6 +88,8 @@ class AuditEvent(models.Model):
         UNAUTHORIZED = "unauthorized"
         REPLAY_REFUSED = "replay_refused"
         MALFORMED_REQUEST = "malformed_request"
+        # Refusals of one source in one minute past its first (audit.models.RefusalCount).
+        REFUSALS_COUNTED = "refusals_counted"
         LOCKED_OUT = "locked_out"
         UNLOCKED = "unlocked"
         # Staff and operations
@@ -253,8 +257,8 @@ class AuditChainHead(models.Model):
         insert them, moving the head to the last one."""
         ring = get_keyring()
         if not ring.recorded:
-            # Once a process: the database learns the key ids that sign, so that a verifier can
-            # tell a key that has left the ring from one that never existed (a forger's).
+            # Once a process: the database learns the key ids that sign and the check values of
+            # their bytes, so that a key id that came to stand for other bytes is found (E007).
             record_key_use(ring)
         key = ring.primary
         # No savepoint of its own inside a step's transaction: nothing here is worth rolling
@@ -266,6 +270,10 @@ class AuditChainHead(models.Model):
                 event.prev_mac = previous
                 event.mac = previous = compute_mac(event, key)
             _write_appended(previous, events)
+            if events:
+                # Inside the transaction: what is due after it (a signed checkpoint) waits for
+                # its commit.
+                rows_appended.send(AuditChainHead, last_id=events[-1].id, head_mac=previous)
 
     @classmethod
     def _locked_mac(cls) -> str:
@@ -328,3 +336,101 @@ def _write_appended(head_mac: str, events: Sequence[AuditEvent]) -> None:
             for event in chunk:
                 event.id = ids[event.mac]
                 event._state.adding = False
+
+
+class RefusalCount(models.Model):
+    """Refusals of unsigned, forged or malformed requests from one source in one minute, past
+    its first, one counter per kind: plain counters, not chained, so that a flood costs the chain
+    at most two rows per source and minute (the first refusal's, then one ``refusals_counted``
+    row for all the counters of that source and minute).
+
+    Nothing is lost: the counter is recorded as a chained row, and deleted, when the source's
+    next refusal comes in a later minute, or when ``record_refusal_counts()`` runs.
+    """
+
+    # The client's address (calls.addresses.client_address), "" when it is no IP address.
+    source = models.CharField(max_length=45, blank=True)
+    # The minute's start, in UTC.
+    minute = models.DateTimeField()
+    event = models.CharField(max_length=32, choices=AuditEvent.Event.choices)
+    # Refusals after the minute's first, which has its own chained row.
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "minute", "event"], name="audit_refusalcount_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.source or '?'} {self.event} +{self.count}"
+
+    @classmethod
+    def first_this_minute(cls, source: str, event: str) -> bool:
+        """Count one refusal of ``event`` from ``source`` now; True when it is the source's
+        first of the minute, of any kind, which the caller records as its own chained row.
+
+        A source's counters from earlier minutes are recorded first: its refusals stay in order.
+        """
+        minute = timezone.now().replace(second=0, microsecond=0)
+        this_minute = cls.objects.filter(source=source, minute=minute)
+        counter = this_minute.filter(event=event)
+        with transaction.atomic():
+            # The flood's case: one UPDATE, no chained row and no wait on the chain's head.
+            if counter.update(count=models.F("count") + 1):
+                return False
+            first = not this_minute.exists()
+            if first:
+                record_refusal_counts(before=minute, source=source)
+            # get_or_create retries the read when a racing request created the row first.
+            _, created = cls.objects.get_or_create(source=source, minute=minute, event=event)
+            if first and created:
+                return True
+            # Another kind came first this minute, or a racing request of this one: counted.
+            counter.update(count=models.F("count") + 1)
+            return False
+
+
+def record_refusal_counts(
+    before: datetime.datetime | None = None, source: str | None = None
+) -> int:
+    """Record each refusal counter of a minute before ``before`` (default: this minute) as one
+    ``refusals_counted`` row, and delete it; only ``source``'s when given. Returns the rows."""
+    if before is None:
+        before = timezone.now().replace(second=0, microsecond=0)
+    counters = RefusalCount.objects.filter(minute__lt=before)
+    if source is not None:
+        counters = counters.filter(source=source)
+    recorded = 0
+    with transaction.atomic():
+        # Locked, and skipped when locked already: two requests never record one counter twice.
+        taken = list(counters.select_for_update(skip_locked=True).order_by("minute", "pk"))
+        # One row per source and minute, whatever kinds of refusal it counted.
+        grouped: dict[tuple[str, datetime.datetime], dict[str, int]] = {}
+        for counter in taken:
+            if counter.count:
+                refused = grouped.setdefault((counter.source, counter.minute), {})
+                refused[counter.event] = counter.count
+        with AuditEvent.batched():
+            for (counted_source, minute), refused in grouped.items():
+                _record_counted(counted_source, minute, refused)
+                recorded += 1
+        RefusalCount.objects.filter(pk__in=[counter.pk for counter in taken]).delete()
+    return recorded
+
+
+def _record_counted(source: str, minute: datetime.datetime, refused: dict[str, int]) -> None:
+    # The row's origin IP is the source's, as on the minute's first row.
+    request = HttpRequest()
+    request.META["REMOTE_ADDR"] = source
+    AuditEvent.record(
+        AuditEvent.Event.REFUSALS_COUNTED,
+        AuditEvent.Outcome.FAILURE,
+        request=request,
+        actor="system",
+        channel=AuditEvent.Channel.SYSTEM,
+        count=sum(refused.values()),
+        minute=minute.isoformat(),
+        refused=refused,
+    )

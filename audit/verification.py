@@ -3,20 +3,31 @@ chain's head against the newest row, recorded as an ``audit_verified`` row."""
 
 from __future__ import annotations
 
-from audit.chain import Anchor, Problem, Report, known_key_ids, verify
+from collections.abc import Iterable
+
+from audit import checkpoints
+from audit.chain import Anchor, Problem, Report, verify
+from audit.checkpoints import Checkpoint
 from audit.models import AuditChainHead, AuditEvent
 
 
 def verify_log(
-    chunk_size: int = 2000, anchor: Anchor | None = None, *, from_anchor: bool = False
+    chunk_size: int = 2000,
+    anchor: Anchor | None = None,
+    *,
+    from_anchor: bool = False,
+    accepted: Iterable[str] = (),
+    checkpoint: Checkpoint | None = None,
 ) -> Report:
     """Verify the audit table, streamed in id order, and record that it was done.
 
     ``anchor``: where the last check ended (``Report.anchor``), kept outside the database.
     ``from_anchor``: check only the anchor's row and those after it, written since the last
     check: a check as long as they are. A run without it checks every row.
+    ``accepted``: key ids the ring lacks whose rows the operator accepts unchecked.
+    ``checkpoint``: a signed checkpoint kept off the database: its row must be there, with its
+    MAC and as many rows up to it, which shows rows cut off the end or the whole log wiped.
     """
-    known = known_key_ids()
     # Read before the head: a row and the head's move to it commit together, so rows seen here
     # mean the head read next links to one of them, unless someone deleted or emptied it.
     written = AuditEvent.objects.exists()
@@ -29,7 +40,7 @@ def verify_log(
     if start is not None:
         rows = rows.filter(id__gte=start)
     stream = rows.iterator(chunk_size=chunk_size)
-    report = verify(stream, known, head=head_mac, anchor=anchor, resume=start is not None)
+    report = verify(stream, accepted, head=head_mac, anchor=anchor, resume=start is not None)
     if written and not head_mac:
         report.problems.append(
             Problem(
@@ -38,6 +49,9 @@ def verify_log(
                 "end would not show",
             )
         )
+    if checkpoint is not None:
+        problems, report.after_checkpoint = checkpoints.check(checkpoint)
+        report.problems = sorted(report.problems + problems, key=lambda p: p.row_id)
     first = report.first_problem
     AuditEvent.record(
         AuditEvent.Event.AUDIT_VERIFIED,
@@ -50,6 +64,8 @@ def verify_log(
         problems=len(report.problems),
         first_bad_row=first.row_id if first else None,
         unverifiable=sum(report.unverifiable.values()),
+        accepted=report.accepted,
         anchor=anchor.row_id if anchor else None,
+        checkpoint=checkpoint.last_id if checkpoint else None,
     )
     return report

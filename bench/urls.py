@@ -11,11 +11,10 @@
   its lock (an upsert by CallSid): the least a step costs once, as the design has it, it keeps
   the call's state in the database and appends its audit row to the chain.
 
-On PostgreSQL a floor takes the fewest round trips its work allows: the writes go with the COMMIT,
-and the head's read (whose MAC the next row's would link to) with the BEGIN, so an append is two
-round trips where a secured step takes several (bench/README.md). On SQLite, which has
-no round trips, a floor is Django's transaction, as a step's: BEGIN IMMEDIATE, then the same
-statements one by one.
+A floor is Django's transaction, as a step's: BEGIN (IMMEDIATE on SQLite), then the statements one
+by one, then COMMIT. On PostgreSQL each statement is a round trip of its own: with server-side
+binding (settings.DATABASES) a statement goes to the server with its placeholders, one per
+execute, so the floors cannot batch statements into one round trip either.
 """
 
 from collections.abc import Sequence
@@ -56,31 +55,16 @@ def _answer() -> HttpResponse:
 def _append(sid: str, before: Sequence[tuple[str, Sequence[Any]]] = ()) -> None:
     """Run ``before``'s statements, then link a row to the chain's head, in one transaction."""
     row: tuple[datetime, str, str] = (timezone.now(), sid, MAC)
-    if connection.vendor != "postgresql":
-        with transaction.atomic(), connection.cursor() as cursor:
-            for sql, params in before:
-                cursor.execute(sql, params)
-            cursor.execute(SELECT_HEAD, [FloorHead.ID])
-            cursor.fetchone()
-            cursor.execute(UPDATE_HEAD, [MAC, FloorHead.ID])
-            cursor.execute(INSERT_ROW, row)
-        return
-    # The transaction is spelled out, so that BEGIN and COMMIT ride with statements rather than
-    # take round trips of their own. That needs autocommit: inside atomic() (ATOMIC_REQUESTS)
-    # this COMMIT would end Django's transaction under it.
-    if not transaction.get_autocommit():
-        raise RuntimeError("the floor views need autocommit: no ATOMIC_REQUESTS")
-    first = "; ".join(["BEGIN", *(sql for sql, _ in before), SELECT_HEAD + " FOR UPDATE"])
-    with connection.cursor() as cursor:
-        try:
-            cursor.execute(first, [p for _, params in before for p in params] + [FloorHead.ID])
-            for _ in range(len(before) + 1):
-                cursor.nextset()
-            cursor.fetchone()
-            cursor.execute(f"{UPDATE_HEAD}; {INSERT_ROW}; COMMIT", [MAC, FloorHead.ID, *row])
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
+    # One statement per execute: with server-side binding (settings.DATABASES) PostgreSQL
+    # prepares each statement with its placeholders, and refuses several in one.
+    select_head = SELECT_HEAD + (" FOR UPDATE" if connection.vendor == "postgresql" else "")
+    with transaction.atomic(), connection.cursor() as cursor:
+        for sql, params in before:
+            cursor.execute(sql, params)
+        cursor.execute(select_head, [FloorHead.ID])
+        cursor.fetchone()
+        cursor.execute(UPDATE_HEAD, [MAC, FloorHead.ID])
+        cursor.execute(INSERT_ROW, row)
 
 
 @csrf_exempt

@@ -30,7 +30,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import is_four_digits
 from accounts.resolvers import Locked, ResolverUnavailable, resolve
 from audit.models import AuditEvent
-from calls.webhooks import UNREADABLE, View, audit_failure, unreadable
+from calls.webhooks import UNREADABLE, View, audit_failure, first_refusal, unreadable
 from legacy import ciphertext
 from legacy.models import AcceptedCiphertext
 
@@ -50,7 +50,9 @@ def _audit(request: HttpRequest, event: str, outcome: str, **detail: Any) -> Non
 
 def _bad_request(request: HttpRequest, reason: str) -> HttpResponse:
     # One answer for every unreadable request: a prober learns nothing about which check failed.
-    _audit(request, Event.MALFORMED_REQUEST, Outcome.FAILURE, reason=reason)
+    # A flood of them is counted, not recorded row by row (calls.webhooks.first_refusal).
+    if first_refusal(request, Event.MALFORMED_REQUEST):
+        _audit(request, Event.MALFORMED_REQUEST, Outcome.FAILURE, reason=reason)
     return HttpResponseBadRequest("Bad request", content_type="text/plain")
 
 
@@ -108,7 +110,8 @@ def decrypt_gather(request: HttpRequest) -> HttpResponse:
     if key is None:
         return _not_found()  # SECUREGATHER_LEGACY_KEY is not set: the API is off.
     if not _authorized(request):
-        _audit(request, Event.UNAUTHORIZED, Outcome.FAILURE)
+        if first_refusal(request, Event.UNAUTHORIZED):
+            _audit(request, Event.UNAUTHORIZED, Outcome.FAILURE)
         response = HttpResponse("Unauthorized", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="securegather"'
         return response

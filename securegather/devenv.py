@@ -18,6 +18,8 @@ def main() -> None:
     print("DJANGO_SECURE_SSL_REDIRECT=false")
     print("DJANGO_SECURE_HSTS_SECONDS=0")
     print("DJANGO_SECURE_COOKIES=false")
+    print("# One database role for everything (SQLite, or a local PostgreSQL superuser).")
+    print("SECUREGATHER_DATABASE_ONE_ROLE=true")
 
 
 if __name__ == "__main__":

@@ -86,9 +86,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # secure_delete: SQLite overwrites deleted content with zeros, so a wiped sealed
+            # value does not linger in the file's free pages. The file itself is made 0600 when
+            # a connection opens (audit/database_checks.py).
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON;"
+            ),
         }
     )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side binding (psycopg 3): a statement goes to the server with placeholders and its
+    # values apart, so PostgreSQL's log (log_statement, log_min_error_statement) prints "$1", not
+    # a caller's number. It takes one statement per execute. The DETAIL of an error still quotes
+    # values: docs/deployment.md, "PostgreSQL's server log", and the check audit.W002.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -124,6 +135,14 @@ SECUREGATHER_KEYS_FILE = env.str("SECUREGATHER_KEYS_FILE", default="")
 # 2**32 seals per key (NIST SP 800-38D 8.3); 2**30 leaves a margin for uncounted seals.
 SECUREGATHER_KEY_MAX_SEALS = env.int("SECUREGATHER_KEY_MAX_SEALS", default=2**30)
 SECUREGATHER_KEY_MAX_AGE_DAYS = env.int("SECUREGATHER_KEY_MAX_AGE_DAYS", default=365)
+# Signed audit checkpoints (audit/checkpoints.py), kept off the database: the Ed25519 private
+# key's PEM file, and the sinks, a JSON-lines file and syslog (`/dev/log`, `udp://host:514`).
+# Empty key file: no checkpoints. One is due every 1,000 rows or 5 minutes of appends.
+SECUREGATHER_CHECKPOINT_KEY_FILE = env.str("SECUREGATHER_CHECKPOINT_KEY_FILE", default="")
+SECUREGATHER_CHECKPOINT_FILE = env.str("SECUREGATHER_CHECKPOINT_FILE", default="")
+SECUREGATHER_CHECKPOINT_SYSLOG = env.str("SECUREGATHER_CHECKPOINT_SYSLOG", default="")
+SECUREGATHER_CHECKPOINT_ROWS = env.int("SECUREGATHER_CHECKPOINT_ROWS", default=1000)
+SECUREGATHER_CHECKPOINT_SECONDS = env.int("SECUREGATHER_CHECKPOINT_SECONDS", default=300)
 # The origin Twilio signs when a proxy sits in front, e.g. "https://voice.example.com".
 SECUREGATHER_PUBLIC_URL = env.str("SECUREGATHER_PUBLIC_URL", default="")
 SECUREGATHER_RESOLVER = env.str(
@@ -177,6 +196,10 @@ SECUREGATHER_SESSION_RETENTION = env.int("SECUREGATHER_SESSION_RETENTION", defau
 # manage.py migrate records each run that changes the schema, its start and its end, from the
 # pre_migrate and post_migrate signals (audit/migration_runs.py).
 SECUREGATHER_AUDIT_MIGRATE = True
+# true: the database role in DATABASE_URL may own the tables (audit.E002 and audit.E003 off). Only
+# for a development database with one role, and for the owner's `migrate` step: the service runs
+# as a role that owns nothing, or it could disable the audit table's append-only triggers.
+SECUREGATHER_DATABASE_ONE_ROLE = env.bool("SECUREGATHER_DATABASE_ONE_ROLE", default=False)
 # Error reports (DEBUG page, error mails) never show request data or local variables, DEBUG or not.
 DEFAULT_EXCEPTION_REPORTER = "keys.redaction.WebhookExceptionReporter"
 DEFAULT_EXCEPTION_REPORTER_FILTER = "keys.redaction.WebhookReporterFilter"

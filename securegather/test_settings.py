@@ -18,6 +18,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # pytest-django builds each test database with migrate: its rows would sit under every test's
 # rows. audit/tests/test_migrate.py runs migrate under the production settings.
 SECUREGATHER_AUDIT_MIGRATE = False
+# The suite runs as one role (PostgreSQL's superuser, or SQLite): audit/tests/test_runtime_role.py
+# turns the role check back on where it tests it.
+SECUREGATHER_DATABASE_ONE_ROLE = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -7,6 +7,7 @@ from audit import chain as auditchain
 from audit.models import AuditChainHead, AuditEvent
 from audit.verification import verify_log
 from conftest import TABLE, raw, triggers_lifted
+from keys.models import KeyRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -34,8 +35,8 @@ def rotated() -> AuditEvent:
     )
 
 
-def verify() -> auditchain.Report:
-    return auditchain.verify(AuditEvent.objects.order_by("id"))
+def verify(accepted: tuple[str, ...] = ()) -> auditchain.Report:
+    return auditchain.verify(AuditEvent.objects.order_by("id"), accepted)
 
 
 def test_each_row_links_to_the_one_before_and_names_the_primary_key():
@@ -129,20 +130,21 @@ def test_a_row_inserted_out_of_band_is_caught_even_when_linked():
     assert "edited or forged" in report.first_problem.reason
 
 
-def test_a_row_under_a_made_up_key_id_is_forged_not_unverifiable():
+def test_a_row_under_a_made_up_key_id_is_unverifiable_and_fails():
     rows = record(2)
     forged = AuditEvent(event="verified", outcome="success", prev_mac=rows[-1].mac, mac="ghost:00")
     forged.save(force_insert=True)
     report = verify()
-    assert [p.row_id for p in report.problems] == [forged.id]
-    assert "key id 'ghost', which was never in use: forged" in report.first_problem.reason
-    assert report.unverifiable == {}
+    assert (report.intact, report.problems, report.unverifiable) == (False, [], {"ghost": 1})
 
 
-def test_signing_records_the_key_id_for_later_verifiers():
+def test_a_key_record_does_not_make_a_key_id_acceptable():
     with override_settings(SECUREGATHER_KEYS=KEY_A):
         record(1)
-    assert "auditA" in auditchain.known_key_ids()
+    assert KeyRecord.objects.filter(kid="auditA").exists()
+    with override_settings(SECUREGATHER_KEYS=KEY_B):
+        report = verify()
+    assert (report.intact, report.unverifiable) == (False, {"auditA": 1})
 
 
 def test_a_row_without_a_mac_is_caught():
@@ -169,26 +171,27 @@ def test_moving_a_row_to_the_end_is_caught():
     assert [p.row_id for p in verify().problems] == [rows[1].id, rows[2].id + 10]
 
 
-def test_rows_under_a_key_the_ring_no_longer_holds_are_unverifiable_not_tampered():
+def test_rows_under_a_dropped_key_the_operator_accepted_are_counted_apart():
     with override_settings(SECUREGATHER_KEYS=KEY_A):
         old = record(3)
     with override_settings(SECUREGATHER_KEYS=f"{KEY_B},{KEY_A}"):
         new = record(2)
         rotated()
     with override_settings(SECUREGATHER_KEYS=KEY_B):
-        report = verify()
-    assert (report.intact, report.unverifiable, report.checked) == (True, {"auditA": 3}, 6)
+        report = verify(accepted=("auditA", "unused"))
+    assert (report.intact, report.problems, report.unverifiable) == (True, [], {})
+    assert (report.accepted, report.checked) == ({"auditA": 3, "unused": 0}, 6)
     assert new[0].prev_mac == old[-1].mac
 
 
-def test_rows_under_a_dropped_key_with_no_rotation_after_them_are_not_accepted():
+def test_a_later_rotation_does_not_make_rows_under_a_dropped_key_acceptable():
     with override_settings(SECUREGATHER_KEYS=KEY_A):
-        old = record(2)
+        record(2)
+    with override_settings(SECUREGATHER_KEYS=f"{KEY_B},{KEY_A}"):
+        rotated()
     with override_settings(SECUREGATHER_KEYS=KEY_B):
         report = verify()
-    assert [p.row_id for p in report.problems] == [row.id for row in old]
-    assert "no verified key rotation follows it" in report.first_problem.reason
-    assert report.unverifiable == {}
+    assert (report.intact, report.problems, report.unverifiable) == (False, [], {"auditA": 2})
 
 
 def test_a_log_rewritten_under_a_dropped_key_id_is_caught():
@@ -199,13 +202,16 @@ def test_a_log_rewritten_under_a_dropped_key_id_is_caught():
         rotated()
         later = record(2)
     # Whoever can drop the triggers rewrites the rows after the rotation under the dropped id:
-    # those MACs cannot be checked, but nothing verified comes after them any more.
+    # the ring cannot check those MACs, so they fail unless the operator accepts the id.
     with triggers_lifted():
         for row in later:
             raw(f"UPDATE {TABLE} SET mac = %s WHERE id = %s", ["auditA:" + "0" * 64, row.id])  # noqa: S608
     with override_settings(SECUREGATHER_KEYS=KEY_B):
         report = verify()
-    assert report.first_problem.row_id == later[0].id
+        assert (report.intact, report.unverifiable) == (False, {"auditA": 3})
+        # Accepting the dropped id accepts its MACs unchecked, never its links.
+        report = verify(accepted=("auditA",))
+    assert report.first_problem.row_id == later[1].id
     assert not report.intact
 
 
@@ -232,10 +238,10 @@ def test_links_after_unverifiable_rows_still_catch_tampering():
             [old[-1].mac, new[1].id],
         )
     with override_settings(SECUREGATHER_KEYS=KEY_B):
-        report = verify()
+        report = verify(accepted=("auditA",))
     # The forger relinked the row after the deletion, which breaks that row's own MAC.
     assert [p.row_id for p in report.problems] == [new[1].id]
-    assert report.unverifiable == {"auditA": 2}
+    assert report.accepted == {"auditA": 2}
 
 
 def test_a_rotated_primary_signs_new_rows_and_old_ones_still_verify():

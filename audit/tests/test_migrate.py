@@ -109,7 +109,11 @@ def test_a_run_back_past_the_audit_tables_writes_none_and_the_way_forward_is_one
     migrate(tmp_path, "audit", "zero")
     migrate(tmp_path)
     ((*_, forward),) = rows(tmp_path)
-    assert forward["applied"] == ["audit.0001_initial", "audit.0002_append_only"]
+    assert forward["applied"] == [
+        "audit.0001_initial",
+        "audit.0002_append_only",
+        "audit.0003_refusalcount",
+    ]
     assert manage(tmp_path, "verify_audit_log").returncode == 0
 
 

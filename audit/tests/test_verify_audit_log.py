@@ -1,4 +1,5 @@
 import errno
+import io
 import os
 import threading
 from pathlib import Path
@@ -9,8 +10,10 @@ from django.core.management.base import CommandError
 from django.db import connection, connections
 from django.test import override_settings
 
+from audit.chain import compute_mac
 from audit.models import AuditChainHead, AuditEvent
 from conftest import TABLE, raw, triggers_lifted
+from keys.keyring import Key
 from keys.models import KeyRecord
 
 CALLS = 200
@@ -80,23 +83,66 @@ def test_fails_naming_the_first_bad_row(call, demo_account, capsys, tamper, bad_
 
 
 @pytest.mark.django_db
-def test_rows_under_a_retired_key_are_reported_apart_from_tampering(capsys):
-    old = "gone:" + "cc" * 32
-    with override_settings(SECUREGATHER_KEYS=old):
+def test_rows_under_a_dropped_key_fail_with_the_fix_even_after_a_rotation(capsys):
+    with override_settings(SECUREGATHER_KEYS="gone:" + "cc" * 32):
         AuditEvent.record("call_started", "info")
     AuditEvent.record("call_started", "info")
     AuditEvent.record("key_rotated", "success", actor="system", channel="system")
-    result = verify_audit_log(capsys)
-    assert "Audit log intact: 3 rows checked." in result.out
-    assert "1 row(s) signed under key 'gone' cannot be checked" in result.err
+    with pytest.raises(CommandError) as failure:
+        verify_audit_log(capsys)
+    assert str(failure.value) == (
+        "Audit log not verified: 1 row(s) are signed under key id 'gone', which the keyring "
+        "lacks, so they cannot be checked: a key dropped from the ring, or rows rewritten under a "
+        "key of someone else's. Put the key back in SECUREGATHER_KEYS as retired "
+        "('gone:<hex>:retired'); or, once you have checked why it is gone, accept its rows with "
+        "--accept-dropped-key gone."
+    )
+    last = AuditEvent.objects.order_by("id").last()
+    assert (last.event, last.outcome, last.detail["unverifiable"]) == (
+        "audit_verified",
+        "failure",
+        1,
+    )
 
 
 @pytest.mark.django_db
-def test_rows_under_a_dropped_key_without_a_rotation_after_them_fail(capsys):
+def test_a_dropped_key_accepted_on_the_command_line_is_reported_with_its_rows(capsys):
     with override_settings(SECUREGATHER_KEYS="gone:" + "cc" * 32):
-        (row,) = [AuditEvent.record("call_started", "info")]
+        AuditEvent.record("call_started", "info")
+        AuditEvent.record("call_started", "info")
     AuditEvent.record("call_started", "info")
-    with pytest.raises(CommandError, match=f"row {row.id}: signed under key id 'gone'"):
+    result = verify_audit_log(capsys, accept_dropped_key=["gone", "never"])
+    assert "Audit log intact: 3 rows checked." in result.out
+    assert result.err.splitlines() == [
+        "2 row(s) signed under key 'gone' were not checked: accepted with --accept-dropped-key.",
+        "0 row(s) signed under key 'never' were not checked: accepted with --accept-dropped-key.",
+    ]
+    last = AuditEvent.objects.order_by("id").last()
+    assert last.detail["accepted"] == {"gone": 2, "never": 0}
+
+
+@pytest.mark.django_db
+def test_a_log_rechained_under_a_key_id_planted_in_the_database_fails(call, demo_account, capsys):
+    play_calls(call, 2)
+    # Whoever holds the service's database login plants a key id, re-signs every row under a key
+    # of their own, moves the head, and waits for someone to run rotate_keys.
+    KeyRecord.objects.create(kid="k0", check_value="0" * 16)
+    forger = Key("k0", os.urandom(32))
+    previous = ""
+    with triggers_lifted():
+        for row in AuditEvent.objects.order_by("id"):
+            row.prev_mac = previous
+            previous = compute_mac(row, forger)
+            raw(
+                f"UPDATE {TABLE} SET prev_mac = %s, mac = %s WHERE id = %s",  # noqa: S608
+                [row.prev_mac, previous, row.id],
+            )
+    AuditChainHead.objects.update(mac=previous)
+    call_command("rotate_keys", stdout=io.StringIO())
+    assert not AuditEvent.objects.filter(event="key_rotated").exists()  # nothing to rotate
+    rows = AuditEvent.objects.count()
+    reason = rf"not verified: {rows} row\(s\) are signed under key id 'k0', which the keyring"
+    with pytest.raises(CommandError, match=reason):
         verify_audit_log(capsys)
 
 

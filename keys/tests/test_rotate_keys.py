@@ -89,6 +89,8 @@ def test_a_second_run_has_nothing_to_do(demo_account):
         token = Account.objects.get().card_last4.token
         assert "Rotated 0 values in 0 rows" in rotate_keys()
         assert Account.objects.get().card_last4.token == token
+    # A run that changed nothing records no rotation.
+    assert AuditEvent.objects.filter(event="key_rotated").count() == 1
 
 
 def test_dry_run_counts_and_changes_nothing(demo_account):

@@ -24,3 +24,7 @@ def test_local_http_keeps_working(capsys):
     assert env["DJANGO_SECURE_SSL_REDIRECT"] == "false"
     assert env["DJANGO_SECURE_HSTS_SECONDS"] == "0"
     assert env["DJANGO_SECURE_COOKIES"] == "false"
+
+
+def test_a_development_database_has_one_role(capsys):
+    assert written(capsys)["SECUREGATHER_DATABASE_ONE_ROLE"] == "true"

@@ -5,7 +5,9 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from audit import checkpoints
 from audit.chain import Anchor
+from audit.checkpoints import Checkpoint, CheckpointError
 from audit.verification import verify_log
 from keys.commands import DatabaseCommand
 from keys.keyring import KeyringError, get_keyring
@@ -15,10 +17,22 @@ from keys.models import KeyRecord
 class Command(DatabaseCommand):
     help = (
         "Check the audit log's HMAC chain. Exits 0 when every row is intact, 1 naming the first "
-        "row that was edited, deleted around or inserted out of band."
+        "row that was edited, deleted around or inserted out of band, or the key ids the ring "
+        "lacks that rows were signed under."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--accept-dropped-key",
+            action="append",
+            default=[],
+            metavar="KID",
+            help=(
+                "Accept, unchecked, the rows signed under this key id, which the ring lacks "
+                "(repeatable). Only once you know why that key is gone: putting it back in the "
+                "ring as retired checks them instead."
+            ),
+        )
         parser.add_argument(
             "--anchor-file",
             type=Path,
@@ -38,31 +52,77 @@ class Command(DatabaseCommand):
             ),
         )
 
+        parser.add_argument(
+            "--checkpoints",
+            nargs="+",
+            type=Path,
+            metavar="FILE",
+            help=(
+                "Files of signed checkpoints the app hosts wrote off the database host "
+                "(SECUREGATHER_CHECKPOINT_FILE, or the syslog server's file): the rows up to the "
+                "newest must all be there, unchanged. Needs --checkpoint-public-key."
+            ),
+        )
+        parser.add_argument(
+            "--checkpoint-public-key",
+            type=Path,
+            metavar="FILE",
+            help="The public key PEM that generate_checkpoint_key wrote beside the private one.",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path | None = options["anchor_file"]
+        if bool(options["checkpoints"]) != bool(options["checkpoint_public_key"]):
+            raise CommandError(
+                "--checkpoints and --checkpoint-public-key go together: the files, and the key "
+                "that verifies them."
+            )
         if options["from_anchor"] and path is None:
             raise CommandError("--from-anchor needs --anchor-file: where the last check ended.")
         if path is not None and not path.parent.is_dir():
             raise CommandError(f"{path.parent} is not a directory: no anchor can be kept there.")
         require_usable_keyring()
         anchor = read_anchor(path) if path is not None else None
-        report = verify_log(anchor=anchor, from_anchor=options["from_anchor"])
-        for kid, count in sorted(report.unverifiable.items()):
+        checkpoint = (
+            read_checkpoint(options["checkpoints"], options["checkpoint_public_key"])
+            if options["checkpoints"]
+            else None
+        )
+        report = verify_log(
+            anchor=anchor,
+            from_anchor=options["from_anchor"],
+            accepted=options["accept_dropped_key"],
+            checkpoint=checkpoint,
+        )
+        for kid, count in sorted(report.accepted.items()):
             self.stderr.write(
-                f"{count} row(s) signed under key {kid!r} cannot be checked: "
-                "that key is not in the keyring. Missing key, not tampering."
+                f"{count} row(s) signed under key {kid!r} were not checked: accepted with "
+                "--accept-dropped-key."
             )
-        if not report.intact:
+        if report.problems:
             for problem in report.problems[1:]:
                 self.stderr.write(f"also {problem}")
+            for line in unverifiable_lines(report.unverifiable):
+                self.stderr.write(f"also {line}")
             raise CommandError(
                 f"Audit log chain broken at {report.first_problem} "
                 f"({len(report.problems)} problem(s) in {report.checked} rows)."
             )
+        if report.unverifiable:
+            first, *others = unverifiable_lines(report.unverifiable)
+            for line in others:
+                self.stderr.write(line)
+            raise CommandError(f"Audit log not verified: {first}")
         resumed = f", from row {report.first_id}" if options["from_anchor"] and anchor else ""
         self.stdout.write(
             self.style.SUCCESS(f"Audit log intact: {report.checked} rows checked{resumed}.")
         )
+        if checkpoint is not None:
+            self.stdout.write(
+                f"Every row up to the checkpoint at row {checkpoint.last_id} ({checkpoint.count} "
+                f"rows, signed {checkpoint.time} on {checkpoint.host}) is there, unchanged; "
+                f"{report.after_checkpoint} row(s) came after it."
+            )
         if path is not None and report.anchor is not None:
             if anchor is None:
                 # On stderr, where a cron job's mail or a timer's journal shows it: an anchor
@@ -70,6 +130,18 @@ class Command(DatabaseCommand):
                 self.stderr.write(f"No anchor at {path} yet: this check starts one.")
             write_anchor(path, report.anchor)
             self.stdout.write(f"Anchor moved to row {report.anchor.row_id} ({path}).")
+
+
+def unverifiable_lines(unverifiable: dict[str, int]) -> list[str]:
+    """What to do about each key id the ring lacks."""
+    return [
+        f"{count} row(s) are signed under key id {kid!r}, which the keyring lacks, so they "
+        "cannot be checked: a key dropped from the ring, or rows rewritten under a key of "
+        "someone else's. Put the key back in SECUREGATHER_KEYS as retired "
+        f"('{kid}:<hex>:retired'); or, once you have checked why it is gone, accept its rows "
+        f"with --accept-dropped-key {kid}."
+        for kid, count in sorted(unverifiable.items())
+    ]
 
 
 def require_usable_keyring() -> None:
@@ -84,6 +156,14 @@ def require_usable_keyring() -> None:
             "(securegather.E007): every row it signed would look tampered with. Put the original "
             "bytes back under that id, then check again; `manage.py keyring_status` lists the ids."
         )
+
+
+def read_checkpoint(paths: list[Path], public_key: Path) -> Checkpoint:
+    """The newest checkpoint in ``paths``, each verified with the key in ``public_key``."""
+    try:
+        return checkpoints.newest(paths, checkpoints.public_key(public_key))
+    except CheckpointError as exc:
+        raise CommandError(f"Checkpoints not usable: {exc}.") from None
 
 
 def read_anchor(path: Path) -> Anchor | None:

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts import lockout
 from accounts.models import Lockout
-from audit.models import AuditEvent
+from audit.models import AuditEvent, record_refusal_counts
 from calls.models import CallSession
 from keys.commands import DatabaseCommand
 from staff.sessions import SessionStore
@@ -39,7 +39,8 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
 
     A call whose status callback never came is ended here: its sealed values and last answer
     are wiped. Counters untouched for a whole lockout window hold no failure that still counts.
-    An admin session past its expiry was ended by the idle timeout; Django deletes none.
+    An admin session past its expiry was ended by the idle timeout; Django deletes none. And
+    the refusals counted in minutes gone by are recorded.
     """
     now = now or timezone.now()
     lifetime = timedelta(seconds=settings.SECUREGATHER_SESSION_LIFETIME)
@@ -58,6 +59,9 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
         _in_batches(expired, _delete_rows, counts, "deleted")
         _in_batches(idle, _delete_rows, counts, "counters")
         clear_staff_sessions(now, counts)
+        # Refusals counted in minutes gone by become their refusals_counted rows (each is
+        # recorded then, so the purge's own row need not count them).
+        record_refusal_counts(before=now.replace(second=0, microsecond=0))
         finished = True
     finally:
         detail: dict[str, Any] = {**counts} if finished else {**counts, "stopped": True}

@@ -116,8 +116,10 @@ class Command(DatabaseCommand):
                     "again."
                 )
             )
-        # The audit app records it (audit.receivers): keys sit below the audit log.
-        keys_rotated.send(sender=self.__class__, primary=primary, result=result)
+        # The audit app records it (audit.receivers): keys sit below the audit log. A run that
+        # moved nothing and left nothing behind changed nothing, and is not recorded as a rotation.
+        if result.rotated or result.stuck or result.lacking or result.remaining:
+            keys_rotated.send(sender=self.__class__, primary=primary, result=result)
         # The lines above say what is left; the exit status tells a script or a runbook.
         if result.stuck or result.lacking:
             raise CommandError(
