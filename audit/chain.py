@@ -153,6 +153,18 @@ class Report:
         return None if self.last_id is None else Anchor(self.last_id, self.last_mac)
 
 
+def accepted_up_to(accepted: Iterable[str]) -> dict[str, int | None]:
+    """``KID`` or ``KID:LAST_ID`` entries as key id → the last row id accepted (None: any).
+    Raises ValueError for an entry whose LAST_ID is no row id."""
+    up_to: dict[str, int | None] = {}
+    for entry in accepted:
+        kid, _, last = entry.partition(":")
+        if last and not (last.isascii() and last.isdigit()):
+            raise ValueError(f"{entry!r} is not KID or KID:LAST_ID")
+        up_to[kid] = int(last) if last else None
+    return up_to
+
+
 def verify(
     rows: Iterable[ChainedRow],
     accepted: Iterable[str] = (),
@@ -171,7 +183,9 @@ def verify(
 
     A row under a key id the ring (retired keys included) lacks is ``unverifiable``, which fails
     the check, unless the id is in ``accepted``: key ids the operator named after checking why
-    the key is gone. Only the ring and the operator say which ids may sign. A table (KeyRecord)
+    the key is gone, each as ``KID`` or ``KID:LAST_ID``, which accepts only the rows up to that
+    id, so that rows appended under the dropped key's id since are not taken for its own. Only
+    the ring and the operator say which ids may sign. A table (KeyRecord)
     or a later row (``key_rotated``) cannot: whoever can write the database could add either,
     and rewrite the whole log under a key id of their own. The links are checked either way.
     """
@@ -179,7 +193,8 @@ def verify(
         raise ValueError("a resumed check needs the anchor it resumes from")
     resumed_at = anchor if resume else None
     ring = get_keyring()
-    report = Report(accepted=dict.fromkeys(accepted, 0))
+    up_to = accepted_up_to(accepted)
+    report = Report(accepted=dict.fromkeys(up_to, 0))
     previous = resumed_at.mac if resumed_at is not None else ""
     head_found = anchor_found = False
     previous_id: int | None = None  # the row checked before this one: where to look for a gap
@@ -217,7 +232,9 @@ def verify(
                 )
             )
         if digest and key is None:
-            unchecked = report.accepted if kid in report.accepted else report.unverifiable
+            last = up_to.get(kid, 0)
+            taken = kid in up_to and (last is None or row.id <= last)
+            unchecked = report.accepted if taken else report.unverifiable
             unchecked[kid] = unchecked.get(kid, 0) + 1
         previous, previous_id = row.mac, row.id
     # Nothing from the anchor on: the anchor's problem below says it.

@@ -19,10 +19,12 @@ import logging
 import logging.handlers
 import os
 import socket
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache, partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +112,22 @@ def private_key(path: str) -> Ed25519PrivateKey:
     return key
 
 
+class _SysLogHandler(logging.handlers.SysLogHandler):
+    """A SysLogHandler whose send fails loudly: the stock one hands its error to handleError,
+    which prints it and returns, so a checkpoint never sent would be reported written."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # Called from emit's ``except``: the error it caught is the one being handled.
+        raise OSError(f"syslog {self.address!r}: {sys.exc_info()[1]}") from sys.exc_info()[1]
+
+
 @lru_cache(maxsize=4)
 def _syslog(address: str) -> logging.handlers.SysLogHandler:
     if address.startswith("udp://"):
         host, _, port = address.removeprefix("udp://").rpartition(":")
-        handler = logging.handlers.SysLogHandler(address=(host, int(port)))
+        handler = _SysLogHandler(address=(host, int(port)))
     else:
-        handler = logging.handlers.SysLogHandler(address=address)
+        handler = _SysLogHandler(address=address)
     handler.ident = "securegather-checkpoint: "
     return handler
 
@@ -170,8 +181,10 @@ def write(last_id: int, mac: str) -> Checkpoint:
 
 
 def write_newest() -> Checkpoint | None:
-    """A checkpoint at the newest row; None when the log is empty or none came since the last
-    one this process wrote."""
+    """A checkpoint at the newest row; None when the log is empty, or when the newest row is the
+    one this process last signed or, in a new process (a timer's run), the one the newest
+    checkpoint in the file sink names. With syslog as the only sink there is nothing to read
+    back: every run signs the newest row, new or not."""
     from audit.models import AuditEvent
 
     newest = AuditEvent.objects.order_by("-id").values_list("id", "mac").first()
@@ -259,9 +272,10 @@ def public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def newest(paths: Iterable[Path], key: Ed25519PublicKey) -> Checkpoint:
-    """The newest checkpoint in the files, every one of them verified with ``key``."""
-    found: Checkpoint | None = None
+def load(paths: Iterable[Path], key: Ed25519PublicKey) -> list[Checkpoint]:
+    """Every checkpoint in the files, each verified with ``key``, in order of their rows."""
+    found: list[Checkpoint] = []
+    seen: set[str] = set()
     for path in paths:
         try:
             lines = path.read_text(errors="replace").splitlines()
@@ -271,41 +285,112 @@ def newest(paths: Iterable[Path], key: Ed25519PublicKey) -> Checkpoint:
                 "the app hosts write (SECUREGATHER_CHECKPOINT_FILE, or the syslog server's file)"
             ) from None
         for line in lines:
-            checkpoint = Checkpoint.from_line(line, key)
-            if checkpoint is not None and (found is None or checkpoint.last_id > found.last_id):
-                found = checkpoint
-    if found is None:
+            # The same line from the file and from syslog (after its prefix) is verified once.
+            signed = line[line.find("{") :].rstrip("\x00 ")
+            if signed not in seen and (checkpoint := Checkpoint.from_line(line, key)):
+                seen.add(signed)
+                found.append(checkpoint)
+    if not found:
         raise CheckpointError(
             "no checkpoint in the files given: give the file the app hosts write, after "
             "`manage.py checkpoint_audit_log` has written one"
         )
+    return sorted(found, key=lambda c: (c.last_id, c.time, c.host))
+
+
+def _signed(checkpoint: Checkpoint) -> str:
+    return f"the checkpoint signed at {checkpoint.time} on {checkpoint.host}"
+
+
+def _disagreements(ordered: Sequence[Checkpoint]) -> dict[int, list[str]]:
+    """What the checkpoints (in order of their rows) say against each other, by row. Rows are
+    only ever appended, with ids that grow: a checkpoint counts at least one row more than one
+    at an earlier row (its own), and no more than the ids between them."""
+    found: dict[int, list[str]] = {}
+    for before, after in pairwise(ordered):
+        signed, earlier = _signed(after), _signed(before)
+        if after.last_id == before.last_id:
+            if (after.mac, after.count) != (before.mac, before.count):
+                found.setdefault(after.last_id, []).append(
+                    f"{signed} and {earlier} disagree on it ({after.count} rows, "
+                    f"{before.count} rows): rewritten between them"
+                )
+            continue
+        added = after.count - before.count
+        if added < 1:
+            found.setdefault(after.last_id, []).append(
+                f"{signed} counted {after.count} rows up to it, no more than {earlier} counted "
+                f"up to row {before.last_id} ({before.count}): rows were cut between them and "
+                "the count signed afresh"
+            )
+        elif added > after.last_id - before.last_id:
+            found.setdefault(after.last_id, []).append(
+                f"{signed} counted {added} rows after row {before.last_id}, more than the ids "
+                f"between them: the checkpoints do not fit one log"
+            )
     return found
 
 
-def check(checkpoint: Checkpoint) -> tuple[list[Problem], int]:
-    """What the stored log lacks of ``checkpoint``, and how many rows came after it."""
+def check(checkpoints: Sequence[Checkpoint], chunk_size: int = 5000) -> tuple[list[Problem], int]:
+    """What the stored log lacks of ``checkpoints`` (every one: the first that fails, with why,
+    and how many more fail), and how many rows came after the newest.
+
+    One pass over the rows' ids and MACs up to the newest checkpoint, counting as it goes: as
+    many queries for a year of checkpoints as for one."""
     from audit.models import AuditEvent
 
-    problems = []
-    signed = f"the checkpoint signed at {checkpoint.time} on {checkpoint.host}"
-    mac = AuditEvent.objects.filter(id=checkpoint.last_id).values_list("mac", flat=True).first()
-    if mac is None:
-        problems.append(
-            Problem(checkpoint.last_id, f"is gone, and {signed} holds it: rows were cut off")
-        )
-    elif mac != checkpoint.mac:
-        problems.append(
-            Problem(checkpoint.last_id, f"is not the row {signed} holds: rewritten from here")
-        )
-    # Its row gone says enough; with it there, a count that differs shows rows taken out (or
-    # put in) before it, their links mended by whoever also holds the chain's key.
-    count = AuditEvent.objects.filter(id__lte=checkpoint.last_id).count()
-    if mac is not None and count != checkpoint.count:
-        problems.append(
-            Problem(
-                checkpoint.last_id,
-                f"{count} rows up to it, but {signed} counted {checkpoint.count}: rows were "
-                "deleted or inserted before it",
+    ordered = sorted(set(checkpoints), key=lambda c: (c.last_id, c.time, c.host))
+    if not ordered:
+        return [], 0
+    found = _disagreements(ordered)
+
+    def held(checkpoint: Checkpoint, mac: str | None, count: int) -> None:
+        if mac is None:
+            why = f"is gone, and {_signed(checkpoint)} holds it: rows were cut off"
+        elif mac != checkpoint.mac:
+            why = f"is not the row {_signed(checkpoint)} holds: rewritten from here"
+        elif count != checkpoint.count:
+            # With its row there, a count that differs shows rows taken out (or put in) before
+            # it, their links mended by whoever also holds the chain's key.
+            why = (
+                f"{count} rows up to it, but {_signed(checkpoint)} counted {checkpoint.count}: "
+                "rows were deleted or inserted before it"
             )
-        )
-    return problems, AuditEvent.objects.filter(id__gt=checkpoint.last_id).count()
+        else:
+            return
+        found.setdefault(checkpoint.last_id, []).insert(0, why)
+
+    rows = (
+        AuditEvent.objects.filter(id__lte=ordered[-1].last_id)
+        .order_by("id")
+        .values_list("id", "mac")
+        .iterator(chunk_size=chunk_size)
+    )
+    count, at = 0, 0
+    for row_id, mac in rows:
+        while at < len(ordered) and ordered[at].last_id < row_id:
+            held(ordered[at], None, count)
+            at += 1
+        count += 1
+        while at < len(ordered) and ordered[at].last_id == row_id:
+            held(ordered[at], mac, count)
+            at += 1
+    for checkpoint in ordered[at:]:
+        held(checkpoint, None, count)
+
+    problems: list[Problem] = []
+    if found:
+        first, *others = sorted(found)
+        problems = [Problem(first, why) for why in dict.fromkeys(found[first])]
+        if others:
+            problems.append(
+                Problem(
+                    others[0],
+                    f"{found[others[0]][0]}; and {len(others) - 1} more checkpoint(s) after it "
+                    f"fail too, up to row {others[-1]}"
+                    if len(others) > 1
+                    else found[others[0]][0],
+                )
+            )
+    after = AuditEvent.objects.filter(id__gt=ordered[-1].last_id).count()
+    return problems, after

@@ -68,11 +68,12 @@ def make_sqlite_file_private(sender: Any, connection: BaseDatabaseWrapper, **kwa
     name = str(connection.settings_dict["NAME"])
     if connection.vendor != "sqlite" or name == ":memory:" or "mode=memory" in name:
         return
-    # SQLite creates the file as it connects, before this runs: it is empty then, and its -wal
-    # and -shm files take this file's mode when SQLite creates them.
-    try:
-        mode = stat.S_IMODE(os.stat(name).st_mode)
-    except FileNotFoundError:
-        return
-    if mode != FILE_MODE:
-        os.chmod(name, FILE_MODE)
+    # SQLite creates the file as it connects, before this runs, and its -wal and -shm files take
+    # this file's mode when SQLite creates them; those left by a run before this one keep theirs.
+    for path in (name, f"{name}-wal", f"{name}-shm"):
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            continue
+        if mode != FILE_MODE:
+            os.chmod(path, FILE_MODE)

@@ -1,5 +1,6 @@
 """The check that the service's database login cannot undo the audit table's protection: it owns
-no table, and may only read and append to the audit log (audit.roles)."""
+no table, nor the tables' schema or the database, may create nothing in them, and may only read
+and append to the audit log (audit.roles)."""
 
 from __future__ import annotations
 
@@ -30,12 +31,20 @@ def check_runtime_role(
     if settings.SECUREGATHER_DATABASE_ONE_ROLE or connection.vendor != "postgresql":
         return []
     errors: list[CheckMessage] = []
+    held = []
     if owned := roles.owned_tables(connection):
+        held.append(
+            f"owns {len(owned)} of the project's tables "
+            f"({', '.join(owned[:3])}{', …' if len(owned) > 3 else ''})"
+        )
+    # The schema's or the database's owner can drop the tables with their triggers; CREATE
+    # there plants objects that shadow them.
+    held += roles.own_footholds(connection)
+    if held:
         errors.append(
             Error(
-                f"The service's database role owns {len(owned)} of the project's tables "
-                f"({', '.join(owned[:3])}{', …' if len(owned) > 3 else ''}): it can disable the "
-                "audit table's triggers, then rewrite, cut or wipe the log.",
+                f"The service's database role {'; '.join(held)}: it can disable or drop the "
+                "audit table's triggers, or shadow the table, then rewrite, cut or wipe the log.",
                 hint=HINT,
                 id="audit.E002",
             )
@@ -44,7 +53,8 @@ def check_runtime_role(
         errors.append(
             Error(
                 f"The service's database role holds {', '.join(excess)} on {roles.AUDIT_TABLE}: "
-                "it needs only SELECT and INSERT, and each of these can lose rows.",
+                "it needs only SELECT, and INSERT of its columns but id, and each of these can "
+                "lose rows or block appends.",
                 hint=HINT,
                 id="audit.E003",
             )

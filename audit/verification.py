@@ -3,9 +3,9 @@ chain's head against the newest row, recorded as an ``audit_verified`` row."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from audit import checkpoints
+from audit import checkpoints as checkpoint_module
 from audit.chain import Anchor, Problem, Report, verify
 from audit.checkpoints import Checkpoint
 from audit.models import AuditChainHead, AuditEvent
@@ -17,7 +17,7 @@ def verify_log(
     *,
     from_anchor: bool = False,
     accepted: Iterable[str] = (),
-    checkpoint: Checkpoint | None = None,
+    checkpoints: Sequence[Checkpoint] = (),
 ) -> Report:
     """Verify the audit table, streamed in id order, and record that it was done.
 
@@ -25,8 +25,9 @@ def verify_log(
     ``from_anchor``: check only the anchor's row and those after it, written since the last
     check: a check as long as they are. A run without it checks every row.
     ``accepted``: key ids the ring lacks whose rows the operator accepts unchecked.
-    ``checkpoint``: a signed checkpoint kept off the database: its row must be there, with its
-    MAC and as many rows up to it, which shows rows cut off the end or the whole log wiped.
+    ``checkpoints``: signed checkpoints kept off the database: each one's row must be there,
+    with its MAC and as many rows up to it, which shows rows cut off the end or the whole log
+    wiped, even when a later checkpoint was signed over the shorter log.
     """
     # Read before the head: a row and the head's move to it commit together, so rows seen here
     # mean the head read next links to one of them, unless someone deleted or emptied it.
@@ -49,8 +50,8 @@ def verify_log(
                 "end would not show",
             )
         )
-    if checkpoint is not None:
-        problems, report.after_checkpoint = checkpoints.check(checkpoint)
+    if checkpoints:
+        problems, report.after_checkpoint = checkpoint_module.check(checkpoints)
         report.problems = sorted(report.problems + problems, key=lambda p: p.row_id)
     first = report.first_problem
     AuditEvent.record(
@@ -66,6 +67,6 @@ def verify_log(
         unverifiable=sum(report.unverifiable.values()),
         accepted=report.accepted,
         anchor=anchor.row_id if anchor else None,
-        checkpoint=checkpoint.last_id if checkpoint else None,
+        checkpoint=max(c.last_id for c in checkpoints) if checkpoints else None,
     )
     return report

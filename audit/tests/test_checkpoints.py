@@ -88,8 +88,9 @@ def test_a_checkpoint_names_the_newest_row_and_verifies(sink, keys, capsys):
     )
     record(2)
     out = verify_audit_log(capsys, sink, keys[1])
-    assert f"Every row up to the checkpoint at row {row.id} (3 rows" in out
-    assert "is there, unchanged; 2 row(s) came after it." in out
+    assert "Every row up to each of 1 checkpoint(s) is there, unchanged, up to the newest" in out
+    assert f"at row {row.id} (3 rows, signed " in out
+    assert "); 2 row(s) came after it." in out
 
 
 def test_no_checkpoint_when_no_row_came_since(sink):
@@ -127,6 +128,72 @@ def test_wiping_the_whole_log_is_caught(sink, keys, capsys):
     with pytest.raises(CommandError, match=rf"row {line['last_id']}: is gone") as failure:
         verify_audit_log(capsys, sink, keys[1])
     assert "rows were cut off" in str(failure.value)
+
+
+def test_rows_cut_under_an_older_checkpoint_are_caught_after_a_newer_one(sink, keys, capsys):
+    # C1 at row 10; the owner cuts rows 6-10 and moves the head back to row 5; new appends get
+    # ids after 10 (gaps are allowed) and link to row 5; C2 signs the shorter count.
+    rows = [record() for _ in range(10)]
+    checkpoint_audit_log()
+    with triggers_lifted():
+        raw(f"DELETE FROM {TABLE} WHERE id > %s", [rows[4].id])  # noqa: S608
+        raw("UPDATE audit_auditchainhead SET mac=%s WHERE id=1", [rows[4].mac])
+    newest = record(3)
+    assert newest.id > rows[-1].id
+    checkpoint_audit_log()
+    assert [(line["last_id"], line["count"]) for line in lines(sink)] == [
+        (rows[-1].id, 10),
+        (newest.id, 8),
+    ]
+    call_command("verify_audit_log", stdout=io.StringIO())  # the chain alone holds
+    with pytest.raises(CommandError, match=rf"broken at row {rows[-1].id}: is gone, and the"):
+        verify_audit_log(capsys, sink, keys[1])
+    err = capsys.readouterr().err
+    assert f"also row {newest.id}: the checkpoint signed at" in err
+    assert "counted 8 rows up to it, no more than the checkpoint signed at" in err
+    assert f"up to row {rows[-1].id} (10): rows were cut between them" in err
+
+
+def test_a_wipe_followed_by_a_new_checkpoint_is_caught(sink, keys, capsys):
+    first = record(3)
+    checkpoint_audit_log()
+    with triggers_lifted():
+        raw(f"DELETE FROM {TABLE}")  # noqa: S608
+    AuditChainHead.objects.all().delete()
+    newest = record(2)  # a fresh chain, from an empty head
+    checkpoint_audit_log()
+    assert [line["count"] for line in lines(sink)] == [3, 2]
+    call_command("verify_audit_log", stdout=io.StringIO())  # the chain alone holds
+    with pytest.raises(CommandError, match=rf"broken at row {first.id}: is gone") as failure:
+        verify_audit_log(capsys, sink, keys[1])
+    assert "(2 problem(s) in" in str(failure.value)
+    assert f"also row {newest.id}: the checkpoint signed at" in capsys.readouterr().err
+
+
+def test_every_checkpoint_is_checked_in_one_pass(sink, django_assert_max_num_queries):
+    rows = [record() for _ in range(30)]
+    signed = [
+        checkpoints.Checkpoint(row.id, n, row.mac, "2026-12-07T10:00:00+00:00", "vm")
+        for n, row in enumerate(rows, start=1)
+    ]
+    with django_assert_max_num_queries(2):  # the rows up to the newest, then those after it
+        assert checkpoints.check(signed * 2) == ([], 0)
+    # One wrong among many: the first that fails is named, with how many more fail.
+    signed[9] = checkpoints.Checkpoint(rows[9].id, 11, rows[9].mac, "t", "vm")
+    signed[20] = checkpoints.Checkpoint(rows[20].id, 21, "forged", "t", "vm")
+    signed[25] = checkpoints.Checkpoint(rows[25].id + 1000, 26, "x", "t", "vm")
+    problems, after = checkpoints.check(signed)
+    assert [p.row_id for p in problems] == [rows[9].id, rows[9].id, rows[10].id]
+    assert problems[0].reason.startswith("10 rows up to it, but the checkpoint signed at t on vm")
+    assert (
+        f"counted 2 rows after row {rows[8].id}, more than the ids between them"
+        in problems[1].reason
+    )
+    assert problems[2].reason.startswith("the checkpoint signed at 2026-12-07T10:00:00+00:00")
+    assert problems[2].reason.endswith(
+        f"and 2 more checkpoint(s) after it fail too, up to row {rows[25].id + 1000}"
+    )
+    assert after == 0
 
 
 def test_a_row_deleted_before_the_checkpoint_and_the_chain_relinked_is_caught(sink, keys, capsys):
@@ -242,6 +309,23 @@ def test_a_checkpoint_goes_to_syslog_too(keys, sink, monkeypatch):
     checkpoint = checkpoints.Checkpoint.from_line(message, checkpoints.public_key(keys[1]))
     assert checkpoint is not None
     assert (checkpoint.last_id, checkpoint.mac) == (row.id, row.mac)
+
+
+def test_a_checkpoint_syslog_did_not_take_is_not_reported_written(sink, tmp_path):
+    # SysLogHandler.emit hands its own errors to handleError, which only prints them.
+    row = record()
+    try:
+        with (
+            override_settings(
+                SECUREGATHER_CHECKPOINT_FILE="",
+                SECUREGATHER_CHECKPOINT_SYSLOG=str(tmp_path / "no-such-socket"),
+            ),
+            pytest.raises(CommandError, match=r"No checkpoint written: .*no-such-socket"),
+        ):
+            checkpoint_audit_log()
+    finally:
+        checkpoints._syslog.cache_clear()
+    assert checkpoints.schedule.last_id != row.id  # not written: the next run tries again
 
 
 def test_a_call_step_writes_the_checkpoint_that_falls_due_once_it_commits(

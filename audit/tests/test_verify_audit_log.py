@@ -413,3 +413,23 @@ def test_a_key_id_holding_other_bytes_stops_the_check_before_any_verdict(capsys)
 def test_an_unusable_keyring_stops_the_check_with_its_reason(capsys):
     with pytest.raises(CommandError, match="The keyring is unusable: key 'k1' is not hexadecimal"):
         verify_audit_log(capsys)
+
+
+@pytest.mark.django_db
+def test_a_dropped_key_accepted_up_to_a_row_does_not_cover_rows_appended_under_it_since(capsys):
+    with override_settings(SECUREGATHER_KEYS="gone:" + "cc" * 32):
+        last_of_its_own = AuditEvent.record("call_started", "info")
+    AuditEvent.record("call_started", "info")
+    accepted = f"gone:{last_of_its_own.id}"
+    assert "Audit log intact" in verify_audit_log(capsys, accept_dropped_key=[accepted]).out
+    # A row appended under the dropped key's id since: the ring cannot check it, so whoever
+    # wrote it could have written anything.
+    with override_settings(SECUREGATHER_KEYS="gone:" + "cc" * 32):
+        AuditEvent.record("call_started", "info")
+    with pytest.raises(CommandError, match="1 row\\(s\\) are signed under key id 'gone'"):
+        call_command("verify_audit_log", "--accept-dropped-key", accepted)
+
+
+def test_an_accepted_key_with_no_row_id_after_it_is_refused_by_the_parser():
+    with pytest.raises(CommandError, match="is not KID or KID:LAST_ID"):
+        call_command("verify_audit_log", "--accept-dropped-key", "gone:last")

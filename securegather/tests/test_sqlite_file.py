@@ -66,8 +66,11 @@ def test_a_file_made_with_a_loose_umask_is_made_0600_as_a_connection_opens_it(
     tmp_path, django_db_blocker
 ):
     database = tmp_path / "loose.sqlite3"
-    database.touch(mode=0o644)
-    os.chmod(database, 0o644)
+    # The database and the WAL files a run before this one left, each readable by everyone.
+    left = [database, tmp_path / "loose.sqlite3-wal", tmp_path / "loose.sqlite3-shm"]
+    for path in left:
+        path.touch()
+        os.chmod(path, 0o644)
     handler = ConnectionHandler(
         {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(database)}}
     )
@@ -77,7 +80,7 @@ def test_a_file_made_with_a_loose_umask_is_made_0600_as_a_connection_opens_it(
             connection.ensure_connection()
     finally:
         connection.close()
-    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    assert [stat.S_IMODE(path.stat().st_mode) for path in left] == [0o600] * 3
 
 
 def test_an_in_memory_database_is_left_alone(django_db_blocker):

@@ -1,3 +1,4 @@
+import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -6,12 +7,21 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from audit import checkpoints
-from audit.chain import Anchor
+from audit.chain import Anchor, accepted_up_to
 from audit.checkpoints import Checkpoint, CheckpointError
 from audit.verification import verify_log
 from keys.commands import DatabaseCommand
 from keys.keyring import KeyringError, get_keyring
 from keys.models import KeyRecord
+
+
+def accepted_entry(value: str) -> str:
+    """An --accept-dropped-key value, refused by the parser unless it is KID or KID:LAST_ID."""
+    try:
+        accepted_up_to([value])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 class Command(DatabaseCommand):
@@ -26,11 +36,14 @@ class Command(DatabaseCommand):
             "--accept-dropped-key",
             action="append",
             default=[],
-            metavar="KID",
+            type=accepted_entry,
+            metavar="KID[:LAST_ID]",
             help=(
                 "Accept, unchecked, the rows signed under this key id, which the ring lacks "
-                "(repeatable). Only once you know why that key is gone: putting it back in the "
-                "ring as retired checks them instead."
+                "(repeatable); with LAST_ID, only those up to that row, so that rows appended "
+                "under the id since are not accepted (give it in a scheduled check). Only once "
+                "you know why that key is gone: putting it back in the ring as retired checks "
+                "them instead."
             ),
         )
         parser.add_argument(
@@ -59,8 +72,9 @@ class Command(DatabaseCommand):
             metavar="FILE",
             help=(
                 "Files of signed checkpoints the app hosts wrote off the database host "
-                "(SECUREGATHER_CHECKPOINT_FILE, or the syslog server's file): the rows up to the "
-                "newest must all be there, unchanged. Needs --checkpoint-public-key."
+                "(SECUREGATHER_CHECKPOINT_FILE, or the syslog server's file): every one is "
+                "checked, and the rows up to each must all be there, unchanged. Needs "
+                "--checkpoint-public-key."
             ),
         )
         parser.add_argument(
@@ -83,16 +97,16 @@ class Command(DatabaseCommand):
             raise CommandError(f"{path.parent} is not a directory: no anchor can be kept there.")
         require_usable_keyring()
         anchor = read_anchor(path) if path is not None else None
-        checkpoint = (
-            read_checkpoint(options["checkpoints"], options["checkpoint_public_key"])
+        signed = (
+            read_checkpoints(options["checkpoints"], options["checkpoint_public_key"])
             if options["checkpoints"]
-            else None
+            else []
         )
         report = verify_log(
             anchor=anchor,
             from_anchor=options["from_anchor"],
             accepted=options["accept_dropped_key"],
-            checkpoint=checkpoint,
+            checkpoints=signed,
         )
         for kid, count in sorted(report.accepted.items()):
             self.stderr.write(
@@ -117,11 +131,13 @@ class Command(DatabaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Audit log intact: {report.checked} rows checked{resumed}.")
         )
-        if checkpoint is not None:
+        if signed:
+            checkpoint = signed[-1]
             self.stdout.write(
-                f"Every row up to the checkpoint at row {checkpoint.last_id} ({checkpoint.count} "
-                f"rows, signed {checkpoint.time} on {checkpoint.host}) is there, unchanged; "
-                f"{report.after_checkpoint} row(s) came after it."
+                f"Every row up to each of {len(signed)} checkpoint(s) is there, unchanged, up to "
+                f"the newest at row {checkpoint.last_id} ({checkpoint.count} rows, signed "
+                f"{checkpoint.time} on {checkpoint.host}); {report.after_checkpoint} row(s) came "
+                "after it."
             )
         if path is not None and report.anchor is not None:
             if anchor is None:
@@ -158,10 +174,11 @@ def require_usable_keyring() -> None:
         )
 
 
-def read_checkpoint(paths: list[Path], public_key: Path) -> Checkpoint:
-    """The newest checkpoint in ``paths``, each verified with the key in ``public_key``."""
+def read_checkpoints(paths: list[Path], public_key: Path) -> list[Checkpoint]:
+    """Every checkpoint in ``paths``, in order of their rows, each verified with the key in
+    ``public_key``."""
     try:
-        return checkpoints.newest(paths, checkpoints.public_key(public_key))
+        return checkpoints.load(paths, checkpoints.public_key(public_key))
     except CheckpointError as exc:
         raise CommandError(f"Checkpoints not usable: {exc}.") from None
 
