@@ -17,7 +17,7 @@ from django.utils import timezone
 from audit.chain import CHAINED_FIELDS, compute_mac
 from audit.signals import rows_appended
 from keys.keyring import get_keyring
-from keys.sealed import record_key_use
+from keys.sealed import db_values, record_key_use
 
 
 def mask_phone(number: str) -> str:
@@ -303,16 +303,6 @@ APPENDED_COLUMNS = (*CHAINED_FIELDS, "prev_mac", "mac")
 ROWS_PER_INSERT = 64
 
 
-def _row_values(event: AuditEvent) -> list[Any]:
-    """The row's values as the database takes them, as save() would send them."""
-    values = []
-    for name in APPENDED_COLUMNS:
-        field = AuditEvent._meta.get_field(name)
-        assert isinstance(field, models.Field)  # a column of the model's own, not a relation
-        values.append(field.get_db_prep_save(getattr(event, name), connection))
-    return values
-
-
 def _write_appended(head_mac: str, events: Sequence[AuditEvent]) -> None:
     """Move the head to ``head_mac`` and insert ``events`` in order, so that ids follow the
     chain; each row gets its id, and is no longer one to add (its save() refuses)."""
@@ -328,7 +318,7 @@ def _write_appended(head_mac: str, events: Sequence[AuditEvent]) -> None:
             cursor.execute(
                 f"INSERT INTO audit_auditevent ({columns}) "  # noqa: S608
                 f"VALUES {', '.join([row] * len(chunk))} RETURNING id, mac",
-                [value for event in chunk for value in _row_values(event)],
+                [value for event in chunk for value in db_values(event, APPENDED_COLUMNS)],
             )
             # Matched by MAC, which is unique to its row: neither database promises RETURNING's
             # rows in the order of VALUES, though both assign the ids in that order.

@@ -7,7 +7,6 @@ reads its state here. Sealed digits live only until the result is known.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +18,7 @@ from django.utils.crypto import constant_time_compare
 
 from accounts.resolvers import Resolution, resolve
 from calls import languages
-from keys.sealed import Sealed, SealedField, SealedFieldsMixin
+from keys.sealed import Sealed, SealedField, SealedFieldsMixin, db_values
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -131,7 +130,7 @@ class CallSession(SealedFieldsMixin, models.Model):
         session = cls(call_sid=call_sid, account_sid=account_sid, caller=caller)
         session.created_at = session.updated_at = timezone.now()
         names = ("call_sid", "account_sid", "caller", "created_at", *STEP_COLUMNS)
-        columns, values = ", ".join(names), session._db_values(names)
+        columns, values = ", ".join(names), db_values(session, names)
         with connection.cursor() as cursor:
             # Constant column names, every value a parameter: S608 does not apply.
             cursor.execute(
@@ -155,7 +154,7 @@ class CallSession(SealedFieldsMixin, models.Model):
         and through save() the ORM's building of the statement cost more than the database's
         running it (bench/README.md). The columns a step never changes are left out."""
         self.updated_at = timezone.now()
-        values = self._db_values(STEP_COLUMNS)
+        values = db_values(self, STEP_COLUMNS)
         assignments = ", ".join(f"{name} = %s" for name in STEP_COLUMNS)
         with connection.cursor() as cursor:
             # Constant column names, every value a parameter: S608 does not apply.
@@ -163,15 +162,6 @@ class CallSession(SealedFieldsMixin, models.Model):
                 f"UPDATE calls_callsession SET {assignments} WHERE id = %s",  # noqa: S608
                 [*values, self.pk],
             )
-
-    def _db_values(self, names: Sequence[str]) -> list[Any]:
-        """The values of these columns as the database takes them, as save() sends them."""
-        values = []
-        for name in names:
-            field = self._meta.get_field(name)
-            assert isinstance(field, models.Field)  # a column of the model's own
-            values.append(field.get_db_prep_save(getattr(self, name), connection))
-        return values
 
     @property
     def is_finished(self) -> bool:

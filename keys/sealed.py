@@ -12,10 +12,11 @@ its purpose and its source field, so key rotation finds every digest column and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connection, models
 
 from keys.keyring import Keyring, get_keyring, is_token, token_kid
 
@@ -133,6 +134,18 @@ class SealedField(_SealedCharField):
         if value is None:
             raise ValueError(f"{self.name} holds no sealed value")
         return get_keyring().open(value.token, self.context(instance))
+
+
+def db_values(instance: models.Model, names: Sequence[str]) -> list[Any]:
+    """The values of these columns of ``instance`` as the database takes them, as save() sends
+    them, for statements written by hand: a SealedField gives its token, and refuses a plaintext,
+    as it does on save."""
+    values = []
+    for name in names:
+        field = instance._meta.get_field(name)
+        assert isinstance(field, models.Field)  # a column of the model's own, not a relation
+        values.append(field.get_db_prep_save(getattr(instance, name), connection))
+    return values
 
 
 def record_key_use(ring: Keyring) -> None:
