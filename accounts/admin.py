@@ -18,7 +18,8 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import Account, Lockout, is_four_digits
-from audit.models import AuditEvent, mask_phone
+from audit.models import AuditEvent
+from audit.phones import mask_phone
 from staff.admin_site import StrictListAdmin, ViewsAudited, sealed_column
 from staff.auditing import record_staff_action
 

@@ -19,12 +19,10 @@ from django.utils import timezone
 
 from accounts.models import E164, Lockout
 from audit.models import AuditEvent
+from audit.phones import WITHHELD
 
 # Only a dialable (E164) number is a caller of its own. "anonymous", "client:…" and withheld
 # numbers would all share one counter, and one caller's failures would lock all of them out.
-# What Twilio puts in From when the number is withheld: ANONYMOUS, RESTRICTED, BLOCKED, UNKNOWN
-# and UNAVAILABLE spelled on a keypad.
-WITHHELD = {"+266696687", "+7378742833", "+2562533", "+8656696", "+86282452253"}
 
 
 def limit() -> int:

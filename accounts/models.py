@@ -11,7 +11,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
-from audit.models import AuditEvent, mask_phone
+from audit.models import AuditEvent
+from audit.phones import mask_phone
 from keys.keyring import get_keyring
 from keys.sealed import DigestField, SealedField, SealedFieldsMixin
 

@@ -15,17 +15,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.chain import CHAINED_FIELDS, compute_mac
+from audit.origins import client_address
+from audit.phones import mask_phone
 from audit.signals import rows_appended
 from keys.keyring import get_keyring
 from keys.sealed import db_values, record_key_use
-
-
-def mask_phone(number: str) -> str:
-    """A caller number masked to its last 2 digits: enough to correlate, not to dial."""
-    if len(number) <= 2:
-        return "*" * len(number)
-    return "*" * (len(number) - 2) + number[-2:]
-
 
 # PostgreSQL keeps no NUL character in text or jsonb (it refuses the whole row): a value from a
 # request (a path, a querystring, a user agent) may hold one, and a row must not be lost for it.
@@ -184,7 +178,7 @@ class AuditEvent(models.Model):
         never tokens."""
         origin_ip, user_agent = None, ""
         if request is not None:
-            origin_ip = _ip_or_none(request.META.get("REMOTE_ADDR", ""))
+            origin_ip = _ip_or_none(client_address(request))
             user_agent = request.META.get("HTTP_USER_AGENT", "")[:200]
         return cls._append(
             cls(
@@ -338,7 +332,7 @@ class RefusalCount(models.Model):
     next refusal comes in a later minute, or when ``record_refusal_counts()`` runs.
     """
 
-    # The client's address (calls.addresses.client_address), "" when it is no IP address.
+    # The client's address (audit.origins.client_address), "" when it is no IP address.
     source = models.CharField(max_length=45, blank=True)
     # The minute's start, in UTC.
     minute = models.DateTimeField()

@@ -9,7 +9,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from audit.models import AuditEvent, mask_phone
+from audit.models import AuditEvent
+from audit.phones import mask_phone
 from calls.models import CallSession
 from staff.admin_site import ReadOnlyAdmin, ViewsAudited, sealed_column
 

@@ -38,7 +38,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
 from audit.models import AuditEvent, RefusalCount
-from calls.addresses import client_address
+from audit.origins import client_address
 from calls.languages import say_attributes
 from calls.models import is_call_sid
 from keys.redaction import describe

@@ -6,7 +6,7 @@ import pytest
 
 from audit import chain as auditchain
 from audit.models import AuditEvent, RefusalCount, record_refusal_counts
-from calls.addresses import client_address
+from audit.origins import client_address
 from conftest import CALL_SID, START
 
 PARAMS = {"CallSid": CALL_SID, "From": "+15005550006"}

@@ -1,4 +1,4 @@
-"""Where a request comes from: the address refusals are counted by."""
+"""Where a request comes from: the one address audit rows, refusal counts and locks name."""
 
 from __future__ import annotations
 
