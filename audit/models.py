@@ -86,6 +86,8 @@ class AuditEvent(models.Model):
         REFUSALS_COUNTED = "refusals_counted"
         LOCKED_OUT = "locked_out"
         UNLOCKED = "unlocked"
+        # Failed verifications across all accounts went over the watch's rate in one window.
+        GUESSING_SUSPECTED = "guessing_suspected"
         # Staff and operations
         STAFF_LOGIN = "staff_login"
         STAFF_LOGIN_FAILED = "staff_login_failed"
@@ -97,6 +99,8 @@ class AuditEvent(models.Model):
         STAFF_CHANGE = "staff_change"
         EXPORTED = "exported"
         SESSIONS_PURGED = "sessions_purged"
+        # Accounts loaded in bulk from a file (import_accounts): how many, never what.
+        ACCOUNTS_IMPORTED = "accounts_imported"
         KEY_ROTATED = "key_rotated"
         AUDIT_VERIFIED = "audit_verified"
         # The web service (gunicorn's master) started, reloaded its configuration and keys, or
