@@ -107,9 +107,7 @@ def test_no_proxy_and_a_declared_proxy_both_pass_the_check(settings):
 
 
 @pytest.mark.parametrize(("header", "count"), [("", 1), ("X-Forwarded-For", 0), ("", -1)])
-def test_a_header_without_a_count_or_a_count_without_a_header_is_an_error(
-    settings, header, count
-):
+def test_a_header_without_a_count_or_a_count_without_a_header_is_an_error(settings, header, count):
     settings.SECUREGATHER_TRUSTED_PROXY_HEADER = header
     settings.SECUREGATHER_TRUSTED_PROXY_COUNT = count
     (error,) = [m for m in run_checks() if m.id == "audit.E010"]
