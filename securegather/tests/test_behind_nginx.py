@@ -31,8 +31,8 @@ from twilio.request_validator import RequestValidator
 
 from conftest import ACCOUNT_SID, CALLER, PASSWORD, manage_with, server_env
 from deploy.proxy import NGINX, Proxy, free_port, nginx, nginx_missing
+from deploy.units import exec_start
 
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 AUTH_TOKEN = "token"  # conftest.server_env's
 BEHIND_NGINX = {
     "SECUREGATHER_TRUSTED_PROXY_HEADER": "X-Forwarded-For",
@@ -91,13 +91,15 @@ def prepared(tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 @contextmanager
 def gunicorn(env: dict[str, str], port: int, log_path: Path) -> Iterator[None]:
-    """The project's gunicorn.conf.py, two sync workers, serving on 127.0.0.1:``port``."""
+    """What securegather.service starts (deploy/systemd), with two workers, serving on
+    127.0.0.1:``port``."""
+    argv, unit_env, directory = exec_start("securegather.service", settings.BASE_DIR)
+    argv[0] = str(Path(sys.executable).parent / Path(argv[0]).name)  # this virtualenv's
     log = log_path.open("w")
-    command = [str(GUNICORN), "-c", "gunicorn.conf.py", "-w", "2", "-b", f"127.0.0.1:{port}"]
-    server = subprocess.Popen(  # noqa: S603  (fixed arguments)
-        [*command, "securegather.wsgi"],
-        cwd=settings.BASE_DIR,
-        env=env,
+    server = subprocess.Popen(  # noqa: S603  (the unit's command)
+        argv,
+        cwd=directory,
+        env=unit_env | env | {"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2"},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
