@@ -7,4 +7,4 @@ class AuditConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported to register their checks and receivers.
-        from audit import checks, database_checks, receivers, role_checks  # noqa: F401
+        from audit import checks, database_checks, origins, receivers, role_checks  # noqa: F401

@@ -182,6 +182,11 @@ _proxy_ssl_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
 )
+# The client's address behind proxies (audit/origins.py): the header they append each peer to and
+# how many of them stand in front, e.g. X-Forwarded-For and 1 behind one nginx. Unset, the
+# address is the connection's peer and that header is never read: a client could write it.
+SECUREGATHER_TRUSTED_PROXY_HEADER = env.str("SECUREGATHER_TRUSTED_PROXY_HEADER", default="")
+SECUREGATHER_TRUSTED_PROXY_COUNT = env.int("SECUREGATHER_TRUSTED_PROXY_COUNT", default=0)
 
 # Lockout, PCI DSS v4.0 8.3.4 (at most 10 invalid attempts, locked at least 30 minutes): this many
 # failed verifications of a caller or an account within the window (seconds) lock it for the
@@ -246,6 +251,10 @@ AXES_FAILURE_LIMIT = 10
 AXES_COOLOFF_TIME = timedelta(minutes=30)
 # Each username, and each address (password spraying across usernames), on its own count.
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# The address is the one audit rows name (audit.origins.client_address), behind a declared proxy
+# the client's, not the proxy's: otherwise one address's 10 failures would lock out every staff
+# member.
+AXES_CLIENT_IP_CALLABLE = "audit.origins.client_address"
 AXES_RESET_ON_SUCCESS = True
 # A password typed into the username box stays out of axes' tables and log lines: failures are
 # stored and counted under an existing user's name or a keyed digest of what was typed, and the

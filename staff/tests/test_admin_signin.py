@@ -19,10 +19,13 @@ LOGIN = "/admin/login/?next=/admin/"
 TYPED_AS_USERNAME = "Tr0ub4dor&3-olive-typed-in-the-wrong-box"
 
 
-def sign_in(client: Client, username: str, password: str, token: str = "") -> object:
+def sign_in(
+    client: Client, username: str, password: str, token: str = "", **headers: str
+) -> object:
     return client.post(
         LOGIN,
         {"username": username, "password": password, "otp_token": token, "next": "/admin/"},
+        **headers,
     )
 
 
@@ -171,6 +174,31 @@ def test_the_eleventh_password_is_refused_even_when_right():
     assert {e.actor for e in audit("staff_locked_out")} == {"olive"}
     assert audit("staff_login_failed")[-1].detail["reason"] == "locked_out"
     assert audit("staff_login") == []
+
+
+def test_behind_a_declared_proxy_one_addresss_failures_lock_that_address_only(settings):
+    settings.SECUREGATHER_TRUSTED_PROXY_HEADER = "X-Forwarded-For"
+    settings.SECUREGATHER_TRUSTED_PROXY_COUNT = 1
+    user = make_staff("olive", ops=True)
+    # Every request's peer is the proxy; the stranger tries a new username each time.
+    stranger = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    for n in range(10):
+        sign_in(stranger, f"guess{n}", "wrong password")
+    assert sign_in(stranger, "guess10", "wrong password").status_code == 429
+    assert {e.origin_ip for e in audit("staff_login_failed")} == {"203.0.113.9"}
+    client = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.2")
+    sign_in(client, "olive", PASSWORD, totp_now(user))
+    assert reaches_admin(client)
+    assert audit("staff_login")[0].origin_ip == "198.51.100.2"
+
+
+def test_without_a_declared_proxy_a_forged_header_dodges_no_lock():
+    stranger = Client(REMOTE_ADDR="192.0.2.1")
+    for n in range(10):
+        sign_in(stranger, f"guess{n}", "wrong password", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}")
+    refused = sign_in(stranger, "guess10", "wrong password", HTTP_X_FORWARDED_FOR="203.0.113.99")
+    assert refused.status_code == 429
+    assert {e.origin_ip for e in audit("staff_login_failed")} == {"192.0.2.1"}
 
 
 def test_a_password_typed_as_the_username_is_stored_and_logged_nowhere_yet_locks(caplog):
