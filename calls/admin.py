@@ -12,7 +12,7 @@ from django.utils.http import urlencode
 from audit.models import AuditEvent
 from audit.phones import mask_phone
 from calls.models import CallSession
-from staff.admin import link_to_account, link_to_call_trail
+from staff.admin import in_utc_text, link_to_account, link_to_call_trail
 from staff.admin_site import CallerSearch, ReadOnlyAdmin, ViewsAudited, sealed_column
 
 # The audit rows shown on a call's page; the audit log's own page has the rest.
@@ -29,8 +29,8 @@ class CallSessionAdmin(CallerSearch, ViewsAudited, ReadOnlyAdmin):
         "account_link",
         "card_sealed",
         "pin_sealed",
-        "created_at",
-        "ended_at",
+        "created_utc",
+        "ended_utc",
     ]
     list_filter = ["state", "outcome", "created_at"]
     # Exact, as Twilio and the accounts spell them. call_sid's unique index serves it; sessions
@@ -41,6 +41,10 @@ class CallSessionAdmin(CallerSearch, ViewsAudited, ReadOnlyAdmin):
         "Exact caller number with its country code (+1 555 123 4567), CallSid or account number."
     )
     date_hierarchy = "created_at"
+
+    class Media:
+        css = {"all": ["staff/lists.css"]}
+
     fields = readonly_fields = (
         "call_trail",
         "account_sid",
@@ -61,6 +65,14 @@ class CallSessionAdmin(CallerSearch, ViewsAudited, ReadOnlyAdmin):
     @admin.display(description="caller")
     def caller_masked(self, obj: CallSession) -> str:
         return mask_phone(obj.caller)
+
+    @admin.display(description="created (UTC)", ordering="created_at")
+    def created_utc(self, obj: CallSession) -> str:
+        return in_utc_text(obj.created_at)
+
+    @admin.display(description="ended (UTC)", ordering="ended_at")
+    def ended_utc(self, obj: CallSession) -> str:
+        return in_utc_text(obj.ended_at)
 
     @admin.display(description="account", ordering="account_number")
     def account_link(self, obj: CallSession) -> str:

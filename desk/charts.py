@@ -39,11 +39,6 @@ class Bar:
         """The baseline of a horizontal bar's label and value."""
         return self.y + BAR_HEIGHT - 4
 
-    @property
-    def middle(self) -> float:
-        """The middle of a column, for its label."""
-        return self.x + self.width / 2
-
 
 @dataclass(frozen=True)
 class Chart:

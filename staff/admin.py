@@ -132,6 +132,12 @@ class CappedCountPaginator(Paginator):
 DETAIL_FIELDS = {"detail": "detail_json", "call_sid": "call_link", "account_number": "account_link"}
 
 
+def in_utc_text(moment: datetime | None) -> str:
+    """A time as the admin's lists show it: to the second, in UTC, whatever the viewer's locale,
+    as the audit log's rows compare."""
+    return "—" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
 def link_to_call_trail(call_sid: str) -> str:
     """A CallSid as a link to its call's trail: the audit log's rows for that call."""
     if not call_sid:
@@ -181,6 +187,9 @@ class AuditEventAdmin(CallerSearch, ViewsAudited, ReadOnlyAdmin):
         "mac",
     )
 
+    class Media:
+        css = {"all": ["staff/lists.css"]}
+
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return CalendarChangeList
 
@@ -229,7 +238,7 @@ class AuditEventAdmin(CallerSearch, ViewsAudited, ReadOnlyAdmin):
     @admin.display(description="time (UTC)", ordering="created_at")
     def time_utc(self, obj: AuditEvent) -> str:
         # To the second, in UTC, whatever the viewer's locale: what an assessor compares.
-        return f"{obj.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+        return in_utc_text(obj.created_at)
 
     @admin.display(description="CallSid", ordering="call_sid")
     def call_link(self, obj: AuditEvent) -> str:
@@ -248,7 +257,7 @@ class StaffUserAdmin(auth_admin.UserAdmin):
     """Django's user admin, which also says whether each user has an authenticator: without
     one, a staff member cannot sign in (``manage.py enrol_totp``)."""
 
-    list_display = (*auth_admin.UserAdmin.list_display, "mfa_enrolled")
+    list_display = ("username", "email", "first_name", "last_name", "is_staff", "mfa_enrolled")
     readonly_fields = ("mfa_enrolled",)
     fieldsets = (
         *(auth_admin.UserAdmin.fieldsets or ()),

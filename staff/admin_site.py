@@ -138,6 +138,9 @@ class StaffAdminSite(OTPAdminSite):
     login_template = "admin/staff_login.html"
     # The service serves no site of its own: no "View site" link to a 404.
     site_url = None
+    # The lists of calls and audit rows need the width (a 1,366 px screen); the first page
+    # lists every model, and each page's breadcrumbs lead back to it.
+    enable_nav_sidebar = False
     # The ops desk (desk/templates/desk/index.html): the dashboard, then the list of models.
     # The desk app draws it from the apps above this one; only its template name is known here.
     index_template = "desk/index.html"
