@@ -111,8 +111,9 @@ def assert_no_full_number(driver: webdriver.Chrome, *numbers: str) -> None:
     for number in numbers:
         national = number[2:]  # "+1" off
         spread = r"[\s().-]*".join(national)
+        pattern = rf"(?<![0-9A-Za-z])(?:\+?1[\s().-]*)?{spread}(?![0-9A-Za-z])"
         for text in (page_text(driver), unquote_plus(driver.current_url)):
-            assert not re.search(rf"(?<![0-9A-Za-z]){spread}(?![0-9A-Za-z])", text), number
+            assert not re.search(pattern, text), number
 
 
 def sign_in(driver: webdriver.Chrome, url: str, user) -> None:
