@@ -256,3 +256,15 @@ def test_sign_out_is_audited():
     client.post("/admin/logout/")
     assert [e.actor for e in audit("staff_logout")] == ["olive"]
     assert not reaches_admin(client)
+
+
+def test_the_sign_in_page_offers_no_device_list_or_challenge_for_one_authenticator():
+    user = make_staff("olive", ops=True)
+    page = sign_in(Client(), "olive", PASSWORD, "000000").content.decode()
+    assert "Invalid token." in page
+    assert 'name="otp_device"' not in page and 'name="otp_challenge"' not in page
+    # With a second one, the page asks which.
+    user.totpdevice_set.create(name="spare phone", confirmed=True)
+    page = sign_in(Client(), "olive", PASSWORD, "000000").content.decode()
+    assert 'name="otp_device"' in page and "spare phone" in page
+    assert 'name="otp_challenge"' not in page
