@@ -45,7 +45,12 @@ CHAINED_FIELDS = (
     "origin_ip",
     "user_agent",
     "detail",
+    # Appended later: rows written before it have none, and their MAC leaves it out (canonical).
+    "caller_digest",
 )
+# Fields a row's MAC covers only when set, so that the rows written before each was added
+# still verify.
+LATER_FIELDS = ("caller_digest",)
 
 
 class ChainedRow(Protocol):
@@ -54,6 +59,7 @@ class ChainedRow(Protocol):
     id: int
     created_at: datetime
     event: str
+    caller_digest: str | None
     origin_ip: str | None
     prev_mac: str
     mac: str
@@ -76,6 +82,9 @@ def _canonical_time(value: datetime) -> str:
 def canonical(event: ChainedRow) -> bytes:
     """The bytes a row's MAC covers: its content and the MAC of the row before it."""
     values: dict[str, Any] = {name: getattr(event, name) for name in CHAINED_FIELDS}
+    for name in LATER_FIELDS:
+        if not values[name]:
+            del values[name]
     values["created_at"] = _canonical_time(event.created_at)
     values["origin_ip"] = _canonical_ip(event.origin_ip)
     values["prev_mac"] = event.prev_mac

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from audit.chain import CHAINED_FIELDS, compute_mac
 from audit.origins import client_address
-from audit.phones import mask_phone
+from audit.phones import caller_digest, mask_phone
 from audit.signals import rows_appended
 from keys.keyring import get_keyring
 from keys.sealed import db_values, record_key_use
@@ -131,6 +131,13 @@ class AuditEvent(models.Model):
     actor = models.CharField(max_length=150, default="twilio")
     call_sid = models.CharField(max_length=64, blank=True, db_index=True)
     caller = models.CharField("caller (masked)", max_length=32, blank=True)
+    # The keyed digest of the caller's number in E.164 (audit.phones.caller_digest), for an
+    # exact search by number that stores no number. Null, not blank, for rows without one: a
+    # nullable column is added in place, where a NOT NULL one would make SQLite copy the table
+    # and lose its append-only triggers.
+    caller_digest = models.CharField(  # noqa: DJ001
+        "caller digest", max_length=100, null=True, blank=True, editable=False, db_index=True
+    )
     # A number, not a foreign key: audit rows outlive the accounts they name.
     account_number = models.CharField(max_length=32, blank=True, db_index=True)
     key_id = models.CharField(max_length=32, blank=True)
@@ -192,6 +199,7 @@ class AuditEvent(models.Model):
                 channel=channel,
                 call_sid=without_nul(call_sid[:64]),
                 caller=without_nul(mask_phone(caller)[:32]),
+                caller_digest=caller_digest(caller) if caller else None,
                 account_number=without_nul(account_number[:32]),
                 key_id=without_nul(key_id[:32]),
                 origin_ip=origin_ip,
@@ -297,7 +305,7 @@ class AuditChainHead(models.Model):
 # head, bulk_create() of the rows) it was the largest part of a step's time (bench/README.md).
 # The columns are AuditEvent's, less its id: what the MAC covers, then the chain's links.
 APPENDED_COLUMNS = (*CHAINED_FIELDS, "prev_mac", "mac")
-# Rows per INSERT: 64 rows of 14 values stay within SQLite's oldest limit of 999 parameters.
+# Rows per INSERT: 64 rows of 15 values stay within SQLite's oldest limit of 999 parameters.
 ROWS_PER_INSERT = 64
 
 

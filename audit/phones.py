@@ -1,8 +1,11 @@
-"""Callers' phone numbers: read in any common spelling as E.164, and masked for display."""
+"""Callers' phone numbers: read in any common spelling as E.164, masked for display, and
+digested (keyed) for an exact search that stores and shows no number."""
 
 from __future__ import annotations
 
 import phonenumbers
+
+from keys.keyring import get_keyring
 
 # What Twilio puts in From when the number is withheld: ANONYMOUS, RESTRICTED, BLOCKED, UNKNOWN
 # and UNAVAILABLE spelled on a keypad. They look like numbers but name no one.
@@ -37,3 +40,26 @@ def mask_phone(number: str) -> str:
     if len(number) <= 2:
         return "*" * len(number)
     return "*" * (len(number) - 2) + number[-2:]
+
+
+# The purpose of a caller number's keyed digest (keys.keyring.Keyring.digest): its dotted path.
+CALLER_PURPOSE = "audit.phones.caller"
+
+
+def caller_digest(number: str) -> str | None:
+    """The keyed digest of a caller's number in E.164 under the primary key, or None for a
+    From that names no number (a client, "anonymous", a withheld number)."""
+    normal = e164(number)
+    if normal is None or normal in WITHHELD:
+        return None
+    return get_keyring().digest(normal, CALLER_PURPOSE)
+
+
+def caller_digests(text: str) -> list[str]:
+    """The digests a row of the number ``text`` (any common spelling) may carry: under every key
+    of the ring, retired ones included, since audit rows are never digested again. Empty when
+    ``text`` is no number."""
+    normal = e164(text)
+    if normal is None:
+        return []
+    return get_keyring().digests(normal, CALLER_PURPOSE, retired=True)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts.resolvers import Resolution, resolve
+from audit import phones
 from calls import languages
 from keys.sealed import Sealed, SealedField, SealedFieldsMixin, db_values
 
@@ -44,7 +45,7 @@ def clean_idempotency_token(value: str) -> str:
 
 
 # What a step may change on its session (save_step): every column but the id, the call's own
-# (call_sid, account_sid, caller) and created_at.
+# (call_sid, account_sid, caller, caller_digest) and created_at.
 STEP_COLUMNS = (
     "language",
     "state",
@@ -79,6 +80,9 @@ class CallSession(SealedFieldsMixin, models.Model):
     call_sid = models.CharField("CallSid", max_length=34, unique=True)
     account_sid = models.CharField("AccountSid", max_length=34, blank=True)
     caller = models.CharField(max_length=32, blank=True)
+    # The keyed digest of the caller's number (audit.phones.caller_digest): the admin finds a
+    # call by number through it, as it finds the call's audit rows.
+    caller_digest = models.CharField(max_length=100, blank=True, editable=False, db_index=True)
     # The call's prompt language when the caller chose one; blank means the configured default.
     language = models.CharField(max_length=8, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.AWAITING_CARD)
@@ -127,9 +131,14 @@ class CallSession(SealedFieldsMixin, models.Model):
         a racing delivery (on PostgreSQL a failed INSERT would abort the whole step), and its
         RETURNING says whether this row was the one kept, which bulk_create() cannot.
         """
-        session = cls(call_sid=call_sid, account_sid=account_sid, caller=caller)
+        session = cls(
+            call_sid=call_sid,
+            account_sid=account_sid,
+            caller=caller,
+            caller_digest=(phones.caller_digest(caller) or "") if caller else "",
+        )
         session.created_at = session.updated_at = timezone.now()
-        names = ("call_sid", "account_sid", "caller", "created_at", *STEP_COLUMNS)
+        names = ("call_sid", "account_sid", "caller", "caller_digest", "created_at", *STEP_COLUMNS)
         columns, values = ", ".join(names), db_values(session, names)
         with connection.cursor() as cursor:
             # Constant column names, every value a parameter: S608 does not apply.

@@ -168,6 +168,9 @@ class Keyring:
         # AESGCM objects and digest subkeys are derived once per process, not per request.
         self._aead = {key.kid: AESGCM(key.subkey("seal")) for key in active}
         self._digest_keys = {key.kid: key.subkey("digest") for key in active}
+        # Retired keys digest nothing new; they only find what was digested under them in rows
+        # never rotated (the audit log's).
+        self._retired_digest_keys = {kid: key.subkey("digest") for kid, key in self.retired.items()}
         # Ready for every seal and open: the primary's encrypt, its token header ("sg1:kid") and
         # associated-data prefix ("sg1:kid|"), and each key's decrypt by token header.
         self._seal = self._aead[self.primary.kid].encrypt
@@ -221,9 +224,20 @@ class Keyring:
         """The key that signed audit rows under ``kid``, active or retired, if the ring holds it."""
         return self.keys.get(kid) or self.retired.get(kid)
 
-    def digests(self, value: str, purpose: str) -> list[str]:
-        """The digest under every key in the ring, primary first: finds rows not yet rotated."""
-        return [self.digest(value, purpose, kid) for kid in self.keys]
+    def digests(self, value: str, purpose: str, *, retired: bool = False) -> list[str]:
+        """The digest under every key in the ring, primary first: finds rows not yet rotated.
+
+        With ``retired``, under the retired keys too: the audit log is never rotated, so its rows
+        written under a key since retired stay findable while that key is in the ring.
+        """
+        found = [self.digest(value, purpose, kid) for kid in self.keys]
+        if retired:
+            message = f"{purpose}|{value}".encode()
+            found += [
+                f"{kid}:{hmac.new(subkey, message, hashlib.sha256).hexdigest()}"
+                for kid, subkey in self._retired_digest_keys.items()
+            ]
+        return found
 
 
 def is_token(text: str) -> bool:

@@ -270,3 +270,7 @@ SESSION_COOKIE_AGE = 15 * 60
 SESSION_ENGINE = "staff.sessions"
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# --- Ops desk ------------------------------------------------------------------------------
+# The admin's first page and its refusals (desk/): last, since it reads every app above it.
+INSTALLED_APPS += ["desk"]

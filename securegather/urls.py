@@ -14,3 +14,6 @@ urlpatterns = [
     path("api/", include("legacy.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# A refusal in the admin names the permission its page needs, in the admin's frame (desk/views.py).
+handler403 = "desk.views.permission_denied"

@@ -12,17 +12,23 @@ from typing import Any, Literal, cast
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
+
+# Its import registers User's admin, which StaffUserAdmin below replaces.
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseBadRequest, StreamingHttpResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.http import urlencode
+from django_otp import user_has_device
 
 from audit.chain import CHAINED_FIELDS
 from audit.models import AuditEvent
-from staff.admin_site import BoundedChangeList, ReadOnlyAdmin, ViewsAudited
+from staff.admin_site import BoundedChangeList, CallerSearch, ReadOnlyAdmin, ViewsAudited
 from staff.auditing import querystring_filters, record_staff_action
 
 # Every column a MAC covers, then the chain itself: what an assessor needs to re-verify a row.
@@ -122,33 +128,67 @@ class CappedCountPaginator(Paginator):
         return rows.order_by()[: self.LIMIT + 1].count()
 
 
+# The fields of a row's page shown as a link or formatted, by the name of their column.
+DETAIL_FIELDS = {"detail": "detail_json", "call_sid": "call_link", "account_number": "account_link"}
+
+
+def in_utc_text(moment: datetime | None) -> str:
+    """A time as the admin's lists show it: to the second, in UTC, whatever the viewer's locale,
+    as the audit log's rows compare."""
+    return "—" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+def link_to_call_trail(call_sid: str) -> str:
+    """A CallSid as a link to its call's trail: the audit log's rows for that call."""
+    if not call_sid:
+        return ""
+    url = reverse("admin:audit_auditevent_changelist")
+    return format_html('<a href="{}?{}">{}</a>', url, urlencode({"q": call_sid}), call_sid)
+
+
+def link_to_account(number: str) -> str:
+    """An account number as a link to that account in the admin (found by its number: audit rows
+    name accounts by number, and outlive them)."""
+    if not number:
+        return ""
+    url = reverse("admin:accounts_account_changelist")
+    return format_html('<a href="{}?{}">{}</a>', url, urlencode({"q": number}), number)
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(ViewsAudited, ReadOnlyAdmin):
+class AuditEventAdmin(CallerSearch, ViewsAudited, ReadOnlyAdmin):
     list_display = [
         "time_utc",
         "event",
         "outcome",
         "channel",
         "actor",
-        "call_sid",
+        "call_link",
         "caller",
-        "account_number",
+        "account_link",
         "key_id",
     ]
     list_filter = ["event", "outcome", "channel", "created_at"]
     # Exact matches, which their indexes serve; "=field" is iexact (UPPER(...) = UPPER(...)),
     # which none does: a search would read the whole log.
+    # A caller's number is matched through its digest (CallerSearch), under every ring key.
     search_fields = ["call_sid__exact", "account_number__exact", "actor__exact"]
-    search_help_text = "Exact CallSid, account number or staff username."
+    search_help_text = (
+        "Exact caller number with its country code (+1 555 123 4567), CallSid, account number "
+        "or staff username."
+    )
     date_hierarchy = "created_at"
     show_full_result_count = False  # a year of rows: no second COUNT(*) per page
     paginator = CappedCountPaginator
     # What a MAC covers, in its order (the detail as formatted JSON), then the chain.
     fields = readonly_fields = (
-        *("detail_json" if name == "detail" else name for name in CHAINED_FIELDS),
+        *(DETAIL_FIELDS.get(name, name) for name in CHAINED_FIELDS),
         "prev_mac",
         "mac",
     )
+
+    class Media:
+        css = {"all": ["staff/lists.css"]}
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return CalendarChangeList
@@ -198,8 +238,36 @@ class AuditEventAdmin(ViewsAudited, ReadOnlyAdmin):
     @admin.display(description="time (UTC)", ordering="created_at")
     def time_utc(self, obj: AuditEvent) -> str:
         # To the second, in UTC, whatever the viewer's locale: what an assessor compares.
-        return f"{obj.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+        return in_utc_text(obj.created_at)
+
+    @admin.display(description="CallSid", ordering="call_sid")
+    def call_link(self, obj: AuditEvent) -> str:
+        return link_to_call_trail(obj.call_sid)
+
+    @admin.display(description="account", ordering="account_number")
+    def account_link(self, obj: AuditEvent) -> str:
+        return link_to_account(obj.account_number)
 
     @admin.display(description="detail")
     def detail_json(self, obj: AuditEvent) -> str:
         return format_html("<code>{}</code>", json.dumps(obj.detail, sort_keys=True))
+
+
+class StaffUserAdmin(auth_admin.UserAdmin):
+    """Django's user admin, which also says whether each user has an authenticator: without
+    one, a staff member cannot sign in (``manage.py enrol_totp``)."""
+
+    list_display = ("username", "email", "first_name", "last_name", "is_staff", "mfa_enrolled")
+    readonly_fields = ("mfa_enrolled",)
+    fieldsets = (
+        *(auth_admin.UserAdmin.fieldsets or ()),
+        ("Second factor", {"fields": ("mfa_enrolled",)}),
+    )
+
+    @admin.display(description="MFA enrolled", boolean=True)
+    def mfa_enrolled(self, obj: Any) -> bool:
+        return user_has_device(obj, confirmed=True)
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), StaffUserAdmin)

@@ -13,6 +13,7 @@ masked and sealed columns back a character at a time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC
 from itertools import islice
@@ -34,12 +35,13 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import smart_split
-from django_otp import devices_for_user
+from django_otp import devices_for_user, user_has_device
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import NUL, AuditEvent
+from audit.phones import caller_digests
 from keys.sealed import MASK, Sealed
 from staff.auditing import (
     LOGOUT_REASON,
@@ -48,6 +50,14 @@ from staff.auditing import (
     record_page_view,
 )
 from staff.models import WrongOldPasswords
+
+# What a staff member with the right password and no authenticator reads: why they cannot go
+# on, and who can help. A device is enrolled from the command line only (docs/operations.md).
+NO_AUTHENTICATOR = (
+    "This account has no authenticator yet, so it cannot sign in. Ask an administrator to "
+    "enrol one for you (manage.py enrol_totp %(username)s), add it to an authenticator app, "
+    "then sign in with the 6-digit code it shows."
+)
 
 
 class StaffAuthenticationForm(OTPAdminAuthenticationForm):
@@ -68,6 +78,12 @@ class StaffAuthenticationForm(OTPAdminAuthenticationForm):
             raise
 
     def clean_otp(self, user: Any) -> None:
+        if user is not None and not user_has_device(user, confirmed=True):
+            # django-otp would answer "Please select a device." above an empty list.
+            self._record_refusal(user, reason="second_factor", otp_error="no_device")
+            raise forms.ValidationError(
+                NO_AUTHENTICATOR, code="no_device", params={"username": user.get_username()}
+            )
         try:
             super().clean_otp(user)
         except forms.ValidationError as error:
@@ -118,6 +134,16 @@ class StaffAdminSite(OTPAdminSite):
     site_header = "SecureGather"
     site_title = "SecureGather admin"
     login_form = StaffAuthenticationForm
+    # django-otp's page, less its device list and challenge button: a TOTP device needs neither.
+    login_template = "admin/staff_login.html"
+    # The service serves no site of its own: no "View site" link to a 404.
+    site_url = None
+    # The lists of calls and audit rows need the width (a 1,366 px screen); the first page
+    # lists every model, and each page's breadcrumbs lead back to it.
+    enable_nav_sidebar = False
+    # The ops desk (desk/templates/desk/index.html): the dashboard, then the list of models.
+    # The desk app draws it from the apps above this one; only its template name is known here.
+    index_template = "desk/index.html"
 
     def __init__(self, name: str = "admin") -> None:
         # The "admin" name keeps every admin: URL name and template working unchanged.
@@ -325,6 +351,54 @@ class StrictListAdmin(admin.ModelAdmin):
                 # A list of one, as Django's own delete view hands it (the stubs say QuerySet).
                 entries += super().log_deletions(request, [obj])  # type: ignore[arg-type]
         return entries
+
+
+# A search for a caller number, as the changelist's URL carries it: "caller:" and the number's
+# digests (kid:hex, comma separated), never the number.
+CALLER_SEARCH = "caller:"
+CALLER_DIGEST = re.compile(r"[A-Za-z0-9_-]{1,32}:[0-9a-f]{64}")
+# At most as many digests as keys in a ring, with room to spare.
+MAX_CALLER_DIGESTS = 16
+
+
+def searched_digests(search: str) -> list[str] | None:
+    """The caller digests a search asks for: of a number typed in any common spelling, or of a
+    ``caller:`` search; None when it is neither, and an empty list for a malformed ``caller:``."""
+    if search.startswith(CALLER_SEARCH):
+        parts = search[len(CALLER_SEARCH) :].split(",")
+        if len(parts) > MAX_CALLER_DIGESTS:
+            return []
+        return [part for part in parts if CALLER_DIGEST.fullmatch(part)]
+    return caller_digests(search) or None
+
+
+class CallerSearch(admin.ModelAdmin):
+    """A changelist of rows with a ``caller_digest`` that finds them by the caller's full number.
+
+    The number is matched exactly, in E.164, through its keyed digest under every key of the
+    ring, so the rows store and show only the masked number. A search typed as a number is
+    redirected to the same search by its digests: neither the page (its search box, its links)
+    nor the address it stays at holds the number.
+    """
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        search = request.GET.get(SEARCH_VAR, "").strip()
+        digests = caller_digests(search) if not search.startswith(CALLER_SEARCH) else []
+        if digests:
+            query = request.GET.copy()
+            query[SEARCH_VAR] = CALLER_SEARCH + ",".join(digests)
+            return redirect(f"{request.path}?{query.urlencode()}")
+        return super().changelist_view(request, extra_context)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        digests = searched_digests(search_term.strip())
+        if digests is None:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(caller_digest__in=digests), False
 
 
 class ViewsAudited(admin.ModelAdmin):

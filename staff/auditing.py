@@ -29,6 +29,7 @@ from typing import Any
 
 from axes.signals import user_locked_out
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.contrib.contenttypes.models import ContentType
@@ -39,6 +40,7 @@ from django.template.response import SimpleTemplateResponse
 from django.utils.crypto import salted_hmac
 
 from audit.models import AuditEvent
+from audit.phones import e164, mask_phone
 
 UNKNOWN = "unknown"
 # The request attribute naming why a staff member was signed out by the service, not by themselves.
@@ -125,8 +127,20 @@ def record_staff_action(request: HttpRequest, event: str, outcome: str, **detail
 
 def querystring_filters(request: HttpRequest) -> dict[str, str | list[str]]:
     """A list page's querystring for its row: a key given once as its value, a repeated key
-    (``?event__exact=verified&event__exact=call_started``, both applied) as all of them."""
-    return {key: values[0] if len(values) == 1 else values for key, values in request.GET.lists()}
+    (``?event__exact=verified&event__exact=call_started``, both applied) as all of them. A
+    search for a caller's number is kept masked, as the rows keep callers."""
+    filters: dict[str, str | list[str]] = {}
+    for key, values in request.GET.lists():
+        if key == SEARCH_VAR:
+            values = [masked_search(value) for value in values]
+        filters[key] = values[0] if len(values) == 1 else values
+    return filters
+
+
+def masked_search(search: str) -> str:
+    """A search as a row may keep it: a caller's number masked to its last 2 digits."""
+    number = e164(search)
+    return mask_phone(number) if number else search
 
 
 def record_page_view(request: HttpRequest, response: HttpResponse, **detail: Any) -> None:

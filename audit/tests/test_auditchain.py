@@ -308,3 +308,32 @@ def test_a_missing_head_starts_again_at_the_newest_row():
     report = verify()
     assert (report.intact, report.checked) == (True, 3)
     assert AuditChainHead.objects.get().mac == AuditEvent.objects.order_by("-id").first().mac
+
+
+def test_a_callers_digest_is_covered_by_the_rows_mac():
+    # Moving a call onto another caller's digest would hide it from a search by number.
+    rows = record(2)
+    other = AuditEvent.record(AuditEvent.Event.CALL_STARTED, "info", caller="+15005550077")
+    assert rows[0].caller_digest and other.caller_digest != rows[0].caller_digest
+    with triggers_lifted():
+        raw(
+            f"UPDATE {TABLE} SET caller_digest = %s WHERE id = %s",  # noqa: S608
+            [other.caller_digest, rows[1].id],
+        )
+    assert verify().first_problem.row_id == rows[1].id
+
+
+def test_rows_without_a_callers_digest_are_signed_as_rows_were_before_it():
+    # Rows written before the column existed hold NULL: their MAC covers the fields it did then.
+    (row,) = record(1)
+    before = auditchain.canonical(row)
+    assert b'"caller_digest"' in before
+    row.caller_digest = None
+    without = json.loads(auditchain.canonical(row))
+    assert "caller_digest" not in without
+    assert sorted(without) == sorted(
+        [*(f for f in auditchain.CHAINED_FIELDS if f != "caller_digest"), "prev_mac"]
+    )
+    staff_row = AuditEvent.record(AuditEvent.Event.STAFF_LOGIN, "success", actor="olive")
+    assert staff_row.caller_digest is None
+    assert verify().intact

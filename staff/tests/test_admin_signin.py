@@ -133,7 +133,14 @@ def test_the_right_password_without_a_code_is_audited_as_a_wrong_code_is(button,
 def test_staff_without_a_device_cannot_reach_the_admin_even_when_signed_in():
     user = make_staff("olive", ops=True)
     user.totpdevice_set.all().delete()
-    assert "Please enter your OTP token." in sign_in(Client(), "olive", PASSWORD).content.decode()
+    page = sign_in(Client(), "olive", PASSWORD).content.decode()
+    # Says why, and how to get one; no empty list of devices, no challenge button.
+    assert "This account has no authenticator yet" in page
+    assert "manage.py enrol_totp olive" in page
+    assert "Please select a device." not in page
+    assert 'name="otp_device"' not in page and 'name="otp_challenge"' not in page
+    (refused,) = audit("staff_login_failed")
+    assert refused.detail == {"reason": "second_factor", "otp_error": "no_device"}
     client = Client()
     client.force_login(user)  # a password session without the second factor
     response = client.get("/admin/")
@@ -277,3 +284,15 @@ def test_sign_out_is_audited():
     client.post("/admin/logout/")
     assert [e.actor for e in audit("staff_logout")] == ["olive"]
     assert not reaches_admin(client)
+
+
+def test_the_sign_in_page_offers_no_device_list_or_challenge_for_one_authenticator():
+    user = make_staff("olive", ops=True)
+    page = sign_in(Client(), "olive", PASSWORD, "000000").content.decode()
+    assert "Invalid token." in page
+    assert 'name="otp_device"' not in page and 'name="otp_challenge"' not in page
+    # With a second one, the page asks which.
+    user.totpdevice_set.create(name="spare phone", confirmed=True)
+    page = sign_in(Client(), "olive", PASSWORD, "000000").content.decode()
+    assert 'name="otp_device"' in page and "spare phone" in page
+    assert 'name="otp_challenge"' not in page
