@@ -202,6 +202,9 @@ class Call:
 
 class Command(DatabaseCommand):
     help = "Simulate a caller: signed requests, keypad entries, and what the caller would hear."
+    # In-process, a step that fails on a missing table is answered with the apology callers
+    # hear, and the failure's audit row cannot be written either: ask the database first.
+    check_migrations_first = True
 
     def add_arguments(self, parser: CommandParser) -> None:
         # On the command line only for made-up digits (the demo's): argv shows in `ps` and shell
