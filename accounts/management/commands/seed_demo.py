@@ -4,8 +4,8 @@ from typing import Any
 from django.db import transaction
 
 from accounts import lockout
-from accounts.management.commands.create_account import record_account_command
 from accounts.models import Account
+from accounts.provisioning import record_account_command
 from audit.system import command_actor
 from keys.commands import DatabaseCommand
 
