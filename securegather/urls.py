@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from calls import views as calls_views
+from monitoring import views as monitoring_views
 
 urlpatterns = [
     path("voice/", include("calls.urls")),
@@ -13,4 +14,6 @@ urlpatterns = [
     ),
     path("api/", include("legacy.urls")),
     path("admin/", admin.site.urls),
+    # Prometheus' default metrics_path, without a slash.
+    path("metrics", monitoring_views.metrics, name="metrics"),
 ]
