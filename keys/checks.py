@@ -79,7 +79,7 @@ def check_database_reachable(
     errors: list[CheckMessage] = []
     for alias in databases or ():
         if (why := unreachable(alias)) is not None:
-            errors.append(Error(why + _named(alias), id="securegather.E010"))
+            errors.append(Error(why + _named(alias), id="securegather.E012"))
     return errors
 
 
@@ -93,7 +93,7 @@ def check_database_migrated(
     errors: list[CheckMessage] = []
     for alias in databases or ():
         if unreachable(alias) is None and (lacking := missing_migrations(alias)) is not None:
-            errors.append(Error(lacking + _named(alias), id="securegather.E011"))
+            errors.append(Error(lacking + _named(alias), id="securegather.E013"))
     return errors
 
 

@@ -72,7 +72,7 @@ Check = Callable[..., list[CheckMessage]]
 
 def quiet_when_unreachable(check: Check) -> Check:
     """A database check that reports nothing when a database it was given cannot be connected
-    to: securegather.E010 says so once, in a line, where the check would raise the driver's
+    to: securegather.E012 says so once, in a line, where the check would raise the driver's
     error. Any other database error is raised as it was."""
 
     @functools.wraps(check)

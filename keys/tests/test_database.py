@@ -1,5 +1,5 @@
 """A database that cannot be reached, or lacks migrations, is one line that says what to do: in
-`check --database default` (securegather.E010, E011) and in every manage.py command, Django's
+`check --database default` (securegather.E012, E013) and in every manage.py command, Django's
 own included."""
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ def unreachable_env(tmp_path):
     return server_env(tmp_path, DATABASE_URL=unreachable_database_url())
 
 
-def test_e010_check_database_on_an_unreachable_database_is_one_error_not_a_traceback(tmp_path):
+def test_e012_check_database_on_an_unreachable_database_is_one_error_not_a_traceback(tmp_path):
     run = manage_with(unreachable_env(tmp_path), "check", "--deploy", "--database", "default")
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("?: (")]
     assert errors[0].startswith(
-        "?: (securegather.E010) Cannot connect to the database: connection failed: "
+        "?: (securegather.E012) Cannot connect to the database: connection failed: "
     )
     assert errors[0].endswith(
         "Connection refused. Check that it is running and that DATABASE_URL names it."
@@ -31,35 +31,35 @@ def test_e010_check_database_on_an_unreachable_database_is_one_error_not_a_trace
     assert [line for line in errors if "securegather.E0" in line or "audit." in line] == errors[:1]
 
 
-def test_e010_stops_migrate_in_a_line(tmp_path):
+def test_e012_stops_migrate_in_a_line(tmp_path):
     run = manage_with(unreachable_env(tmp_path), "migrate")
     assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert "(securegather.E010) Cannot connect to the database" in run.stderr
+    assert "(securegather.E012) Cannot connect to the database" in run.stderr
 
 
-def test_e011_check_deploy_on_a_database_never_migrated(tmp_path):
+def test_e013_check_deploy_on_a_database_never_migrated(tmp_path):
     run = manage(tmp_path, "check", "--deploy", "--database", "default")
     assert run.returncode == 1
     assert (
-        "?: (securegather.E011) The database has no tables: run `manage.py migrate`, or check "
+        "?: (securegather.E013) The database has no tables: run `manage.py migrate`, or check "
         "that DATABASE_URL names the service's database.\n"
     ) in run.stderr
 
 
-def test_e011_names_the_first_migration_lacking(tmp_path):
+def test_e013_names_the_first_migration_lacking(tmp_path):
     assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
     assert manage(tmp_path, "migrate", "legacy", "zero", "--verbosity", "0").returncode == 0
     run = manage(tmp_path, "check", "--deploy", "--database", "default")
     assert (
-        "(securegather.E011) The database lacks 1 migration(s), legacy.0001_initial first: run "
+        "(securegather.E013) The database lacks 1 migration(s), legacy.0001_initial first: run "
         "`manage.py migrate`."
     ) in run.stderr
 
 
-def test_e011_does_not_stop_the_migrate_that_mends_it(tmp_path):
+def test_e013_does_not_stop_the_migrate_that_mends_it(tmp_path):
     assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
     run = manage(tmp_path, "check", "--deploy", "--database", "default")
-    assert "E011" not in run.stderr and "E010" not in run.stderr
+    assert "E013" not in run.stderr and "E012" not in run.stderr
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def test_a_check_on_an_unreachable_database_is_quiet_but_other_errors_are_raised
     assert quiet(databases=["default"]) == []
     [error] = check_database_reachable(databases=["default"])
     assert (error.id, error.msg) == (
-        "securegather.E010",
+        "securegather.E012",
         "Cannot connect to the database: connection refused. Check that it is running and that "
         "DATABASE_URL names it.",
     )
