@@ -1,10 +1,10 @@
 """gunicorn settings: `gunicorn -c gunicorn.conf.py securegather.wsgi`."""
 
+import contextlib
 import gc
 import multiprocessing
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,10 +71,16 @@ def _why(output: str) -> str:
     return lines[-1] if lines else ""
 
 
+def forget_metrics() -> None:
+    """Remove the figures' files (prometheus-client names them *.db), and nothing else."""
+    for path in Path(metrics_dir).glob("*.db"):
+        path.unlink(missing_ok=True)
+
+
 def on_starting(server: Any) -> None:
+    os.makedirs(metrics_dir, mode=0o700, exist_ok=True)
     # Figures of a previous server, whose workers' pids may come again, are not this one's.
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    os.makedirs(metrics_dir, mode=0o700)
+    forget_metrics()
 
 
 def when_ready(server: Any) -> None:
@@ -87,4 +93,6 @@ def on_reload(server: Any) -> None:
 
 def on_exit(server: Any) -> None:
     record_service(server, "stopped")
-    shutil.rmtree(metrics_dir, ignore_errors=True)
+    forget_metrics()
+    with contextlib.suppress(OSError):  # a directory named in the environment may hold more
+        os.rmdir(metrics_dir)

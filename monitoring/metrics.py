@@ -29,11 +29,16 @@ STEP_SECONDS = Histogram(
     buckets=STEP_BUCKETS,
     registry=None,
 )
+# Labelled, though with one value, so that a process creates its file in the multiprocess
+# directory only when it first counts, not as it imports this module: a management command run
+# with the variable set (and no such directory) measures nothing and must not fail.
 AUDIT_APPEND_FAILURES = Counter(
     "securegather_audit_append_failures",
     "Audit rows the service could not append: the row of a failed step was lost too.",
+    ["where"],
     registry=None,
 )
+CALL_STEP = "call_step"
 PROCESS_METRICS = (STEP_SECONDS, AUDIT_APPEND_FAILURES)
 
 
@@ -43,6 +48,7 @@ def multiprocess_dir() -> str:
 
 def add_process_metrics(registry: CollectorRegistry) -> None:
     """Every worker's figures (multiprocess mode), or this process's."""
+    AUDIT_APPEND_FAILURES.labels(where=CALL_STEP)  # at 0 until one is counted
     if multiprocess_dir():
         MultiProcessCollector(registry)
     else:
