@@ -113,6 +113,7 @@ def test_a_run_back_past_the_audit_tables_writes_none_and_the_way_forward_is_one
         "audit.0001_initial",
         "audit.0002_append_only",
         "audit.0003_refusalcount",
+        "audit.0004_more_events",
     ]
     assert manage(tmp_path, "verify_audit_log").returncode == 0
 
