@@ -5,8 +5,8 @@ counter. Counting the whole log at each scrape would read more rows every day, s
 keeps the counts of rows older than SETTLE and adds, at each scrape, the rows that have since
 grown older than it; rows younger than SETTLE are counted afresh every time. A row's time is set
 before its transaction commits, and a step's transaction lasts far less than SETTLE (gunicorn
-restarts a worker stuck 10 s), so no row becomes visible after the window it belongs to was
-counted. Both reads use the (event, created_at) index.
+restarts a worker stuck 10 s), and hosts' clocks differ by far less, so no row becomes visible
+after the window it belongs to was counted. Both reads use the (event, created_at) index.
 
 No label holds a digit a caller typed, a caller's number or an account number: labels are event
 kinds, lockout scopes and key roles, each from a fixed list.

@@ -53,9 +53,19 @@ def test_against_a_server_simulate_call_needs_no_database_here(monkeypatch):
         call_command("simulate_call", "--card", "0", "--pin", "0", "--url", url)
 
 
-@pytest.mark.parametrize("command", ["purge_sessions", "keyring_status", "verify_audit_log"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("purge_sessions",),
+        ("keyring_status",),
+        ("verify_audit_log",),
+        # In-process, its steps would answer with an apology and no audit row could be written.
+        ("simulate_call", "--card", "1234", "--pin", "4321"),
+    ],
+    ids=lambda command: command[0],
+)
 def test_a_database_never_migrated_is_one_line_that_says_to_migrate(tmp_path, command):
-    run = manage(tmp_path, command)  # as a mistyped SQLite path gives: a new, empty file
+    run = manage(tmp_path, *command)  # as a mistyped SQLite path gives: a new, empty file
     assert (run.returncode, run.stderr) == (
         1,
         "CommandError: The database has no tables: run `manage.py migrate`, or check that "

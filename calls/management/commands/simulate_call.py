@@ -165,8 +165,9 @@ class Call:
             )
         if apologies().intersection(self.heard):
             raise CommandError(
-                "The server apologised: a step failed there. Its log and the audit log's "
-                "step_failed row say which."
+                "The server apologised: a step failed there. Its log says which, and so does "
+                "the audit log's step_failed row when its database could take one "
+                "(`manage.py check --database default` on the server says if it cannot)."
             )
 
     def hear(self, text: str | None) -> None:
