@@ -2,6 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# `make run PORT=8080`: where gunicorn listens (gunicorn.conf.py reads GUNICORN_BIND), and what the
+# banner names. A GUNICORN_BIND in the environment wins over both.
+PORT ?= 8000
+GUNICORN_BIND ?= 127.0.0.1:$(PORT)
+export GUNICORN_BIND
 
 # Translation catalogs are compiled here from the .po files under locale/, never committed.
 CATALOGS := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
@@ -32,9 +37,9 @@ run: $(VENV)/.run .env $(CATALOGS)
 	$(PY) manage.py seed_demo
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo
-	@echo "SecureGather on http://127.0.0.1:8000  (webhook: POST /voice/)"
+	@echo "SecureGather on http://$(GUNICORN_BIND)  (webhook: POST /voice/)"
 	@echo "Simulate a call, in another terminal:"
-	@echo "  $(PY) manage.py simulate_call --card 1234 --pin 4321 --url http://127.0.0.1:8000"
+	@echo "  $(PY) manage.py simulate_call --card 1234 --pin 4321 --url http://$(GUNICORN_BIND)"
 	@echo
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py securegather.wsgi
 

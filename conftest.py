@@ -443,3 +443,16 @@ def tutorial_encrypt(*plaintexts: str, key: str = LEGACY_KEY) -> list[str]:
         timeout=30,
     )
     return json.loads(result.stdout)
+
+
+# --- A database nothing answers at.
+
+
+def unreachable_database_url() -> str:
+    """A PostgreSQL URL at a port of this machine that nothing listens on (a closed socket's)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"postgres://nobody@127.0.0.1:{port}/securegather"

@@ -1,11 +1,13 @@
 """gunicorn settings: `gunicorn -c gunicorn.conf.py securegather.wsgi`."""
 
+import contextlib
 import gc
 import multiprocessing
 import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,16 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
 # is one per user, so a second gunicorn (a benchmark beside `make run`) would take it over.
 control_socket_disable = True
 
+# Each worker writes the figures it measures itself (step latency, lost audit rows) to a file of
+# its own in this directory, and a scrape of /metrics on any worker sums them all
+# (monitoring.metrics). One directory per master, kept across reloads: this file is read again
+# on HUP, in the same process. gunicorn sets it in the environment before any worker starts.
+METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+metrics_dir = os.environ.get(METRICS_VARIABLE) or str(
+    Path(tempfile.gettempdir()) / f"securegather-metrics-{os.getpid()}"
+)
+raw_env = [f"{METRICS_VARIABLE}={metrics_dir}"]
+
 
 def post_worker_init(worker: object) -> None:
     # The application is loaded, and lives as long as the worker: frozen, its objects are left
@@ -35,9 +47,11 @@ def record_service(server: Any, what: str) -> None:
     hand every worker forked later the settings read now, and a reload (HUP) would not re-read
     them."""
     command = [sys.executable, "manage.py", "record_service", what, f"--pid={os.getpid()}"]
+    # A command measures nothing for /metrics: it writes no file among the workers'.
+    env = {name: value for name, value in os.environ.items() if name != METRICS_VARIABLE}
     try:
         done = subprocess.run(  # noqa: S603  (fixed arguments)
-            command, cwd=Path(__file__).parent, capture_output=True, text=True, timeout=30
+            command, cwd=Path(__file__).parent, env=env, capture_output=True, text=True, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         failure = f"{type(exc).__name__}: {exc}"
@@ -57,6 +71,18 @@ def _why(output: str) -> str:
     return lines[-1] if lines else ""
 
 
+def forget_metrics() -> None:
+    """Remove the figures' files (prometheus-client names them *.db), and nothing else."""
+    for path in Path(metrics_dir).glob("*.db"):
+        path.unlink(missing_ok=True)
+
+
+def on_starting(server: Any) -> None:
+    os.makedirs(metrics_dir, mode=0o700, exist_ok=True)
+    # Figures of a previous server, whose workers' pids may come again, are not this one's.
+    forget_metrics()
+
+
 def when_ready(server: Any) -> None:
     record_service(server, "started")
 
@@ -67,3 +93,6 @@ def on_reload(server: Any) -> None:
 
 def on_exit(server: Any) -> None:
     record_service(server, "stopped")
+    forget_metrics()
+    with contextlib.suppress(OSError):  # a directory named in the environment may hold more
+        os.rmdir(metrics_dir)

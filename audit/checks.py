@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
 from audit import appendonly
+from keys.database import quiet_when_unreachable
 
 # The audit append and a call's first step write with RETURNING (and ON CONFLICT ... RETURNING),
 # which SQLite has from 3.35; Django itself runs on 3.31.
@@ -34,6 +35,7 @@ def check_sqlite_version(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
 
 
 @register(Tags.database)
+@quiet_when_unreachable
 def check_audit_log_protected(
     app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:

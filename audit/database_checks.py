@@ -19,6 +19,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
+from keys.database import quiet_when_unreachable
+
 # Owner read and write, nothing for group or others.
 FILE_MODE = 0o600
 
@@ -32,6 +34,7 @@ def error_verbosity(connection: BaseDatabaseWrapper) -> str:
 
 
 @register(Tags.database)
+@quiet_when_unreachable
 def check_server_log_verbosity(
     app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:

@@ -31,6 +31,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from audit.models import AuditChainHead, AuditEvent
 from audit.system import record_command
+from keys.database import quiet_when_unreachable
 from keys.models import KeyRecord
 
 Plan = Sequence[tuple[Migration, bool]]  # (migration, backwards), as migrate hands it out
@@ -151,6 +152,7 @@ def name(migration: Migration) -> str:
 
 
 @register(Tags.database)
+@quiet_when_unreachable
 def check_migrate_runs_ended(
     app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:

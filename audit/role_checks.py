@@ -12,6 +12,7 @@ from django.core.checks import CheckMessage, Error, Tags, register
 from django.db import connection
 
 from audit import roles
+from keys.database import quiet_when_unreachable
 
 HINT = (
     "Run the service as a role that owns nothing: migrate as the owner, then run `manage.py "
@@ -22,6 +23,7 @@ HINT = (
 
 
 @register(Tags.database)
+@quiet_when_unreachable
 def check_runtime_role(
     app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:

@@ -39,6 +39,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from audit.models import AuditEvent, RefusalCount
 from audit.origins import client_address
+from audit.signals import append_failed
 from calls.languages import say_attributes
 from calls.models import is_call_sid
 from keys.redaction import describe
@@ -175,6 +176,7 @@ def audit_failure(request: HttpRequest, exc: Exception, **detail: Any) -> None:
         )
     except Exception:
         logger.error("could not audit the failure of %s", request.path)
+        append_failed.send(sender=AuditEvent)
 
 
 def _audit_rejection(request: HttpRequest, event: str) -> None:

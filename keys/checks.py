@@ -9,9 +9,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.utils import timezone
 
+from keys.database import missing_migrations, quiet_when_unreachable, unreachable
 from keys.keyring import (
     TUTORIAL_SAMPLE_KEY,
     Keyring,
@@ -70,6 +71,39 @@ def check_keyring(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 
 @register(Tags.database)
+def check_database_reachable(
+    app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Runs with ``check --database default`` (and before ``migrate``): a database that cannot
+    be connected to is this one line, and the other database checks say nothing."""
+    errors: list[CheckMessage] = []
+    for alias in databases or ():
+        if (why := unreachable(alias)) is not None:
+            errors.append(Error(why + _named(alias), id="securegather.E012"))
+    return errors
+
+
+# A deployment check only: `migrate` runs the database checks before it migrates, and must not
+# be stopped by the lack it is about to mend.
+@register(Tags.database, deploy=True)
+def check_database_migrated(
+    app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Runs with ``check --deploy --database default``."""
+    errors: list[CheckMessage] = []
+    for alias in databases or ():
+        if unreachable(alias) is None and (lacking := missing_migrations(alias)) is not None:
+            errors.append(Error(lacking + _named(alias), id="securegather.E013"))
+    return errors
+
+
+def _named(alias: str) -> str:
+    """The database's alias, for a project that declares more than the default one."""
+    return "" if alias == DEFAULT_DB_ALIAS else f" (database {alias!r})"
+
+
+@register(Tags.database)
+@quiet_when_unreachable
 def check_keys_in_database(
     app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:

@@ -274,3 +274,13 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # --- Ops desk ------------------------------------------------------------------------------
 # The admin's first page and its refusals (desk/): last, since it reads every app above it.
 INSTALLED_APPS += ["desk"]
+
+# --- Monitoring (monitoring/): GET /metrics in Prometheus' text format ----------------------
+# Answered only to the addresses or networks listed (e.g. "127.0.0.1,10.0.0.0/8"; the client's
+# address as audit.origins.client_address reads it) or to a request with "Authorization: Bearer
+# <token>"; 403 to others, and 404 to all while neither is set.
+SECUREGATHER_METRICS_ADDRESSES = env.list("SECUREGATHER_METRICS_ADDRESSES", default=[])
+SECUREGATHER_METRICS_TOKEN = env.str("SECUREGATHER_METRICS_TOKEN", default="")
+INSTALLED_APPS += ["monitoring"]
+# First, so that a step's time includes every other middleware's.
+MIDDLEWARE.insert(0, "monitoring.middleware.StepTimingMiddleware")

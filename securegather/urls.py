@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from calls import views as calls_views
+from monitoring import views as monitoring_views
 
 urlpatterns = [
     path("voice/", include("calls.urls")),
@@ -13,6 +14,8 @@ urlpatterns = [
     ),
     path("api/", include("legacy.urls")),
     path("admin/", admin.site.urls),
+    # Prometheus' default metrics_path, without a slash.
+    path("metrics", monitoring_views.metrics, name="metrics"),
 ]
 
 # A refusal in the admin names the permission its page needs, in the admin's frame (desk/views.py).

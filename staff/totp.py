@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+
+import segno
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -42,3 +45,11 @@ def enrol_totp(username: str, *, name: str = "authenticator", replace: bool = Fa
             user=username,
         )
     return device
+
+
+def terminal_qr(uri: str) -> str:
+    """``uri`` as a QR code drawn with block characters, for an authenticator app to scan off a
+    terminal. It holds the TOTP secret, as the URI does."""
+    drawing = io.StringIO()
+    segno.make(uri, error="m").terminal(out=drawing, compact=True)
+    return drawing.getvalue()

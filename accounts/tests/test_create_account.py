@@ -42,17 +42,49 @@ def test_an_existing_account_is_not_overwritten(demo_account):
         run([], "AC12345678")
 
 
+NUMBER_RULE = (
+    "An account number is 2 capital letters then up to 30 capital letters or digits, "
+    "e.g. AC87654321."
+)
+
+
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
-        (["AC" + "9" * 40], "number:"),
-        (["AC99", "--caller", "5551230000"], "caller_numbers:"),
+        (["AC" + "9" * 40], NUMBER_RULE),
+        (["12345"], NUMBER_RULE),
+        (["ac99"], NUMBER_RULE),
+        (
+            ["AC99", "--caller", "+15551230000", "--caller", "5551230000"],
+            "Caller number 2 is not a phone number with its country code, e.g. +1 555 123 4567.",
+        ),
+        (
+            ["AC99", "--balance", "1.005"],
+            "A balance is an amount such as 12.55, at most 2 digits after the point.",
+        ),
+        (
+            ["AC99", "--balance", "NaN"],
+            "A balance is an amount such as 12.55, at most 2 digits after the point.",
+        ),
     ],
 )
-def test_a_bad_account_is_refused_before_any_digit_is_asked(args, problem):
-    with pytest.raises(CommandError, match=problem):
+def test_a_bad_account_is_refused_in_plain_words_before_any_digit_is_asked(args, problem):
+    with pytest.raises(CommandError) as refused:
         run([], *args)  # getpass would raise StopIteration if it were asked
+    assert str(refused.value) == problem
+    assert "5551230000" not in str(refused.value)
     assert not Account.objects.exists()
+
+
+def test_caller_numbers_are_taken_in_any_common_spelling():
+    run(["8264", "8264", "5937", "5937"], "AC99", "--caller", "+1 (555) 123-0000")
+    assert Account.objects.get().caller_numbers == ["+15551230000"]
+
+
+def test_a_bad_pin_says_what_it_must_be():
+    with pytest.raises(CommandError) as refused:
+        run(["8264", "8264", "59a7"], "AC99")
+    assert str(refused.value) == "The PIN is exactly 4 digits 0-9."
 
 
 def test_a_created_account_is_audited_as_the_os_user(monkeypatch):

@@ -2,7 +2,7 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import Account
-from accounts.resolvers import resolve
+from accounts.resolvers import Locked, resolve
 from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -35,3 +35,23 @@ def test_seed_demo_audits_the_credentials_it_sets(monkeypatch):
         ("deploy", "system", "AC12345678", "changed"),
     ]
     assert rows[1].detail["fields"] == ["balance", "credentials"]
+
+
+def test_seed_demo_lifts_the_demo_accounts_lock_and_the_simulators_caller(capsys):
+    from accounts.models import Lockout
+
+    call_command("seed_demo")
+    for _ in range(5):
+        resolve("1234", "0000", "+15005550006")
+    with pytest.raises(Locked):
+        resolve("1234", "4321", "+15551112222")
+    capsys.readouterr()
+    call_command("seed_demo")
+    out = capsys.readouterr().out
+    assert "Lifted the lockout of the demo account." in out
+    assert "Lifted the lockout of the demo caller." in out
+    assert not Lockout.objects.exclude(locked_until=None).exists()
+    assert resolve("1234", "4321", "+15005550006").account_number == "AC12345678"
+    lifts = AuditEvent.objects.filter(event="unlocked", detail__reason="lifted")
+    assert sorted(row.detail["scope"] for row in lifts) == ["account", "caller"]
+    assert {row.detail["command"] for row in lifts} == {"seed_demo"}

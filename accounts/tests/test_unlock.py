@@ -39,3 +39,22 @@ def test_unlock_of_something_never_locked_is_an_error(db):
     with pytest.raises(CommandError, match="No lock or failed attempt"):
         call_command("unlock", "+15551234567")
     assert not AuditEvent.objects.filter(event="unlocked").exists()
+
+
+@pytest.mark.parametrize(
+    "spelling", ["+1 500 555 0006", "+1 (500) 555-0006", "0015005550006", " +15005550006 "]
+)
+def test_unlock_reads_any_common_spelling_of_a_number_as_e164(demo_account, capsys, spelling):
+    lock_out()
+    call_command("unlock", spelling)
+    assert "Lifted: caller +15005550006" in capsys.readouterr().out
+    assert Lockout.objects.get(scope="caller").locked_until is None
+
+
+def test_unlock_of_an_unknown_target_says_what_it_takes(db):
+    with pytest.raises(CommandError) as failed:
+        call_command("unlock", "+1 555 999 0001")
+    assert str(failed.value) == (
+        "No lock or failed attempt is recorded for +15559990001: give a caller number with its "
+        "country code (+1 555 123 4567) or an account number (AC12345678)."
+    )

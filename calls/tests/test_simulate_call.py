@@ -37,10 +37,25 @@ def test_in_process_wrong_pin_hears_not_found(demo_account, capsys):
 
 
 @pytest.mark.django_db
-def test_bad_entries_play_the_reprompts(demo_account, capsys):
-    out = simulate(capsys, "--card", "12", "--pin", "43")  # the PIN lands at the card prompt
-    assert out.count("Sorry, that was not 4 digits.") == 2
-    assert "could not read your entry" in out
+def test_a_refused_card_stops_the_call_before_the_pin_reaches_the_card_prompt(demo_account, capsys):
+    with pytest.raises(CommandError) as refused:
+        call_command("simulate_call", "--card", "12", "--pin", "2468")
+    out = capsys.readouterr().out
+    assert str(refused.value).startswith(
+        "The server refused the entry at /voice/card/ and asked for it again"
+    )
+    assert out.count("Sorry, that was not 4 digits.") == 1
+    # One press only: the PIN was never pressed anywhere.
+    assert out.count("Caller presses:") == 1 and "(call ended)" in out
+    assert "2468" not in out + str(refused.value)
+    assert CallSession.objects.get().ended_at is not None
+
+
+@pytest.mark.django_db
+def test_a_refused_pin_stops_the_call(demo_account, capsys):
+    with pytest.raises(CommandError, match="refused the entry at /voice/pin/"):
+        call_command("simulate_call", "--card", "1234", "--pin", "43")
+    assert capsys.readouterr().out.count("Caller presses:") == 2
 
 
 class Quiet(WSGIRequestHandler):

@@ -4,9 +4,11 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import override_settings
 from django.utils import timezone
 
+from conftest import manage, manage_with, server_env
 from keys.keyring import get_keyring
 from keys.models import KeyRecord
 
@@ -49,20 +51,50 @@ def test_keys_show_role_first_use_and_seals(demo):
     assert "never used" not in line(output, "test1")  # recorded with the ring on first use
 
 
-def test_ids_the_ring_lacks_are_flagged_with_the_fix(demo):
+def failing_keyring_status() -> tuple[str, str]:
+    """The output of a run that must fail, and the one line it fails with."""
+    out = io.StringIO()
+    with pytest.raises(CommandError) as failed:
+        call_command("keyring_status", stdout=out)
+    return out.getvalue(), str(failed.value)
+
+
+def test_ids_the_ring_lacks_are_flagged_with_the_fix_and_fail(demo):
     keys = "k3:" + "33" * 32 + ",test2:" + "22" * 32 + ":retired"
     with override_settings(SECUREGATHER_KEYS=keys):
-        output = keyring_status()
+        output, error = failing_keyring_status()
     assert "retired" in line(output, "test2")
     assert line(output, "accounts.Account.pin ").endswith("test2: 1 (retired)")
     assert "4 values sit under key ids the ring cannot use" in output
+    assert error == ("Values sit under key ids the ring cannot use (securegather.E008): see above.")
     with override_settings(SECUREGATHER_KEYS="k3:" + "33" * 32):
-        assert "test2: 1 (NOT IN RING)" in line(keyring_status(), "accounts.Account.card_last4")
+        output, _ = failing_keyring_status()
+        assert "test2: 1 (NOT IN RING)" in line(output, "accounts.Account.card_last4")
 
 
-def test_a_changed_key_is_flagged(demo):
+def test_a_changed_key_is_flagged_and_fails(demo):
     KeyRecord.objects.filter(kid="test1").update(check_value="0" * 16)
-    assert "BYTES CHANGED" in line(keyring_status(), "test1")
+    output, error = failing_keyring_status()
+    assert "BYTES CHANGED" in line(output, "test1")
+    assert error == (
+        "Key id(s) test1 hold other bytes than when first used (securegather.E007): put the "
+        "original bytes back under each id."
+    )
+
+
+def test_an_unusable_ring_fails(demo):
+    with override_settings(SECUREGATHER_KEYS="k1:nothex"):
+        output, error = failing_keyring_status()
+    assert output == ""
+    assert error.startswith("The keyring is unusable: ")
+
+
+def test_a_sound_ring_exits_zero_as_a_process(tmp_path):
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    run = manage(tmp_path, "keyring_status")
+    assert (run.returncode, run.stderr) == (0, "")
+    run = manage_with(server_env(tmp_path, SECUREGATHER_KEYS="k1:nothex"), "keyring_status")
+    assert run.returncode == 1 and run.stderr.startswith("CommandError: The keyring is unusable")
 
 
 @override_settings(SECUREGATHER_KEY_MAX_SEALS=1)

@@ -13,7 +13,8 @@ from keys.rotation import NO_KEY, columns, cryptoperiod_exceeded
 class Command(DatabaseCommand):
     help = (
         "Show each key (role, first use, seals) and, for every sealed and digest column, how "
-        "many values sit under each key id, flagging ids the ring cannot use."
+        "many values sit under each key id, flagging ids the ring cannot use. Exits 1 when the "
+        "ring is unusable, a key's bytes changed or values sit under keys the ring cannot use."
     )
     # It explains what the database checks report, so they must not stop it.
     requires_system_checks: list[str] = []
@@ -23,10 +24,23 @@ class Command(DatabaseCommand):
             ring = get_keyring()
         except KeyringError as exc:
             raise CommandError(f"The keyring is unusable: {exc}.") from None
-        self.keys(ring)
-        self.verdict(ring, self.columns(ring))
+        changed = self.keys(ring)
+        lacking = self.columns(ring)
+        self.verdict(ring, lacking)
+        # The lines above say what is wrong; the exit status tells monitoring and runbooks.
+        # Warnings (a cryptoperiod passed) leave it 0: every value still opens.
+        if changed:
+            raise CommandError(
+                f"Key id(s) {', '.join(changed)} hold other bytes than when first used "
+                "(securegather.E007): put the original bytes back under each id."
+            )
+        if lacking:
+            raise CommandError(
+                "Values sit under key ids the ring cannot use (securegather.E008): see above."
+            )
 
-    def keys(self, ring: Keyring) -> None:
+    def keys(self, ring: Keyring) -> list[str]:
+        """Print each key; return the ids whose bytes changed."""
         every = ring.every_key
         changed = set(KeyRecord.changed(every))
         records = {r.kid: r for r in KeyRecord.objects.filter(kid__in=[k.kid for k in every])}
@@ -43,6 +57,7 @@ class Command(DatabaseCommand):
                 used += f"({(now - record.first_seen).days} days ago), {seals} seals"
             flag = "  BYTES CHANGED (E007)" if key.kid in changed else ""
             self.stdout.write(f"  {key.kid:<20} {role:<8} {used}{flag}")
+        return sorted(changed)
 
     def columns(self, ring: Keyring) -> int:
         lacking = 0
