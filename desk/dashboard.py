@@ -113,7 +113,7 @@ def period(title: str, since: datetime) -> Period:
         .annotate(n=Count("id"))
         .order_by()
     )
-    counts = {event: found.get(event, 0) for event in OUTCOMES}
+    counts: dict[str, int] = {event: found.get(event, 0) for event in OUTCOMES}
     chart = bars(
         [
             (
