@@ -27,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
+from accounts import lockout
 from accounts.models import is_four_digits
 from accounts.resolvers import Locked, ResolverUnavailable, resolve
 from audit.models import AuditEvent
@@ -75,12 +76,20 @@ def _not_found() -> HttpResponse:
     return HttpResponseNotFound("No data found", content_type="text/plain")
 
 
+def _bearer(request: HttpRequest) -> str:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
 def _authorized(request: HttpRequest) -> bool:
     token = settings.SECUREGATHER_API_TOKEN
-    if not token:
-        return True
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and constant_time_compare(given.strip(), token)
+    return not token or constant_time_compare(_bearer(request), token)
+
+
+def _caller(request: HttpRequest) -> str:
+    """The lockout's caller for this request: the configured token it was authorized by (the
+    API forwards no caller number), or the open API's one caller when it takes none."""
+    return lockout.api_caller(settings.SECUREGATHER_API_TOKEN)
 
 
 def _fields(request: HttpRequest) -> dict[str, object] | None:
@@ -133,11 +142,26 @@ def decrypt_gather(request: HttpRequest) -> HttpResponse:
         _audit(request, Event.INVALID_INPUT, Outcome.FAILURE, reason="not_4_digits")
         return _not_found()
     try:
-        resolution = resolve(card, pin, caller="", channel=AuditEvent.Channel.API, actor=ACTOR)
-    except Locked:
+        resolution = resolve(
+            card,
+            pin,
+            caller="",
+            channel=AuditEvent.Channel.API,
+            actor=ACTOR,
+            caller_counter=_caller(request),
+        )
+    except Locked as exc:
         # 404, not 429: the Function says "not located" for any non-2xx anyway, and a status of
         # its own would tell a guesser that the card or caller they are trying is a real one.
-        _audit(request, Event.LOCKED_OUT, Outcome.FAILURE)
+        # The rows are staff-only: they name each account a card's lock refused.
+        for account_number in exc.accounts or [""]:
+            _audit(
+                request,
+                Event.LOCKED_OUT,
+                Outcome.FAILURE,
+                scope=exc.scope,
+                account_number=account_number,
+            )
         return _not_found()
     except ResolverUnavailable:
         _audit(request, Event.RESOLVER_UNAVAILABLE, Outcome.FAILURE)
