@@ -37,7 +37,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from accounts.models import CARD_PURPOSE, E164, Account, GuessingWindow, Lockout
+from accounts.models import CARD_PURPOSE, E164, GuessingWindow, Lockout
 from audit.models import AuditEvent
 from audit.phones import WITHHELD
 from keys.keyring import get_keyring
@@ -291,7 +291,3 @@ def lift(target: str, by: str, **detail: Any) -> list[Lockout]:
     for row in rows:
         row.lift(by, **detail)
     return rows
-
-
-def accounts_of(accounts: Iterable[Account]) -> list[str]:
-    return [account.number for account in accounts]
