@@ -26,6 +26,8 @@ def setup(kind: str, name: str, **settings: str) -> None:
         fresh_database(kind, name),
         SECUREGATHER_LEGACY_KEY=LEGACY_KEY,
         SECUREGATHER_API_TOKEN=API_TOKEN,
+        # The benchmark's own database, with one role for everything (audit.E002 off).
+        SECUREGATHER_DATABASE_ONE_ROLE="true",
         **settings,
     )
     manage(env, "migrate", "--noinput")
