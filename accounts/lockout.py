@@ -225,6 +225,9 @@ class Counters:
     def fail(self, **audit: Any) -> bool:
         """Count the failure on every counter, and on the guessing watch; True when it locked
         any counter."""
+        # The watch's window first: its row lock comes before any audit row this failure
+        # writes, and so before the chain's head, in every verification.
+        watch(self.now, **audit)
         locked = False
         for row in self.rows:
             rule = policy(row.scope)
@@ -239,7 +242,6 @@ class Counters:
                 **audit,
             )
             row.save()
-        watch(self.now, **audit)
         return locked
 
     def succeed(self, account_number: str) -> None:

@@ -86,9 +86,9 @@ def _authorized(request: HttpRequest) -> bool:
     return not token or constant_time_compare(_bearer(request), token)
 
 
-def _caller(request: HttpRequest) -> str:
-    """The lockout's caller for this request: the configured token it was authorized by (the
-    API forwards no caller number), or the open API's one caller when it takes none."""
+def _caller() -> str:
+    """The lockout's caller for a request: the configured token it was authorized by (the API
+    forwards no caller number), or the open API's one caller when it takes none."""
     return lockout.api_caller(settings.SECUREGATHER_API_TOKEN)
 
 
@@ -141,35 +141,39 @@ def decrypt_gather(request: HttpRequest) -> HttpResponse:
     if not (is_four_digits(card) and is_four_digits(pin)):
         _audit(request, Event.INVALID_INPUT, Outcome.FAILURE, reason="not_4_digits")
         return _not_found()
-    try:
-        resolution = resolve(
-            card,
-            pin,
-            caller="",
-            channel=AuditEvent.Channel.API,
-            actor=ACTOR,
-            caller_counter=_caller(request),
-        )
-    except Locked as exc:
-        # 404, not 429: the Function says "not located" for any non-2xx anyway, and a status of
-        # its own would tell a guesser that the card or caller they are trying is a real one.
-        # The rows are staff-only: they name each account a card's lock refused.
-        for account_number in exc.accounts or [""]:
-            _audit(
-                request,
-                Event.LOCKED_OUT,
-                Outcome.FAILURE,
-                scope=exc.scope,
-                account_number=account_number,
+    # One transaction, its audit rows appended together at its end, as a call's step: the
+    # chain's head is always the last lock a verification takes (after its counters and the
+    # guessing watch's window), so no two verifications wait on each other in turn.
+    with transaction.atomic(), AuditEvent.batched():
+        try:
+            resolution = resolve(
+                card,
+                pin,
+                caller="",
+                channel=AuditEvent.Channel.API,
+                actor=ACTOR,
+                caller_counter=_caller(),
             )
-        return _not_found()
-    except ResolverUnavailable:
-        _audit(request, Event.RESOLVER_UNAVAILABLE, Outcome.FAILURE)
-        return HttpResponse("Service unavailable", status=503, content_type="text/plain")
-    if resolution is None:
-        _audit(request, Event.NOT_FOUND, Outcome.FAILURE)
-        return _not_found()
-    _audit(request, Event.VERIFIED, Outcome.SUCCESS, account_number=resolution.account_number)
-    return JsonResponse(
-        {"account": resolution.account_number, "balance": f"{resolution.balance:.2f}"}
-    )
+        except Locked as exc:
+            # 404, not 429: the Function says "not located" for any non-2xx anyway, and a
+            # status of its own would tell a guesser that the card or caller they are trying is
+            # a real one. The rows are staff-only: they name each account a card's lock refused.
+            for account_number in exc.accounts or [""]:
+                _audit(
+                    request,
+                    Event.LOCKED_OUT,
+                    Outcome.FAILURE,
+                    scope=exc.scope,
+                    account_number=account_number,
+                )
+            return _not_found()
+        except ResolverUnavailable:
+            _audit(request, Event.RESOLVER_UNAVAILABLE, Outcome.FAILURE)
+            return HttpResponse("Service unavailable", status=503, content_type="text/plain")
+        if resolution is None:
+            _audit(request, Event.NOT_FOUND, Outcome.FAILURE)
+            return _not_found()
+        _audit(request, Event.VERIFIED, Outcome.SUCCESS, account_number=resolution.account_number)
+        return JsonResponse(
+            {"account": resolution.account_number, "balance": f"{resolution.balance:.2f}"}
+        )
