@@ -20,6 +20,9 @@ from audit.models import AuditEvent
 from conftest import manage
 
 CALLS = "calls.0001_initial"
+# Every migration of calls, in the order a run applies them (a run back unapplies them in
+# reverse, and its end lists them in this order).
+CALLS_ALL = [CALLS, "calls.0002_callsession_attestation"]
 LEGACY = "legacy.0001_initial"
 
 
@@ -52,10 +55,10 @@ def test_each_run_that_changes_the_schema_is_a_start_and_an_end_naming_its_migra
     migrate(tmp_path, "calls", "zero")
     migrate(tmp_path)
     assert details(tmp_path)[1:] == [
-        ("info", {"run": "started", "applying": [], "unapplying": [CALLS]}),
-        ("success", {"applied": [], "unapplied": [CALLS]}),
-        ("info", {"run": "started", "applying": [CALLS], "unapplying": []}),
-        ("success", {"applied": [CALLS], "unapplied": []}),
+        ("info", {"run": "started", "applying": [], "unapplying": CALLS_ALL[::-1]}),
+        ("success", {"applied": [], "unapplied": CALLS_ALL}),
+        ("info", {"run": "started", "applying": CALLS_ALL, "unapplying": []}),
+        ("success", {"applied": CALLS_ALL, "unapplied": []}),
     ]
     assert manage(tmp_path, "verify_audit_log").returncode == 0
 
@@ -76,7 +79,7 @@ def test_a_run_that_stops_partway_is_recorded_as_failed_by_the_next(tmp_path):
     assert failed.returncode == 1 and "already exists" in failed.stderr
     assert details(tmp_path)[-1] == (
         "info",
-        {"run": "started", "applying": [CALLS, LEGACY], "unapplying": []},
+        {"run": "started", "applying": [*CALLS_ALL, LEGACY], "unapplying": []},
     )
     check = manage(tmp_path, "check", "--database", "default")
     assert check.returncode == 0 and "(audit.W001)" in check.stderr
@@ -89,7 +92,7 @@ def test_a_run_that_stops_partway_is_recorded_as_failed_by_the_next(tmp_path):
     assert detail == {
         "run": "unfinished",
         "started_at": detail["started_at"],
-        "applied": [CALLS],
+        "applied": CALLS_ALL,
         "unapplied": [],
         "failed": LEGACY,  # the migration it stopped in
     }
