@@ -314,8 +314,8 @@ def _wait_for_a_lock_wait() -> bool:
 def test_a_failure_counted_while_its_idle_counter_is_purged_still_counts(demo_account, monkeypatch):
     caller = "+15550000009"
     assert resolve("1234", "0000", caller) is None
-    # Both counters idle for more than a window: the purge deletes them.
-    Lockout.objects.update(failures=[], updated_at=timezone.now() - timedelta(days=2))
+    # Both counters idle for longer than their failures count: the purge deletes them.
+    Lockout.objects.update(failures=[], updated_at=timezone.now() - timedelta(days=31))
     guess: list[object] = []
 
     def wrong_pin() -> None:
@@ -337,8 +337,8 @@ def test_a_failure_counted_while_its_idle_counter_is_purged_still_counts(demo_ac
     assert purge_sessions()["counters"] == 2
     thread.join(timeout=30)
     assert guess == [None]
-    # The wrong PIN is counted on the caller and on the account, as any other is.
+    # The wrong PIN is counted on the caller and on the card, as any other is.
     assert sorted((row.scope, row.key, len(row.failures)) for row in Lockout.objects.all()) == [
-        ("account", "AC12345678", 1),
         ("caller", caller, 1),
+        ("card", lockout.card_key("1234"), 1),
     ]
