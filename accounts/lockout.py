@@ -91,11 +91,6 @@ def policy(scope: str) -> Policy:
     return caller_policy() if scope == Lockout.Scope.CALLER else card_policy()
 
 
-def window() -> timedelta:
-    """The callers' window: how long a caller's failure counts."""
-    return caller_policy().window
-
-
 def idle(now: datetime) -> Q:
     """Counters that hold no failure that still counts and no lock: purge_sessions' to delete."""
     callers = Q(scope=Lockout.Scope.CALLER, updated_at__lt=now - caller_policy().kept)
