@@ -152,7 +152,8 @@ def _delete_rows(rows: QuerySet[Any], batch: _Batch) -> int:
 class Command(DatabaseCommand):
     help = (
         "End calls past their lifetime; delete sessions past retention, lockout counters idle "
-        "for as long as their failures count, and expired admin sessions (run it hourly, from one host)."
+        "for as long as their failures count, and expired admin sessions (run it hourly, from "
+        "one host)."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
