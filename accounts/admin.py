@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
@@ -21,9 +22,9 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import Account, Lockout, is_four_digits
 from audit.models import AuditEvent
-from audit.phones import mask_phone
+from audit.phones import e164, mask_phone
 from staff.admin_site import StrictListAdmin, ViewsAudited, sealed_column
-from staff.auditing import record_staff_action
+from staff.auditing import querystring_filters, record_page_view, record_staff_action
 
 # Form-only fields: the model's own card_last4 and pin hold tokens and are not editable.
 CREDENTIALS = ("new_card_last4", "new_pin")
@@ -183,6 +184,19 @@ class LockoutAdmin(ViewsAudited, StrictListAdmin):
         "0044 20 7946 0958), or an account number."
     )
     actions = ["lift"]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The list, and its ``record_viewed`` row as ViewsAudited writes it, but with a caller
+        number searched for masked: the audit log (and its admin) never holds one in full."""
+        response = StrictListAdmin.changelist_view(self, request, extra_context)
+        filters = querystring_filters(request)
+        search = filters.get(SEARCH_VAR)
+        if isinstance(search, str) and (number := e164(search)) is not None:
+            filters[SEARCH_VAR] = mask_phone(number)
+        record_page_view(request, response, model=self.model._meta.label, filters=filters)
+        return response
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Lockout]:
         # A card's counter names the first account behind the card, in the list's one query.

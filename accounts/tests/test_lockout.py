@@ -362,7 +362,9 @@ def test_the_tenth_failure_in_30_days_locks_the_card_until_the_oldest_leaves(dem
     assert refused.value.until == START + timedelta(days=30)
     clock.shift(timedelta(minutes=1))
     assert resolve("1234", "4321", "+15559990000").account_number == "AC12345678"
-    event = AuditEvent.objects.filter(event="locked_out", detail__scope="card").last()
+    event = AuditEvent.objects.filter(
+        event="locked_out", detail__scope="card"
+    ).first()  # the newest
     assert event.detail["failures"] == 10
 
 

@@ -148,3 +148,15 @@ def test_a_lift_by_a_role_without_the_permission_is_refused_and_audited(demo_acc
     row = AuditEvent.objects.get(event="unauthorized")
     assert (row.actor, row.channel, row.outcome) == ("watcher", "admin", "failure")
     assert row.detail == {"path": "/admin/accounts/lockout/", "method": "POST"}
+
+
+def test_a_searched_caller_number_is_masked_in_the_pages_audit_row(staff, demo_account):
+    for _ in range(5):
+        resolve("9999", "0000", "+15005550006")
+    staff.get("/admin/accounts/lockout/", {"q": "+1 500 555 0006", "scope__exact": "caller"})
+    row = AuditEvent.objects.filter(event="record_viewed").first()  # the newest
+    assert row.detail["filters"] == {"q": "**********06", "scope__exact": "caller"}
+    assert row.detail["model"] == "accounts.Lockout"
+    staff.get("/admin/accounts/lockout/", {"q": "AC12345678"})
+    row = AuditEvent.objects.filter(event="record_viewed").first()  # the newest
+    assert row.detail["filters"] == {"q": "AC12345678"}
