@@ -4,14 +4,17 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test import override_settings
+from django.db import connection, transaction
+from django.test import Client, override_settings
+from django.utils import timezone
 
 from accounts import lockout
-from accounts.models import GuessingWindow
+from accounts.models import GuessingWindow, Lockout
 from accounts.resolvers import resolve
 from audit.models import AuditEvent
-from conftest import START
+from conftest import LEGACY_KEY, START, tutorial_encrypt
+
+URL = "/api/decrypt-gather"
 
 pytestmark = pytest.mark.django_db
 WATCH = {"SECUREGATHER_GUESSING_FAILURES": 3, "SECUREGATHER_GUESSING_WINDOW": 600}
@@ -86,3 +89,60 @@ def test_workers_racing_past_the_threshold_write_one_row(demo_account):
         thread.join()
     assert AuditEvent.objects.filter(event="guessing_suspected").count() == 1
     assert GuessingWindow.objects.get().failures == 8
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@override_settings(SECUREGATHER_GUESSING_FAILURES=6, SECUREGATHER_GUESSING_WINDOW=3600)
+def test_voice_and_api_verifications_of_many_cards_share_the_watch_without_deadlock(
+    demo_account, settings
+):
+    # Each verification takes its counters, then the watch's window, then the chain's head:
+    # in one order on both channels, so none waits on another that waits on it.
+    settings.SECUREGATHER_LEGACY_KEY = LEGACY_KEY
+    settings.SECUREGATHER_API_TOKEN = ""
+    ciphertexts = tutorial_encrypt(*[digits for i in range(4) for digits in (f"7{i}00", "0000")])
+    # Expired locks on every card: each verification writes an audit row (the expiry) before it
+    # counts its failure on the watch.
+    Lockout.objects.bulk_create(
+        Lockout(scope="card", key=lockout.card_key(card), locked_until=timezone.now())
+        for i in range(4)
+        for card in (f"7{i}00", f"8{i}00")
+    )
+    start, errors = threading.Barrier(8), []
+
+    def voice(i):
+        try:
+            start.wait()
+            with transaction.atomic(), AuditEvent.batched():
+                assert resolve(f"8{i}00", "0000", f"+1555{i:07d}") is None
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def api(i):
+        try:
+            start.wait()
+            body = {
+                "encryptedCardDigits": ciphertexts[2 * i],
+                "encryptedPinDigits": ciphertexts[2 * i + 1],
+            }
+            response = Client().post(URL, body, content_type="application/json")
+            assert response.status_code == 404
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=voice, args=(i,)) for i in range(4)]
+    threads += [threading.Thread(target=api, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert GuessingWindow.objects.get().failures == 8
+    assert AuditEvent.objects.filter(event="guessing_suspected").count() == 1
+    assert AuditEvent.objects.filter(event="not_found").count() == 4  # the API's own rows
+    assert AuditEvent.objects.filter(event="unlocked").count() == 8
