@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0001_initial'),
+        ('calls', '0002_caller_digest'),
     ]
 
     operations = [
