@@ -102,7 +102,8 @@ def test_calls_by_outcome_lockouts_refusals_and_step_latency(call, demo_account,
     assert grew("securegather_refusals_total", kind="signature_rejected") == 1
     assert grew("securegather_lockouts_total") == 2
     assert value(after, "securegather_locked", scope="caller") == 1
-    assert value(after, "securegather_locked", scope="account") == 1
+    assert value(after, "securegather_locked", scope="card") == 1
+    assert value(after, "securegather_locked", scope="owner") == 0
     # Every answer a step gives is timed, its refusals too: the forged request's 403.
     assert grew("securegather_step_seconds_count", step="incoming") == 2
     for step in ("card", "pin", "status"):
