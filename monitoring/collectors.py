@@ -127,7 +127,8 @@ class DatabaseCollector(Collector):
         yield refusals
 
         lockouts = CounterMetricFamily(
-            "securegather_lockouts", "Lockout counters (callers, cards, owners) locked after failed guesses."
+            "securegather_lockouts",
+            "Lockout counters (callers, cards, owners) locked after failed guesses.",
         )
         lockouts.add_metric([], sum(n for (e, _), n in counts.items() if e == Event.LOCKED_OUT))
         yield lockouts
