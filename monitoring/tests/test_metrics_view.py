@@ -74,6 +74,18 @@ def test_another_address_is_403():
     assert Client(REMOTE_ADDR="192.0.2.8").get("/metrics").status_code == 403
 
 
+@override_settings(
+    SECUREGATHER_METRICS_ADDRESSES=["127.0.0.1", "10.0.0.0/8", "0.0.0.0/0", "::/0"],
+    SECUREGATHER_TRUSTED_PROXY_HEADER="X-Forwarded-For",
+    SECUREGATHER_TRUSTED_PROXY_COUNT=1,
+)
+@pytest.mark.parametrize("forwarded", [None, '"', '10.0.0.5, "', "unknown"])
+def test_behind_the_proxy_a_request_named_by_no_address_is_403_whatever_is_listed(forwarded):
+    # Its peer is the proxy (127.0.0.1), listed here; the client's address is none at all.
+    headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics", headers=headers).status_code == 403
+
+
 @override_settings(SECUREGATHER_METRICS_TOKEN=TOKEN)
 def test_only_get_and_head():
     assert (
