@@ -11,7 +11,7 @@ from typing import Any, Literal, cast
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 
 # Its import registers User's admin, which StaffUserAdmin below replaces.
 from django.contrib.auth import admin as auth_admin
@@ -28,7 +28,14 @@ from django_otp import user_has_device
 
 from audit.chain import CHAINED_FIELDS
 from audit.models import AuditEvent
-from staff.admin_site import BoundedChangeList, CallerSearch, ReadOnlyAdmin, ViewsAudited
+from staff.admin_site import (
+    NUMBER_IN_ADDRESS,
+    BoundedChangeList,
+    CallerSearch,
+    ReadOnlyAdmin,
+    ViewsAudited,
+    looks_like_number,
+)
 from staff.auditing import querystring_filters, record_staff_action
 
 # Every column a MAC covers, then the chain itself: what an assessor needs to re-verify a row.
@@ -214,6 +221,9 @@ class AuditEventAdmin(CallerSearch, ViewsAudited, ReadOnlyAdmin):
             self.has_view_permission(request) and request.user.has_perm("audit.export_auditevent")
         ):
             raise PermissionDenied
+        if looks_like_number(request.GET.get(SEARCH_VAR, "").strip()):
+            # As the list refuses it (NumberSearch): the export link carries the digests.
+            return HttpResponseBadRequest(NUMBER_IN_ADDRESS)
         try:
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
