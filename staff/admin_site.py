@@ -144,9 +144,8 @@ class StaffAdminSite(OTPAdminSite):
     # The lists of calls and audit rows need the width (a 1,366 px screen); the first page
     # lists every model, and each page's breadcrumbs lead back to it.
     enable_nav_sidebar = False
-    # The ops desk (desk/templates/desk/index.html): the dashboard, then the list of models.
-    # The desk app draws it from the apps above this one; only its template name is known here.
-    index_template = "desk/index.html"
+    # The first page is the ops desk's when the desk app is installed: it sets index_template
+    # from its AppConfig.ready(), as it draws from the apps above this one.
 
     def __init__(self, name: str = "admin") -> None:
         # The "admin" name keeps every admin: URL name and template working unchanged.
