@@ -25,6 +25,7 @@ from audit.models import AuditEvent
 from desk.charts import Chart, bars, columns
 from keys.keyring import get_keyring
 from keys.models import KeyRecord
+from staff.admin import FailedVerifications
 
 Event = AuditEvent.Event
 # The events that end a call's verification, as the dashboard names them, success first.
@@ -36,9 +37,9 @@ OUTCOMES = {
     Event.RESOLVER_UNAVAILABLE: "resolver unavailable",
     Event.SESSION_EXPIRED: "expired",
 }
-# The outcomes that count as a failed verification, per hour: a wrong card or PIN, or a caller
-# or account refused for too many of them.
-FAILURES = (Event.NOT_FOUND, Event.LOCKED_OUT, Event.RETRIES_EXHAUSTED)
+# The outcomes that count as a failed verification, per hour, as the audit log's filter of them
+# lists them: a wrong card or PIN, or a caller or account refused for too many of them.
+FAILURES = FailedVerifications.EVENTS
 # Locks listed by name; the lockouts page has the rest.
 LOCKS_SHOWN = 20
 HOURS = 24
@@ -129,7 +130,7 @@ def period(title: str, since: datetime) -> Period:
 
 def failures_per_hour(now: datetime) -> Chart:
     """Failed verifications in each of the last 24 hours, oldest first, each a link to the
-    hour's failures in the audit log (refusals of forged requests among them)."""
+    hour's failed verifications in the audit log: the rows its bar counts."""
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     start = end - timedelta(hours=HOURS)
     found = dict(
@@ -148,7 +149,7 @@ def failures_per_hour(now: datetime) -> Chart:
                 audit_url(
                     created_at__gte=hour.isoformat(),
                     created_at__lt=(hour + timedelta(hours=1)).isoformat(),
-                    outcome__exact=AuditEvent.Outcome.FAILURE,
+                    **{FailedVerifications.parameter_name: FailedVerifications.FAILED},
                 ),
             )
             for hour in hours

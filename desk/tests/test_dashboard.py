@@ -80,6 +80,25 @@ def test_calls_are_counted_by_outcome_from_the_audit_log(superuser, call):
     assert hours[-1].label == "09:00"
 
 
+def test_each_hours_bar_links_to_the_rows_it_counts(ops_client, ops_user):
+    with time_machine.travel(START, tick=False):
+        for event in ["not_found", "locked_out", "retries_exhausted", "not_found"]:
+            AuditEvent.record(event, "failure")
+        # Failures, yet no failed verification: a forged request refused, a wrong staff password.
+        AuditEvent.record("signature_rejected", "failure")
+        AuditEvent.record("staff_login_failed", "failure")
+        AuditEvent.record("verified", "success")
+    last = dashboard(ops_user, START + timedelta(minutes=30)).failures_per_hour.bars[-1]
+    listed = ops_client.get(last.url)
+    assert listed.status_code == 200
+    assert last.value == listed.context["cl"].result_count == 4
+    assert {row.event for row in listed.context["cl"].result_list} == {
+        "not_found",
+        "locked_out",
+        "retries_exhausted",
+    }
+
+
 def test_the_last_verification_says_when_and_what_it_found(ops_client, calls_made):
     assert "has never been verified" in board_of(ops_client)
     verify_log()
