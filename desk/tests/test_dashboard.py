@@ -3,6 +3,7 @@ failures per hour, the locks, the audit log's last verification, the keyring and
 system checks, each for a role that can already view its records."""
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 import time_machine
@@ -14,7 +15,7 @@ from accounts.models import Lockout
 from audit.models import AuditEvent
 from audit.verification import verify_log
 from conftest import CALLER, START, make_staff, verified_client
-from desk.dashboard import dashboard, failing_checks
+from desk.dashboard import CHECKS_CACHED_FOR, dashboard, failing_checks
 from keys.keyring import get_keyring
 from keys.models import KeyRecord
 
@@ -46,6 +47,22 @@ def test_a_superuser_sees_the_keyring_and_the_system_checks_too(admin_client, ca
     assert 'id="desk-checks"' in page
     assert all(f"<code>{check.id}</code>" in page for check in failing)
     assert ("Every system check passes." in page) == (not failing)
+
+
+def test_the_system_checks_run_at_most_once_a_minute_per_worker(superuser):
+    with (
+        time_machine.travel(START, tick=False),
+        mock.patch("desk.dashboard.run_checks", autospec=True, return_value=[]) as run,
+    ):
+        dashboard(superuser, START)
+        dashboard(superuser, START)
+        assert run.call_count == 1
+    with (
+        time_machine.travel(START + timedelta(seconds=CHECKS_CACHED_FOR + 1), tick=False),
+        mock.patch("desk.dashboard.run_checks", autospec=True, return_value=[]) as run,
+    ):
+        dashboard(superuser, START)
+        assert run.call_count == 1
 
 
 def test_a_staff_member_without_a_role_sees_no_section(db):
