@@ -401,6 +401,9 @@ class NumberSearch(admin.ModelAdmin):
     posts, CSRF-protected, to the admin's ``search/`` view, which turns a number into what finds
     its rows (:meth:`number_search`) and redirects to the list with that as ``q``: POST, redirect,
     GET. A GET whose ``q`` reads as a number is not searched: ops are told to use the box.
+
+    An admin adopts it with a :meth:`number_search` and its model's search form template,
+    ``admin/<app>/<model>/search_form.html``: ``{% extends "admin/number_search_form.html" %}``.
     """
 
     def number_search(self, text: str) -> str | None:
