@@ -22,6 +22,7 @@ import time_machine
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
@@ -208,6 +209,15 @@ def _is_transactional(request: pytest.FixtureRequest) -> bool:
         {"transactional_db", "live_server"} & set(request.fixturenames)
         or (marker and (marker.kwargs.get("transaction") or marker.args[:1] == (True,)))
     )
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    """Each test starts with the default cache (local memory) empty: what one test's settings
+    made the dashboard cache (its system checks) is not another's."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -89,11 +89,16 @@ class CallSession(SealedFieldsMixin, models.Model):
     account_sid = models.CharField("AccountSid", max_length=34, blank=True)
     caller = models.CharField(max_length=32, blank=True)
     # The keyed digest of the caller's number (audit.phones.caller_digest): the admin finds a
-    # call by number through it, as it finds the call's audit rows.
-    caller_digest = models.CharField(max_length=100, blank=True, editable=False, db_index=True)
+    # call by number through it, as it finds the call's audit rows. Its database default lets the
+    # release before it insert sessions without it while a rolling deploy runs both: migrate
+    # runs before the new code takes traffic (docs/deployment.md).
+    caller_digest = models.CharField(
+        max_length=100, blank=True, editable=False, db_index=True, default="", db_default=""
+    )
     # The caller's SHAKEN/STIR verification as Twilio's first webhook of the call gave it
     # (StirVerstat); "TN-Validation-Passed-A" from a registered number makes the owner's call.
-    attestation = models.CharField(max_length=40, blank=True)
+    # A database default too, for the release before it (see caller_digest).
+    attestation = models.CharField(max_length=40, blank=True, default="", db_default="")
     # The call's prompt language when the caller chose one; blank means the configured default.
     language = models.CharField(max_length=8, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.AWAITING_CARD)

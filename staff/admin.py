@@ -11,7 +11,7 @@ from typing import Any, Literal, cast
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 
 # Its import registers User's admin, which StaffUserAdmin below replaces.
 from django.contrib.auth import admin as auth_admin
@@ -28,7 +28,14 @@ from django_otp import user_has_device
 
 from audit.chain import CHAINED_FIELDS
 from audit.models import AuditEvent
-from staff.admin_site import BoundedChangeList, CallerSearch, ReadOnlyAdmin, ViewsAudited
+from staff.admin_site import (
+    NUMBER_IN_ADDRESS,
+    BoundedChangeList,
+    CallerSearch,
+    ReadOnlyAdmin,
+    ViewsAudited,
+    looks_like_number,
+)
 from staff.auditing import querystring_filters, record_staff_action
 
 # Every column a MAC covers, then the chain itself: what an assessor needs to re-verify a row.
@@ -155,6 +162,29 @@ def link_to_account(number: str) -> str:
     return format_html('<a href="{}?{}">{}</a>', url, urlencode({"q": number}), number)
 
 
+class FailedVerifications(admin.SimpleListFilter):
+    """The audit log's failed verifications (``?verification=failed``): the rows the dashboard's
+    failures per hour count, and the list each hour's bar links to."""
+
+    title = "verification"
+    parameter_name = "verification"
+    FAILED = "failed"
+    # A wrong card or PIN, or a caller or account refused for too many of them.
+    EVENTS = (
+        AuditEvent.Event.NOT_FOUND,
+        AuditEvent.Event.LOCKED_OUT,
+        AuditEvent.Event.RETRIES_EXHAUSTED,
+    )
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(self.FAILED, "failed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == self.FAILED:
+            return queryset.filter(event__in=self.EVENTS)
+        return queryset
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(CallerSearch, ViewsAudited, ReadOnlyAdmin):
     list_display = [
@@ -168,7 +198,7 @@ class AuditEventAdmin(CallerSearch, ViewsAudited, ReadOnlyAdmin):
         "account_link",
         "key_id",
     ]
-    list_filter = ["event", "outcome", "channel", "created_at"]
+    list_filter = ["event", FailedVerifications, "outcome", "channel", "created_at"]
     # Exact matches, which their indexes serve; "=field" is iexact (UPPER(...) = UPPER(...)),
     # which none does: a search would read the whole log.
     # A caller's number is matched through its digest (CallerSearch), under every ring key.
@@ -214,6 +244,9 @@ class AuditEventAdmin(CallerSearch, ViewsAudited, ReadOnlyAdmin):
             self.has_view_permission(request) and request.user.has_perm("audit.export_auditevent")
         ):
             raise PermissionDenied
+        if looks_like_number(request.GET.get(SEARCH_VAR, "").strip()):
+            # As the list refuses it (NumberSearch): the export link carries the digests.
+            return HttpResponseBadRequest(NUMBER_IN_ADDRESS)
         try:
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:

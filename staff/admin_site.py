@@ -30,11 +30,14 @@ from django.contrib.auth import logout
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import DateTimeField, Model, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.decorators import method_decorator
 from django.utils.text import smart_split
+from django.views.decorators.http import require_POST
 from django_otp import devices_for_user, user_has_device
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.models import Device
@@ -141,9 +144,8 @@ class StaffAdminSite(OTPAdminSite):
     # The lists of calls and audit rows need the width (a 1,366 px screen); the first page
     # lists every model, and each page's breadcrumbs lead back to it.
     enable_nav_sidebar = False
-    # The ops desk (desk/templates/desk/index.html): the dashboard, then the list of models.
-    # The desk app draws it from the apps above this one; only its template name is known here.
-    index_template = "desk/index.html"
+    # The first page is the ops desk's when the desk app is installed: it sets index_template
+    # from its AppConfig.ready(), as it draws from the apps above this one.
 
     def __init__(self, name: str = "admin") -> None:
         # The "admin" name keeps every admin: URL name and template working unchanged.
@@ -362,35 +364,108 @@ MAX_CALLER_DIGESTS = 16
 
 
 def searched_digests(search: str) -> list[str] | None:
-    """The caller digests a search asks for: of a number typed in any common spelling, or of a
-    ``caller:`` search; None when it is neither, and an empty list for a malformed ``caller:``."""
-    if search.startswith(CALLER_SEARCH):
-        parts = search[len(CALLER_SEARCH) :].split(",")
-        if len(parts) > MAX_CALLER_DIGESTS:
-            return []
-        return [part for part in parts if CALLER_DIGEST.fullmatch(part)]
-    return caller_digests(search) or None
+    """The caller digests a ``caller:`` search asks for (an empty list when it is malformed), or
+    None for any other search."""
+    if not search.startswith(CALLER_SEARCH):
+        return None
+    parts = search[len(CALLER_SEARCH) :].split(",")
+    if len(parts) > MAX_CALLER_DIGESTS:
+        return []
+    return [part for part in parts if CALLER_DIGEST.fullmatch(part)]
 
 
-class CallerSearch(admin.ModelAdmin):
-    """A changelist of rows with a ``caller_digest`` that finds them by the caller's full number.
+# Text that reads as a phone number: digits, with the spaces, "+", brackets, dashes and dots
+# people type between them, and at least as many digits as the shortest number dialled (7).
+NUMBER_LIKE = re.compile(r"[\d\s+().-]+")
+NUMBER_DIGITS = 7
+# What ops read when a number comes in a page's address (a hand-made or old link): the list is
+# shown without it, and nothing keeps it.
+NUMBER_IN_ADDRESS = (
+    "A caller's number is never searched from a page's address: type it into the search box."
+)
+NUMBER_NOT_FOUND = (
+    "Type the caller's full number with its country code (+1 555 123 4567): a number without "
+    "it could be anyone's."
+)
 
-    The number is matched exactly, in E.164, through its keyed digest under every key of the
-    ring, so the rows store and show only the masked number. A search typed as a number is
-    redirected to the same search by its digests: neither the page (its search box, its links)
-    nor the address it stays at holds the number.
+
+def looks_like_number(text: str) -> bool:
+    """Whether ``text`` reads as a phone number, in any spelling, valid or not."""
+    return bool(NUMBER_LIKE.fullmatch(text)) and sum(c.isdigit() for c in text) >= NUMBER_DIGITS
+
+
+class NumberSearch(admin.ModelAdmin):
+    """A changelist searched by a caller's number that no address ever carries.
+
+    Its search box (admin/number_search_form.html, used by the model's ``search_form.html``)
+    posts, CSRF-protected, to the admin's ``search/`` view, which turns a number into what finds
+    its rows (:meth:`number_search`) and redirects to the list with that as ``q``: POST, redirect,
+    GET. A GET whose ``q`` reads as a number is not searched: ops are told to use the box.
+
+    An admin adopts it with a :meth:`number_search` and its model's search form template,
+    ``admin/<app>/<model>/search_form.html``: ``{% extends "admin/number_search_form.html" %}``.
     """
+
+    def number_search(self, text: str) -> str | None:
+        """The ``q`` that finds the rows of the number ``text``, holding no number; None when
+        ``text`` is not a number this list can find."""
+        raise NotImplementedError
+
+    def get_urls(self) -> list[URLPattern]:
+        name = f"{self.opts.app_label}_{self.opts.model_name}_search"
+        search = path("search/", self.admin_site.admin_view(self.search_view), name=name)
+        return [search, *super().get_urls()]
+
+    def changelist_url(self, query: QueryDict) -> str:
+        url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist",
+            current_app=self.admin_site.name,
+        )
+        return f"{url}?{query.urlencode()}" if query else url
+
+    @method_decorator(require_POST)
+    def search_view(self, request: HttpRequest) -> HttpResponse:
+        """The search box's text, as the list's ``q``: a number as :meth:`number_search` has it,
+        anything else as typed; a number this list cannot find, not at all."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        query = QueryDict(mutable=True)
+        for key, values in request.POST.lists():
+            if key not in (SEARCH_VAR, "csrfmiddlewaretoken"):
+                query.setlist(key, values)  # the list's filters, kept
+        text = request.POST.get(SEARCH_VAR, "").strip()
+        found = self.number_search(text) if text else None
+        if found is not None:
+            query[SEARCH_VAR] = found
+        elif looks_like_number(text):
+            messages.error(request, NUMBER_NOT_FOUND)
+        elif text:
+            query[SEARCH_VAR] = text
+        return redirect(self.changelist_url(query))
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        search = request.GET.get(SEARCH_VAR, "").strip()
-        digests = caller_digests(search) if not search.startswith(CALLER_SEARCH) else []
-        if digests:
+        if looks_like_number(request.GET.get(SEARCH_VAR, "").strip()):
+            # Already in an address (history, a proxy's log): not in one more, nor in a row.
+            messages.error(request, NUMBER_IN_ADDRESS)
             query = request.GET.copy()
-            query[SEARCH_VAR] = CALLER_SEARCH + ",".join(digests)
-            return redirect(f"{request.path}?{query.urlencode()}")
+            del query[SEARCH_VAR]
+            return redirect(self.changelist_url(query))
         return super().changelist_view(request, extra_context)
+
+
+class CallerSearch(NumberSearch):
+    """A changelist of rows with a ``caller_digest`` that finds them by the caller's full number.
+
+    The number is matched exactly, in E.164, through its keyed digest under every key of the
+    ring, so the rows store and show only the masked number, and the list's address carries the
+    digests (``?q=caller:kid:hex,...``), never the number.
+    """
+
+    def number_search(self, text: str) -> str | None:
+        digests = caller_digests(text)
+        return CALLER_SEARCH + ",".join(digests) if digests else None
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str

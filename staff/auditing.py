@@ -22,6 +22,7 @@ Passwords and one-time codes never reach a row: only the username, when it names
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -137,10 +138,32 @@ def querystring_filters(request: HttpRequest) -> dict[str, str | list[str]]:
     return filters
 
 
+# A run of 7 or more digits, as a phone number is typed: "+1 (500) 555-0006", "5005550006",
+# "500.555.0006". 7 digits are the shortest number a country dials (E.164 allows fewer with the
+# country code, none without).
+NUMBER_RUN = re.compile(r"\+?\(?\d(?:[\s().-]*\d){6,}")
+# An identifier a search names, kept whole: a Twilio SID ("CA" and 32 hex digits) or an account
+# number ("AC87654321", accounts/provisioning.py), both 2 capital letters then letters or digits.
+# The row of a search must name the call or the account looked at; a number typed starts with
+# a digit, "+" or "(".
+IDENTIFIER = re.compile(r"(?<![0-9A-Za-z])[A-Z]{2}[0-9A-Za-z]{1,32}(?![0-9A-Za-z])")
+
+
 def masked_search(search: str) -> str:
-    """A search as a row may keep it: a caller's number masked to its last 2 digits."""
-    number = e164(search)
-    return mask_phone(number) if number else search
+    """A search as a row may keep it: every run of 7 or more digits (a caller's number, with or
+    without its country code, mistyped or among other words) masked to its last 2 digits, but
+    for the CallSids and account numbers it names."""
+
+    def mask(run: re.Match[str]) -> str:
+        number = e164(run.group())
+        return mask_phone(number or re.sub(r"\D", "", run.group()))
+
+    kept = 0
+    masked: list[str] = []
+    for name in IDENTIFIER.finditer(search):
+        masked += [NUMBER_RUN.sub(mask, search[kept : name.start()]), name.group()]
+        kept = name.end()
+    return "".join([*masked, NUMBER_RUN.sub(mask, search[kept:])])
 
 
 def record_page_view(request: HttpRequest, response: HttpResponse, **detail: Any) -> None:

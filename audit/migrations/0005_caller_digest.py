@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='auditevent',
             name='caller_digest',
-            field=models.CharField(blank=True, db_index=True, editable=False, max_length=100, null=True, verbose_name='caller digest'),
+            field=models.CharField(blank=True, editable=False, max_length=100, null=True, verbose_name='caller digest'),
         ),
     ]

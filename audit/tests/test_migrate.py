@@ -118,6 +118,7 @@ def test_a_run_back_past_the_audit_tables_writes_none_and_the_way_forward_is_one
         "audit.0003_refusalcount",
         "audit.0004_more_events",
         "audit.0005_caller_digest",
+        "audit.0006_caller_digest_index",
     ]
     assert manage(tmp_path, "verify_audit_log").returncode == 0
 

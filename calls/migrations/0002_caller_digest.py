@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='callsession',
             name='caller_digest',
-            field=models.CharField(blank=True, db_index=True, editable=False, max_length=100),
+            field=models.CharField(blank=True, db_default='', db_index=True, default='', editable=False, max_length=100),
         ),
     ]

@@ -3,6 +3,7 @@ failures per hour, the locks, the audit log's last verification, the keyring and
 system checks, each for a role that can already view its records."""
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 import time_machine
@@ -14,7 +15,7 @@ from accounts.models import Lockout
 from audit.models import AuditEvent
 from audit.verification import verify_log
 from conftest import CALLER, START, make_staff, verified_client
-from desk.dashboard import dashboard, failing_checks
+from desk.dashboard import CHECKS_CACHED_FOR, dashboard, failing_checks
 from keys.keyring import get_keyring
 from keys.models import KeyRecord
 
@@ -48,6 +49,22 @@ def test_a_superuser_sees_the_keyring_and_the_system_checks_too(admin_client, ca
     assert ("Every system check passes." in page) == (not failing)
 
 
+def test_the_system_checks_run_at_most_once_a_minute_per_worker(superuser):
+    with (
+        time_machine.travel(START, tick=False),
+        mock.patch("desk.dashboard.run_checks", autospec=True, return_value=[]) as run,
+    ):
+        dashboard(superuser, START)
+        dashboard(superuser, START)
+        assert run.call_count == 1
+    with (
+        time_machine.travel(START + timedelta(seconds=CHECKS_CACHED_FOR + 1), tick=False),
+        mock.patch("desk.dashboard.run_checks", autospec=True, return_value=[]) as run,
+    ):
+        dashboard(superuser, START)
+        assert run.call_count == 1
+
+
 def test_a_staff_member_without_a_role_sees_no_section(db):
     bare = make_staff("bea")
     page = board_of(verified_client(bare))
@@ -78,6 +95,25 @@ def test_calls_are_counted_by_outcome_from_the_audit_log(superuser, call):
         len(hours) == 24 and [b.value for b in hours][-1] == 3 and sum(b.value for b in hours) == 3
     )
     assert hours[-1].label == "09:00"
+
+
+def test_each_hours_bar_links_to_the_rows_it_counts(ops_client, ops_user):
+    with time_machine.travel(START, tick=False):
+        for event in ["not_found", "locked_out", "retries_exhausted", "not_found"]:
+            AuditEvent.record(event, "failure")
+        # Failures, yet no failed verification: a forged request refused, a wrong staff password.
+        AuditEvent.record("signature_rejected", "failure")
+        AuditEvent.record("staff_login_failed", "failure")
+        AuditEvent.record("verified", "success")
+    last = dashboard(ops_user, START + timedelta(minutes=30)).failures_per_hour.bars[-1]
+    listed = ops_client.get(last.url)
+    assert listed.status_code == 200
+    assert last.value == listed.context["cl"].result_count == 4
+    assert {row.event for row in listed.context["cl"].result_list} == {
+        "not_found",
+        "locked_out",
+        "retries_exhausted",
+    }
 
 
 def test_the_last_verification_says_when_and_what_it_found(ops_client, calls_made):

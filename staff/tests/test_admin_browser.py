@@ -7,6 +7,7 @@ Screenshots of the dashboard and of a search go to $SECUREGATHER_SCREENSHOTS (de
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -88,6 +89,9 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     options.binary_location = CHROMIUM
     for flag in [*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]:
         options.add_argument(flag)
+    # Chromium's record of each request it sends (its DevTools Network events): the addresses a
+    # search went through, redirects included.
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(30)
     try:
@@ -105,15 +109,20 @@ def assert_no_planted_digits(driver: webdriver.Chrome) -> None:
     assert [d for d in PLANTED if standalone(d).search(text)] == [], driver.current_url
 
 
-def assert_no_full_number(driver: webdriver.Chrome, *numbers: str) -> None:
-    """No caller's number, in any spelling, in the page or its address: national digits apart
-    from the country code, with any spaces, brackets or dashes between them."""
+def assert_no_number_in(text: str, *numbers: str) -> None:
+    """No caller's number, in any spelling, in ``text``: national digits apart from the country
+    code, with any spaces, brackets or dashes between them."""
     for number in numbers:
         national = number[2:]  # "+1" off
         spread = r"[\s().-]*".join(national)
         pattern = rf"(?<![0-9A-Za-z])(?:\+?1[\s().-]*)?{spread}(?![0-9A-Za-z])"
-        for text in (page_text(driver), unquote_plus(driver.current_url)):
-            assert not re.search(pattern, text), number
+        assert not re.search(pattern, text), number
+
+
+def assert_no_full_number(driver: webdriver.Chrome, *numbers: str) -> None:
+    """No caller's number in the page or its address."""
+    for text in (page_text(driver), unquote_plus(driver.current_url)):
+        assert_no_number_in(text, *numbers)
 
 
 def sign_in(driver: webdriver.Chrome, url: str, user) -> None:
@@ -134,12 +143,35 @@ def overflow(driver: webdriver.Chrome) -> dict[str, int]:
     )
 
 
+def requested(driver: webdriver.Chrome) -> list[tuple[str, str]]:
+    """The (method, address) of each request the browser sent since last asked."""
+    sent = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            request = message["params"]["request"]
+            sent.append((request["method"], request["url"]))
+    return sent
+
+
 def search(driver: webdriver.Chrome, text: str) -> None:
+    """Type ``text`` into the list's search box and send it as ops do: posted, then redirected
+    to the list by the number's digests. No address the browser asked for holds the number,
+    not even the first one."""
+    form = driver.find_element(By.ID, "changelist-search")
+    assert form.get_attribute("method") == "post"
+    action = form.get_attribute("action")
+    requested(driver)  # what the page before sent, left out
     box = driver.find_element(By.ID, "searchbar")
     box.clear()
     box.send_keys(text)
     box.submit()
     WebDriverWait(driver, 15).until(expected_conditions.url_contains("q=caller"))
+    sent = requested(driver)
+    assert ("POST", action) in sent, sent
+    assert any(method == "GET" and "q=caller" in url for method, url in sent), sent
+    for _, url in sent:
+        assert_no_number_in(unquote_plus(url), CALLER)
 
 
 def test_ops_reads_the_audit_log_and_a_call_with_masks_only(live_server, browser, calls_made):
