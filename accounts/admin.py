@@ -12,7 +12,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import SEARCH_VAR
 from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
@@ -23,8 +22,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 from accounts.models import Account, Lockout, is_four_digits
 from audit.models import AuditEvent
 from audit.phones import e164, mask_phone
-from staff.admin_site import StrictListAdmin, ViewsAudited, sealed_column
-from staff.auditing import querystring_filters, record_page_view, record_staff_action
+from staff.admin_site import NumberSearch, StrictListAdmin, ViewsAudited, sealed_column
+from staff.auditing import record_staff_action
 
 # Form-only fields: the model's own card_last4 and pin hold tokens and are not editable.
 CREDENTIALS = ("new_card_last4", "new_pin")
@@ -163,8 +162,12 @@ def _audit_change(request: HttpRequest, account: Account, action: str, **detail:
     )
 
 
+# The list's search for the counters a caller's number named (LockoutAdmin.number_search).
+COUNTERS = "counters:"
+
+
 @admin.register(Lockout)
-class LockoutAdmin(ViewsAudited, StrictListAdmin):
+class LockoutAdmin(NumberSearch, ViewsAudited, StrictListAdmin):
     # The detail page too shows the caller's number masked, never the raw key column.
     list_display = fields = readonly_fields = (
         "scope",
@@ -185,31 +188,31 @@ class LockoutAdmin(ViewsAudited, StrictListAdmin):
     )
     actions = ["lift"]
 
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        """The list, and its ``record_viewed`` row as ViewsAudited writes it, but with a caller
-        number searched for masked: the audit log (and its admin) never holds one in full."""
-        response = StrictListAdmin.changelist_view(self, request, extra_context)
-        filters = querystring_filters(request)
-        search = filters.get(SEARCH_VAR)
-        if isinstance(search, str) and (number := e164(search)) is not None:
-            filters[SEARCH_VAR] = mask_phone(number)
-        record_page_view(request, response, model=self.model._meta.label, filters=filters)
-        return response
-
     def get_queryset(self, request: HttpRequest) -> QuerySet[Lockout]:
         # A card's counter names the first account behind the card, in the list's one query.
         first_account = Account.objects.filter(card_digest=OuterRef("key")).values("number")[:1]
         return super().get_queryset(request).annotate(card_account=Subquery(first_account))
 
+    def number_search(self, text: str) -> str | None:
+        """A caller's number as the counters it names (``counters:ID,ID``): the list's address
+        then holds their ids, never the number."""
+        if e164(text) is None:
+            return None
+        ids = Lockout.objects.filter(Lockout.matching(text)).values_list("id", flat=True)
+        return COUNTERS + ",".join(str(pk) for pk in ids.order_by("id"))
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Lockout], search_term: str
     ) -> tuple[QuerySet[Lockout], bool]:
-        # The page's own checks on a search (its length) first; the match is Lockout.matching.
+        # The page's own checks on a search (its length) first; the match is Lockout.matching,
+        # or the counters a posted number search named.
         super().get_search_results(request, queryset, search_term)
-        if not search_term.strip():
+        search_term = search_term.strip()
+        if not search_term:
             return queryset, False
+        if search_term.startswith(COUNTERS):
+            ids = [int(pk) for pk in search_term[len(COUNTERS) :].split(",") if pk.isdigit()]
+            return queryset.filter(id__in=ids), False
         return queryset.filter(Lockout.matching(search_term)), False
 
     @admin.display(description="key")

@@ -44,10 +44,21 @@ def test_a_caller_number_is_found_in_any_common_spelling(staff, demo_account, se
     for _ in range(5):
         resolve("9999", "0000", "+15005550006")
         resolve("1234", "0000", "+15557770000")
-    page = staff.get("/admin/accounts/lockout/", {"q": search}).content.decode()
+    # The search box posts; the list it leads to names the counters found, not the number.
+    posted = staff.post("/admin/accounts/lockout/search/", {"q": search})
+    assert posted.status_code == 302 and "5550006" not in posted["Location"]
+    assert "counters%3A" in posted["Location"]
+    page = staff.get(posted["Location"]).content.decode()
     assert "**********06" in page and "**********00" not in page
-    # Only the search box holds what was typed; the page shows no number in full.
-    assert "+15005550006" not in page.replace(f'value="{search}"', "")
+    assert "+15005550006" not in page and "5550006" not in page.replace("**********06", "")
+
+
+def test_a_number_in_the_address_is_not_searched(staff, demo_account):
+    for _ in range(5):
+        resolve("9999", "0000", "+15005550006")
+    answer = staff.get("/admin/accounts/lockout/", {"q": "+1 500 555 0006"})
+    assert answer.status_code == 302 and "q=" not in answer["Location"]
+    assert not AuditEvent.objects.filter(event="record_viewed").exists()
 
 
 def test_an_account_number_finds_its_cards_counter(staff, demo_account):
@@ -150,12 +161,16 @@ def test_a_lift_by_a_role_without_the_permission_is_refused_and_audited(demo_acc
     assert row.detail == {"path": "/admin/accounts/lockout/", "method": "POST"}
 
 
-def test_a_searched_caller_number_is_masked_in_the_pages_audit_row(staff, demo_account):
+def test_a_searched_caller_number_is_not_in_the_pages_audit_row(staff, demo_account):
     for _ in range(5):
         resolve("9999", "0000", "+15005550006")
-    staff.get("/admin/accounts/lockout/", {"q": "+1 500 555 0006", "scope__exact": "caller"})
+    posted = staff.post(
+        "/admin/accounts/lockout/search/", {"q": "+1 500 555 0006", "scope__exact": "caller"}
+    )
+    staff.get(posted["Location"])
     row = AuditEvent.objects.filter(event="record_viewed").first()  # the newest
-    assert row.detail["filters"] == {"q": "**********06", "scope__exact": "caller"}
+    counter = Lockout.objects.get(scope="caller", key="+15005550006")
+    assert row.detail["filters"] == {"q": f"counters:{counter.pk}", "scope__exact": "caller"}
     assert row.detail["model"] == "accounts.Lockout"
     staff.get("/admin/accounts/lockout/", {"q": "AC12345678"})
     row = AuditEvent.objects.filter(event="record_viewed").first()  # the newest
