@@ -262,7 +262,8 @@ def _rotate_rows(
             current = row[f.attname]
             try:
                 if isinstance(f, SealedField):
-                    if current is None or current.key_id == primary:
+                    # A value sealed to the user's backend is no keyring's to rotate.
+                    if current is None or current.key_id == primary or current.backend_kid:
                         continue
                     plaintext = _open(ring, sealed, row, opened)
                     changes[f.attname] = ring.seal(plaintext, opened[f"ctx:{f.attname}"])
