@@ -38,7 +38,7 @@ TIMESTAMP_HEADER = "X-SecureGather-Timestamp"
 MAX_ANSWER = 16 * 1024
 ACCOUNT_NUMBER = re.compile(r"[A-Za-z0-9-]{1,32}")
 # The backend's opaque account reference: what the lockout counts a wrong PIN on.
-ACCOUNT_REF = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+ACCOUNT_REF = re.compile(r"[A-Za-z0-9._:-]{1,28}")
 STATUSES = ("found", "not_found", "locked")
 
 
@@ -125,8 +125,8 @@ def post(body: bytes, headers: dict[str, str]) -> bytes:
     """POST to SECUREGATHER_BACKEND_URL; the answer's body when the status is 200."""
     url = settings.SECUREGATHER_BACKEND_URL
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
-    context = ssl_context() if url.startswith("https:") else None
     try:
+        context = ssl_context() if url.startswith("https:") else None
         with urllib.request.urlopen(  # noqa: S310 (the URL's scheme is checked: accounts.E010)
             request, timeout=settings.SECUREGATHER_BACKEND_TIMEOUT, context=context
         ) as response:

@@ -142,6 +142,14 @@ class SealedField(_SealedCharField):
         return get_keyring().open(value.token, self.context(instance))
 
 
+def sealed_by(value: Sealed) -> str:
+    """Which key sealed a value, as the audit log names it: a keyring key id, or
+    "backend:<kid>" for the user's backend's key (keys.hpke)."""
+    if (kid := value.backend_kid) is not None:
+        return f"backend:{kid}"
+    return value.key_id or ""
+
+
 def _is_sealed(token: str) -> bool:
     """A keyring token, or one sealed to the user's backend (which nothing here opens)."""
     return is_token(token) or hpke.is_token(token)
