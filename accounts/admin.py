@@ -7,21 +7,24 @@ to its last 2 digits."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import Account, Lockout, is_four_digits
 from audit.models import AuditEvent
-from audit.phones import mask_phone
+from audit.phones import e164, mask_phone
 from staff.admin_site import StrictListAdmin, ViewsAudited, sealed_column
-from staff.auditing import record_staff_action
+from staff.auditing import querystring_filters, record_page_view, record_staff_action
 
 # Form-only fields: the model's own card_last4 and pin hold tokens and are not editable.
 CREDENTIALS = ("new_card_last4", "new_pin")
@@ -166,20 +169,74 @@ class LockoutAdmin(ViewsAudited, StrictListAdmin):
     list_display = fields = readonly_fields = (
         "scope",
         "masked_key",
+        "account",
+        "locked_now",
         "failure_count",
-        "locked_until",
-        "updated_at",
+        "locked_until_zoned",
+        "updated_at_zoned",
     )
     list_filter = ["scope"]
+    # Matched exactly, through Lockout.matching(): never a prefix, which would read a caller's
+    # number back a digit at a time.
+    search_fields = ["key__exact"]
+    search_help_text = (
+        "A caller number in any spelling with its country code (+1 555 123 4567, "
+        "0044 20 7946 0958), or an account number."
+    )
     actions = ["lift"]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The list, and its ``record_viewed`` row as ViewsAudited writes it, but with a caller
+        number searched for masked: the audit log (and its admin) never holds one in full."""
+        response = StrictListAdmin.changelist_view(self, request, extra_context)
+        filters = querystring_filters(request)
+        search = filters.get(SEARCH_VAR)
+        if isinstance(search, str) and (number := e164(search)) is not None:
+            filters[SEARCH_VAR] = mask_phone(number)
+        record_page_view(request, response, model=self.model._meta.label, filters=filters)
+        return response
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Lockout]:
+        # A card's counter names the first account behind the card, in the list's one query.
+        first_account = Account.objects.filter(card_digest=OuterRef("key")).values("number")[:1]
+        return super().get_queryset(request).annotate(card_account=Subquery(first_account))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Lockout], search_term: str
+    ) -> tuple[QuerySet[Lockout], bool]:
+        # The page's own checks on a search (its length) first; the match is Lockout.matching.
+        super().get_search_results(request, queryset, search_term)
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(Lockout.matching(search_term)), False
 
     @admin.display(description="key")
     def masked_key(self, row: Lockout) -> str:
         return row.masked_key
 
-    @admin.display(description="failures in window")
+    @admin.display(description="account")
+    def account(self, row: Lockout) -> str:
+        if row.scope == Lockout.Scope.OWNER:
+            return row.key.partition("|")[0]
+        return getattr(row, "card_account", None) or "—"
+
+    @admin.display(description="locked now", boolean=True)
+    def locked_now(self, row: Lockout) -> bool:
+        return row.is_locked(timezone.now())
+
+    @admin.display(description="failures counted")
     def failure_count(self, row: Lockout) -> int:
         return len(row.failures)
+
+    @admin.display(description="locked until", ordering="locked_until")
+    def locked_until_zoned(self, row: Lockout) -> str:
+        return zoned(row.locked_until)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated_at_zoned(self, row: Lockout) -> str:
+        return zoned(row.updated_at)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -203,3 +260,10 @@ class LockoutAdmin(ViewsAudited, StrictListAdmin):
         for row in rows:
             row.lift(request.user.get_username(), channel=AuditEvent.Channel.ADMIN)
         self.message_user(request, f"Lifted {len(rows)} lock(s).", messages.SUCCESS)
+
+
+def zoned(moment: datetime | None) -> str:
+    """A time in the admin's zone, with the zone named: ops compare it with other tools'."""
+    if moment is None:
+        return "—"
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S %Z (UTC%z)}"

@@ -38,7 +38,7 @@ TIMESTAMP_HEADER = "X-SecureGather-Timestamp"
 MAX_ANSWER = 16 * 1024
 ACCOUNT_NUMBER = re.compile(r"[A-Za-z0-9-]{1,32}")
 # The backend's opaque account reference: what the lockout counts a wrong PIN on.
-ACCOUNT_REF = re.compile(r"[A-Za-z0-9._:-]{1,28}")
+ACCOUNT_REF = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 STATUSES = ("found", "not_found", "locked")
 
 

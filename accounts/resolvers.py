@@ -8,6 +8,7 @@ plaintext digits live only inside that call.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,7 +19,7 @@ from django.db import transaction
 from django.utils.module_loading import import_string
 
 from accounts import backend_client, lockout
-from accounts.models import Account
+from accounts.models import Account, Lockout
 from audit.models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -35,12 +36,16 @@ class ResolverUnavailable(Exception):
 
 
 class Locked(Exception):
-    """The caller or the account is locked after too many failures: no verification is tried."""
+    """A counter of the verification is locked after too many failures: no PIN is checked."""
 
-    def __init__(self, scope: str = "", until: datetime | None = None) -> None:
+    def __init__(
+        self, scope: str = "", until: datetime | None = None, accounts: Sequence[str] = ()
+    ) -> None:
         super().__init__(scope)
-        # Which counter holds the lock ("caller" or "account") and until when.
-        self.scope, self.until = scope, until
+        # Which counter holds the lock ("caller", "card" or "owner") and until when; for the
+        # staff-only audit row, the accounts a card's or owner's lock refused the call for
+        # (none for a card no account has).
+        self.scope, self.until, self.accounts = scope, until, list(accounts)
 
 
 class Resolver(Protocol):
@@ -78,14 +83,19 @@ def resolve(
     channel: str = AuditEvent.Channel.VOICE,
     actor: str = "twilio",
     call_sid: str = "",
+    attestation: str = "",
+    caller_counter: str | None = None,
 ) -> Resolution | None:
     """The caller's account, or None (counted as a failure against the lockout).
 
     ``channel`` and ``actor`` are the caller's, as its own audit rows name them: a lock this
-    failure takes is recorded under them.
+    failure takes is recorded under them. ``attestation`` is the call's SHAKEN/STIR verstat:
+    full attestation from a number registered on an account makes the call its owner's.
+    ``caller_counter`` names the caller's counter when ``caller`` is no phone number (the
+    decrypt API's bearer token, lockout.api_caller).
 
-    Raises Locked, before any check of the PIN, when the caller or an account the card points
-    to is locked; raises ResolverUnavailable when the backend fails in any way, which counts
+    Raises Locked, before any check of the PIN, when a counter that refuses the verification
+    is locked; raises ResolverUnavailable when the backend fails in any way, which counts
     against no one: an outage is not a wrong PIN.
     """
     if seals_for_backend():
@@ -98,7 +108,24 @@ def resolve(
     with transaction.atomic(savepoint=False):
         accounts = Account.for_card(card_last4)
         numbers = [account.number for account in accounts]
-        counters = lockout.Counters.hold(caller, numbers, channel)
+        card = (Lockout.Scope.CARD.value, lockout.card_key(card_last4))
+        owned = (
+            [account for account in accounts if account.registers(caller)]
+            if lockout.is_fully_attested(attestation)
+            else []
+        )
+        if owned:
+            # The owner: refused only by its own counters, and checked against its own
+            # accounts; its failures count on the card's counter too.
+            refusing = [
+                (Lockout.Scope.OWNER.value, lockout.owner_key(account.number, caller))
+                for account in owned
+            ]
+            keys, accounts = [*refusing, card], owned
+        else:
+            who = lockout.caller_key(caller) if caller_counter is None else caller_counter
+            keys = refusing = [card, (Lockout.Scope.CALLER.value, who)]
+        counters = lockout.Counters.hold(keys, refusing=refusing, accounts=numbers, channel=channel)
         locked = counters.lock()
         if locked is None:
             try:
@@ -123,7 +150,8 @@ def resolve(
                 else:
                     counters.succeed(resolution.account_number)
     if locked is not None:
-        raise Locked(locked.scope, locked.locked_until)
+        named = numbers if locked.scope == Lockout.Scope.CARD else locked.accounts()
+        raise Locked(locked.scope, locked.locked_until, named)
     if unavailable is not None:
         raise unavailable
     return resolution
@@ -162,7 +190,12 @@ def seals_for_backend() -> bool:
 def hold_backend_counters(caller: str, account_ref: str, channel: str) -> lockout.Counters:
     """The caller's counter and, when the backend named one, its account reference's: keyed by
     what the backend said ("ref:<reference>"), never by anything derived from the digits."""
-    return lockout.Counters.hold(caller, [f"ref:{account_ref}"] if account_ref else [], channel)
+    keys = [(Lockout.Scope.CALLER.value, lockout.caller_key(caller))]
+    if account_ref:
+        # A card's counter (its policy bounds a month too), keyed by the reference: it names
+        # no account of ours, so its audit rows name none either.
+        keys.append((Lockout.Scope.CARD.value, f"ref:{account_ref}"))
+    return lockout.Counters.hold(keys, channel=channel)
 
 
 def resolve_sealed(

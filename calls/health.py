@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from accounts import lockout
 from keys.keyring import KeyringError, get_keyring
 from keys.models import KeyRecord
 
@@ -19,7 +20,9 @@ logger = logging.getLogger(__name__)
 @require_safe
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when this host can take calls, 503 when it cannot. No auth, so no detail either.
+    """200 when this host can take calls, 503 when it cannot. No auth, so little detail: the
+    guessing watch's state for monitoring (true while this window or the last went over
+    SECUREGATHER_GUESSING_FAILURES), which names no card, account or caller.
 
     It can when the database answers and no key id of the ring now holds other bytes than it
     did at first use (securegather.E007): a host whose ring fails that check apologises on
@@ -28,6 +31,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     try:
         ring = get_keyring()
         changed = KeyRecord.changed(ring.every_key)
+        suspected = lockout.guessing_suspected()
     except DatabaseError as exc:
         logger.error(
             "health check: the database did not answer, or is not migrated (%s)",
@@ -44,7 +48,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
             changed[0],
         )
         return unavailable()
-    return JsonResponse({"status": "ok"})
+    # Guessing does not stop a host taking calls: the lockout holds whatever the rate.
+    return JsonResponse({"status": "ok", "guessing_suspected": suspected})
 
 
 def unavailable() -> JsonResponse:

@@ -16,6 +16,7 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from accounts import lockout
 from accounts.resolvers import Resolution, resolve, resolve_sealed, seals_for_backend
 from audit import phones
 from calls import languages
@@ -25,6 +26,8 @@ CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 # Twilio's I-Twilio-Idempotency-Token is opaque; anything else in the header is ignored.
 IDEMPOTENCY_TOKEN = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+# Twilio's StirVerstat: "TN-Validation-Passed-A", "TN-Validation-Failed-B", "No-TN-Validation"…
+VERSTAT = re.compile(r"[A-Za-z-]{1,40}")
 
 
 def is_call_sid(value: str) -> bool:
@@ -40,12 +43,17 @@ def clean_account_sid(value: str) -> str:
     return value if ACCOUNT_SID.fullmatch(value) else ""
 
 
+def clean_attestation(value: str) -> str:
+    """Twilio's StirVerstat as it came, if it has the form of one; anything else → ""."""
+    return value if VERSTAT.fullmatch(value) else ""
+
+
 def clean_idempotency_token(value: str) -> str:
     return value if IDEMPOTENCY_TOKEN.fullmatch(value) else ""
 
 
 # What a step may change on its session (save_step): every column but the id, the call's own
-# (call_sid, account_sid, caller, caller_digest) and created_at.
+# (call_sid, account_sid, caller, caller_digest, attestation) and created_at.
 STEP_COLUMNS = (
     "language",
     "state",
@@ -83,6 +91,9 @@ class CallSession(SealedFieldsMixin, models.Model):
     # The keyed digest of the caller's number (audit.phones.caller_digest): the admin finds a
     # call by number through it, as it finds the call's audit rows.
     caller_digest = models.CharField(max_length=100, blank=True, editable=False, db_index=True)
+    # The caller's SHAKEN/STIR verification as Twilio's first webhook of the call gave it
+    # (StirVerstat); "TN-Validation-Passed-A" from a registered number makes the owner's call.
+    attestation = models.CharField(max_length=40, blank=True)
     # The call's prompt language when the caller chose one; blank means the configured default.
     language = models.CharField(max_length=8, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.AWAITING_CARD)
@@ -122,7 +133,9 @@ class CallSession(SealedFieldsMixin, models.Model):
         return next(iter(cls.objects.raw(select, [call_sid])), None)
 
     @classmethod
-    def start(cls, call_sid: str, account_sid: str, caller: str) -> tuple[CallSession, bool]:
+    def start(
+        cls, call_sid: str, account_sid: str, caller: str, attestation: str = ""
+    ) -> tuple[CallSession, bool]:
         """The call's new session, and True; or, when another delivery of the call's webhook
         inserted one first, that one under a row lock, and False.
 
@@ -136,9 +149,18 @@ class CallSession(SealedFieldsMixin, models.Model):
             account_sid=account_sid,
             caller=caller,
             caller_digest=(phones.caller_digest(caller) or "") if caller else "",
+            attestation=attestation,
         )
         session.created_at = session.updated_at = timezone.now()
-        names = ("call_sid", "account_sid", "caller", "caller_digest", "created_at", *STEP_COLUMNS)
+        names = (
+            "call_sid",
+            "account_sid",
+            "caller",
+            "caller_digest",
+            "attestation",
+            "created_at",
+            *STEP_COLUMNS,
+        )
         columns, values = ", ".join(names), db_values(session, names)
         with connection.cursor() as cursor:
             # Constant column names, every value a parameter: S608 does not apply.
@@ -171,6 +193,11 @@ class CallSession(SealedFieldsMixin, models.Model):
                 f"UPDATE calls_callsession SET {assignments} WHERE id = %s",  # noqa: S608
                 [*values, self.pk],
             )
+
+    @property
+    def is_fully_attested(self) -> bool:
+        """Whether the caller's carrier vouched for the number in full (SHAKEN/STIR "A")."""
+        return lockout.is_fully_attested(self.attestation)
 
     @property
     def is_finished(self) -> bool:
@@ -246,7 +273,11 @@ class CallSession(SealedFieldsMixin, models.Model):
                     self.card.token, self.pin.token, self.caller, call_sid=self.call_sid
                 )
             return resolve(
-                self.unseal("card"), self.unseal("pin"), self.caller, call_sid=self.call_sid
+                self.unseal("card"),
+                self.unseal("pin"),
+                self.caller,
+                call_sid=self.call_sid,
+                attestation=self.attestation,
             )
         finally:
             self.wipe()

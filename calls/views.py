@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any
 
@@ -27,7 +27,13 @@ from accounts.resolvers import Locked, ResolverUnavailable
 from audit.models import AuditEvent
 from calls import languages
 from calls import twiml as say
-from calls.models import CallSession, clean_account_sid, clean_caller, clean_idempotency_token
+from calls.models import (
+    CallSession,
+    clean_account_sid,
+    clean_attestation,
+    clean_caller,
+    clean_idempotency_token,
+)
 from calls.webhooks import (
     View,
     apology,
@@ -127,6 +133,8 @@ def _locked_session(request: HttpRequest, *, opens_call: bool) -> tuple[CallSess
         sid,
         account_sid=clean_account_sid(request.POST.get("AccountSid", "")),
         caller=clean_caller(request.POST.get("From", "")),
+        # Twilio sends it on every webhook of the call; the first one's is the call's.
+        attestation=clean_attestation(request.POST.get("StirVerstat", "")),
     )
     # No session, but the audit log knows the call: its session was purged, and this is a
     # captured request played again (Twilio's signatures carry no time). Raised, the step's
@@ -168,9 +176,22 @@ def _idempotency_token(request: HttpRequest) -> str:
     return clean_idempotency_token(request.META.get("HTTP_I_TWILIO_IDEMPOTENCY_TOKEN", ""))
 
 
-def _locked_out(request: HttpRequest, session: CallSession, scope: str) -> VoiceResponse:
+def _locked_out(
+    request: HttpRequest, session: CallSession, scope: str, accounts: Sequence[str] = ()
+) -> VoiceResponse:
+    """Refuse the call for a lock. Its rows (staff-only) name each account a card's or owner's
+    lock refused it for; the caller hears the same whether the card is anyone's or not."""
     session.lock_out()
-    _audit(request, session, Event.LOCKED_OUT, Outcome.FAILURE, action="refused", scope=scope)
+    for account_number in accounts or [""]:
+        _audit(
+            request,
+            session,
+            Event.LOCKED_OUT,
+            Outcome.FAILURE,
+            action="refused",
+            scope=scope,
+            account_number=account_number,
+        )
     return say.locked()
 
 
@@ -214,7 +235,9 @@ def _reason(exc: ResolverUnavailable) -> str:
 def incoming(request: HttpRequest, session: CallSession) -> VoiceResponse:
     """ "A call comes in": open the session and ask for the card's last 4 digits."""
     _audit(request, session, Event.CALL_STARTED, Outcome.INFO)
-    if (lock := lockout.caller_lock(session.caller)) is not None:
+    # A fully attested caller may be an account's owner, whom strangers spoofing its number
+    # must not lock out: the PIN step decides, by the owner's own counter.
+    if not session.is_fully_attested and (lock := lockout.caller_lock(session.caller)) is not None:
         return _locked_out(request, session, lock.scope)
     return say.opening()
 
@@ -251,7 +274,7 @@ def pin(request: HttpRequest, session: CallSession) -> VoiceResponse:
     try:
         resolution = session.verify()
     except Locked as exc:
-        return _locked_out(request, session, exc.scope)
+        return _locked_out(request, session, exc.scope, exc.accounts)
     except ResolverUnavailable as exc:
         session.finish(CallSession.Outcome.RESOLVER_UNAVAILABLE)
         _audit(request, session, Event.RESOLVER_UNAVAILABLE, Outcome.FAILURE, reason=_reason(exc))

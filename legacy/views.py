@@ -27,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
+from accounts import lockout
 from accounts.models import is_four_digits
 from accounts.resolvers import Locked, ResolverUnavailable, resolve
 from audit.models import AuditEvent
@@ -75,12 +76,20 @@ def _not_found() -> HttpResponse:
     return HttpResponseNotFound("No data found", content_type="text/plain")
 
 
+def _bearer(request: HttpRequest) -> str:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
 def _authorized(request: HttpRequest) -> bool:
     token = settings.SECUREGATHER_API_TOKEN
-    if not token:
-        return True
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and constant_time_compare(given.strip(), token)
+    return not token or constant_time_compare(_bearer(request), token)
+
+
+def _caller() -> str:
+    """The lockout's caller for a request: the configured token it was authorized by (the API
+    forwards no caller number), or the open API's one caller when it takes none."""
+    return lockout.api_caller(settings.SECUREGATHER_API_TOKEN)
 
 
 def _fields(request: HttpRequest) -> dict[str, object] | None:
@@ -132,20 +141,39 @@ def decrypt_gather(request: HttpRequest) -> HttpResponse:
     if not (is_four_digits(card) and is_four_digits(pin)):
         _audit(request, Event.INVALID_INPUT, Outcome.FAILURE, reason="not_4_digits")
         return _not_found()
-    try:
-        resolution = resolve(card, pin, caller="", channel=AuditEvent.Channel.API, actor=ACTOR)
-    except Locked:
-        # 404, not 429: the Function says "not located" for any non-2xx anyway, and a status of
-        # its own would tell a guesser that the card or caller they are trying is a real one.
-        _audit(request, Event.LOCKED_OUT, Outcome.FAILURE)
-        return _not_found()
-    except ResolverUnavailable:
-        _audit(request, Event.RESOLVER_UNAVAILABLE, Outcome.FAILURE)
-        return HttpResponse("Service unavailable", status=503, content_type="text/plain")
-    if resolution is None:
-        _audit(request, Event.NOT_FOUND, Outcome.FAILURE)
-        return _not_found()
-    _audit(request, Event.VERIFIED, Outcome.SUCCESS, account_number=resolution.account_number)
-    return JsonResponse(
-        {"account": resolution.account_number, "balance": f"{resolution.balance:.2f}"}
-    )
+    # One transaction, its audit rows appended together at its end, as a call's step: the
+    # chain's head is always the last lock a verification takes (after its counters and the
+    # guessing watch's window), so no two verifications wait on each other in turn.
+    with transaction.atomic(), AuditEvent.batched():
+        try:
+            resolution = resolve(
+                card,
+                pin,
+                caller="",
+                channel=AuditEvent.Channel.API,
+                actor=ACTOR,
+                caller_counter=_caller(),
+            )
+        except Locked as exc:
+            # 404, not 429: the Function says "not located" for any non-2xx anyway, and a
+            # status of its own would tell a guesser that the card or caller they are trying is
+            # a real one. The rows are staff-only: they name each account a card's lock refused.
+            for account_number in exc.accounts or [""]:
+                _audit(
+                    request,
+                    Event.LOCKED_OUT,
+                    Outcome.FAILURE,
+                    scope=exc.scope,
+                    account_number=account_number,
+                )
+            return _not_found()
+        except ResolverUnavailable:
+            _audit(request, Event.RESOLVER_UNAVAILABLE, Outcome.FAILURE)
+            return HttpResponse("Service unavailable", status=503, content_type="text/plain")
+        if resolution is None:
+            _audit(request, Event.NOT_FOUND, Outcome.FAILURE)
+            return _not_found()
+        _audit(request, Event.VERIFIED, Outcome.SUCCESS, account_number=resolution.account_number)
+        return JsonResponse(
+            {"account": resolution.account_number, "balance": f"{resolution.balance:.2f}"}
+        )

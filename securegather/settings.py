@@ -209,6 +209,17 @@ SECUREGATHER_TRUSTED_PROXY_COUNT = env.int("SECUREGATHER_TRUSTED_PROXY_COUNT", d
 SECUREGATHER_LOCKOUT_FAILURES = env.int("SECUREGATHER_LOCKOUT_FAILURES", default=5)
 SECUREGATHER_LOCKOUT_WINDOW = env.int("SECUREGATHER_LOCKOUT_WINDOW", default=24 * 60 * 60)
 SECUREGATHER_LOCKOUT_DURATION = env.int("SECUREGATHER_LOCKOUT_DURATION", default=30 * 60)
+# A card's counter (every caller, every channel) also bounds a month: this many failures within
+# the ceiling's window (seconds) lock it until the oldest of them leaves the window, so no 30
+# days hold more than 10 PIN checks of an account (accounts/lockout.py, docs/security.md).
+SECUREGATHER_LOCKOUT_CEILING = env.int("SECUREGATHER_LOCKOUT_CEILING", default=10)
+SECUREGATHER_LOCKOUT_CEILING_WINDOW = env.int(
+    "SECUREGATHER_LOCKOUT_CEILING_WINDOW", default=30 * 24 * 60 * 60
+)
+# The guessing watch: this many failed verifications across all accounts within one window
+# (seconds) write a guessing_suspected audit row, once per window, and show on /healthz.
+SECUREGATHER_GUESSING_FAILURES = env.int("SECUREGATHER_GUESSING_FAILURES", default=100)
+SECUREGATHER_GUESSING_WINDOW = env.int("SECUREGATHER_GUESSING_WINDOW", default=60 * 60)
 # A call's steps are refused this long (seconds) after it started; `purge_sessions` deletes
 # sessions older than the retention (seconds).
 SECUREGATHER_SESSION_LIFETIME = env.int("SECUREGATHER_SESSION_LIFETIME", default=10 * 60)

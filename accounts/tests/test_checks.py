@@ -18,6 +18,10 @@ def test_the_defaults_pass():
         "SECUREGATHER_LOCKOUT_FAILURES",
         "SECUREGATHER_LOCKOUT_WINDOW",
         "SECUREGATHER_LOCKOUT_DURATION",
+        "SECUREGATHER_LOCKOUT_CEILING",
+        "SECUREGATHER_LOCKOUT_CEILING_WINDOW",
+        "SECUREGATHER_GUESSING_FAILURES",
+        "SECUREGATHER_GUESSING_WINDOW",
     ],
 )
 def test_a_zero_setting_is_an_error(setting):
@@ -36,3 +40,11 @@ def test_a_lockout_weaker_than_pci_is_a_warning(failures, duration):
 @override_settings(SECUREGATHER_LOCKOUT_FAILURES=10, SECUREGATHER_LOCKOUT_DURATION=1800)
 def test_the_pci_limits_themselves_pass():
     assert ids() == []
+
+
+@pytest.mark.parametrize(("ceiling", "window"), [(11, 30 * 86400), (10, 30 * 86400 - 1)])
+def test_a_ceiling_that_lets_more_than_10_checks_in_30_days_is_a_warning(ceiling, window):
+    with override_settings(
+        SECUREGATHER_LOCKOUT_CEILING=ceiling, SECUREGATHER_LOCKOUT_CEILING_WINDOW=window
+    ):
+        assert ids() == ["accounts.W002"]

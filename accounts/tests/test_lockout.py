@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 
 from accounts import lockout
 from accounts.models import Account, Lockout
@@ -26,23 +27,27 @@ def lock(scope, key):
     return Lockout.objects.get(scope=scope, key=key)
 
 
+def card(digits="1234"):
+    return lock("card", lockout.card_key(digits))
+
+
 @pytest.mark.django_db
-def test_the_fifth_failure_within_the_window_locks_caller_and_account(demo_account, clock):
+def test_the_fifth_failure_within_a_day_locks_caller_and_card(demo_account, clock):
     fail(4)
     assert resolve("1234", "4321", CALLER) is not None  # not yet locked
     fail(1)
     with pytest.raises(Locked):
         resolve("1234", "4321", CALLER)
-    caller, account = lock("caller", CALLER), lock("account", "AC12345678")
-    assert caller.locked_until == START + timedelta(minutes=30)
-    # The right PIN in between cleared the account's count, not the caller's.
-    assert account.locked_until is None and len(account.failures) == 1
+    assert lock("caller", CALLER).locked_until == START + timedelta(minutes=30)
+    # The right PIN in between cleared neither: a stranger's count is never the owner's to
+    # reset, or the owner's calls would hand strangers fresh tries.
+    assert card().locked_until == START + timedelta(minutes=30) and len(card().failures) == 5
 
 
 @pytest.mark.django_db
 def test_a_lock_is_audited_once_with_scope_and_time(demo_account, clock):
     fail(5, card="9999")
-    (event,) = AuditEvent.objects.filter(event="locked_out")
+    (event,) = AuditEvent.objects.filter(event="locked_out", detail__scope="caller")
     assert (event.outcome, event.caller, event.actor) == ("failure", "*" * 10 + "06", "twilio")
     assert event.detail["scope"] == "caller" and event.detail["failures"] == 5
     assert event.detail["until"] == (START + timedelta(minutes=30)).isoformat()
@@ -101,8 +106,9 @@ def test_wrong_pins_from_many_callers_lock_the_account(demo_account, clock):
         assert resolve("1234", "1111", f"+1500555000{n}") is None
     with pytest.raises(Locked) as refused:
         resolve("1234", "4321", "+15559990000")
-    assert refused.value.scope == "account"
-    assert AuditEvent.objects.get(event="locked_out").account_number == "AC12345678"
+    assert (refused.value.scope, refused.value.accounts) == ("card", ["AC12345678"])
+    event = AuditEvent.objects.get(event="locked_out", detail__scope="card")
+    assert event.account_number == "AC12345678"
 
 
 def second_account_behind_the_card() -> None:
@@ -113,53 +119,61 @@ def second_account_behind_the_card() -> None:
 
 
 @pytest.mark.django_db
-def test_every_account_the_card_points_to_counts_the_failure(demo_account, clock):
+def test_every_account_behind_a_card_shares_the_cards_counter(demo_account, clock):
     second_account_behind_the_card()
-    fail(1, caller="")
-    assert {(row.key, len(row.failures)) for row in Lockout.objects.all()} == {
-        ("AC12345678", 1),
-        ("AC87654321", 1),
+    fail(5, caller="")
+    assert {(row.scope, row.key, len(row.failures)) for row in Lockout.objects.all()} == {
+        ("card", lockout.card_key("1234"), 5),
+        ("caller", "withheld", 5),
     }
-
-
-@pytest.mark.django_db
-def test_a_verified_call_clears_the_count_of_its_own_account_only(demo_account, clock):
-    # Two accounts behind one card: knowing the PIN of one must not reset the guesses at the
-    # other's, or its lock would never come.
-    second_account_behind_the_card()
-    fail(4, caller="")
-    assert resolve("1234", "4321", "").account_number == "AC12345678"
-    assert len(lock("account", "AC12345678").failures) == 0
-    assert len(lock("account", "AC87654321").failures) == 4
-    fail(1, caller="")
+    # The card's lock names every account it refuses for (staff-only rows).
+    event = AuditEvent.objects.get(event="locked_out", detail__scope="card")
+    assert event.account_number == "AC12345678"
+    assert event.detail["accounts"] == ["AC12345678", "AC87654321"]
     with pytest.raises(Locked) as refused:
-        resolve("1234", "9876", "")
-    assert refused.value.scope == "account"
-    assert lock("account", "AC87654321").locked_until == START + timedelta(minutes=30)
+        resolve("1234", "9876", "+15559990000")
+    assert refused.value.accounts == ["AC12345678", "AC87654321"]
 
 
-def test_a_card_shared_by_many_accounts_counts_and_resolves_on_each(demo_account, clock):
-    # Last 4 digits are far from unique: a step may hold many counters at once.
+def test_a_card_shared_by_many_accounts_is_one_counter(demo_account, clock):
+    # Last 4 digits are far from unique: a step holds the card's one counter whatever their
+    # number, so a step's statements do not grow with it either.
     for n in range(12):
         other = Account(number=f"AC9{n:07d}")
         other.set_credentials("1234", "9876")
         other.save()
     fail(1)
-    # 13 accounts and the caller, each with the one failure.
-    assert sorted(len(row.failures) for row in Lockout.objects.all()) == [1] * 14
+    assert sorted(Lockout.objects.values_list("scope", flat=True)) == ["caller", "card"]
     assert resolve("1234", "4321", CALLER).account_number == "AC12345678"
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("caller", ["", "anonymous", "client:alice", "+266696687"])
-def test_callers_without_a_number_of_their_own_share_no_counter(caller, clock, demo_account):
-    # Counters of others already exist: an unknown card from such a caller must not touch them.
-    fail(1, caller="+15005550006")
-    before = sorted(Lockout.objects.values_list("key", "failures", "locked_until"))
-    fail(6, caller=caller, card="9999")
-    assert sorted(Lockout.objects.values_list("key", "failures", "locked_until")) == before
-    assert resolve("9999", "0000", caller) is None
+def test_callers_without_a_number_of_their_own_share_one_counter(clock, demo_account):
+    # A fresh counter for each would be none: "anonymous" could guess forever.
+    for caller in ["", "anonymous", "client:alice", "sip:bob@example.com", "+266696687"]:
+        assert resolve("9999", "0000", caller) is None
+    assert lock("caller", "withheld").locked_until == START + timedelta(minutes=30)
+    with pytest.raises(Locked) as refused:
+        resolve("5678", "0000", "5551234567")  # no "+": not E.164 either
+    assert refused.value.scope == "caller"
+    # A caller with a number of its own is not held by the shared lock.
     assert resolve("1234", "4321", "+15005550006").account_number == "AC12345678"
+
+
+@pytest.mark.django_db
+def test_an_unknown_card_locks_and_refuses_as_a_known_one(demo_account, clock):
+    # "Too many attempts" must not tell a guesser that the card is someone's.
+    for n in range(5):
+        assert resolve("9999", "0000", f"+1555000000{n}") is None
+        assert resolve("1234", "0000", f"+1555100000{n}") is None
+    for digits in ["9999", "1234"]:
+        with pytest.raises(Locked) as refused:
+            resolve(digits, "0000", "+15559990000")
+        assert (refused.value.scope, refused.value.until) == (
+            "card",
+            START + timedelta(minutes=30),
+        )
+    assert card("9999").failures == card("1234").failures
 
 
 @pytest.mark.django_db
@@ -181,7 +195,7 @@ def test_limits_come_from_settings(demo_account, clock):
 def test_lift_clears_lock_and_count_and_audits_who(demo_account, clock):
     fail(5)
     lifted = lockout.lift("AC12345678", by="ops@example.com")
-    assert [row.scope for row in lifted] == ["account"]
+    assert [row.scope for row in lifted] == ["card"]
     assert resolve("1234", "4321", "+15559990000") is not None
     event = AuditEvent.objects.get(event="unlocked")
     assert (event.actor, event.channel, event.account_number) == (
@@ -199,8 +213,7 @@ def test_a_lift_whose_row_cannot_be_written_lifts_nothing(demo_account, clock):
         pytest.raises(RuntimeError),
     ):
         lockout.lift("AC12345678", by="ops@example.com")
-    assert lock("account", "AC12345678").locked_until is not None
-    assert len(lock("account", "AC12345678").failures) == 5
+    assert card().locked_until is not None and len(card().failures) == 5
 
 
 @pytest.mark.django_db
@@ -261,7 +274,7 @@ def test_concurrent_guesses_cannot_slip_past_the_limit(demo_account):
         thread.join()
     assert Counting.calls == 5
     assert sorted(map(str, outcomes)) == ["None"] * 5 + ["locked"] * 5
-    assert AuditEvent.objects.filter(event="locked_out").count() == 2  # caller and account
+    assert AuditEvent.objects.filter(event="locked_out").count() == 2  # caller and card
 
 
 @pytest.mark.django_db
@@ -281,7 +294,7 @@ def test_unknown_card_and_wrong_pin_cost_the_same_keyed_work(demo_account):
 def test_a_lock_is_audited_under_the_channel_that_made_it(demo_account, clock):
     for _ in range(5):
         resolve("1234", "0000", "", channel=AuditEvent.Channel.API, call_sid="CA" + "0" * 32)
-    event = AuditEvent.objects.get(event="locked_out")
+    event = AuditEvent.objects.get(event="locked_out", detail__scope="card")
     assert (event.channel, event.account_number, event.call_sid) == (
         "api",
         "AC12345678",
@@ -296,19 +309,22 @@ def test_after_a_lock_each_failure_within_the_window_locks_again(demo_account, c
     fail(1)  # one more try, not five
     with pytest.raises(Locked):
         resolve("1234", "4321", CALLER)
-    assert lock("account", "AC12345678").locked_until == START + timedelta(minutes=60)
+    assert card().locked_until == START + timedelta(minutes=60)
     locks = AuditEvent.objects.filter(event="locked_out").order_by("id")
-    assert [e.detail["failures"] for e in locks] == [5, 5, 6, 6]  # caller and account, twice
-    # Once the window has passed over the failures, the count starts afresh.
+    assert [e.detail["failures"] for e in locks] == [5, 5, 6, 6]  # caller and card, twice
+    # Once a day has passed over the failures, the caller's count starts afresh, and the
+    # card's 30-minute step too; the card's month still holds all 6.
     clock.shift(timedelta(hours=24))
-    fail(4)
+    fail(3)
     assert resolve("1234", "4321", CALLER) is not None
+    assert len(card().failures) == 9
 
 
 @pytest.mark.django_db
 def test_counters_are_created_in_the_order_they_are_locked(demo_account):
     # Any other order, which a set's differs between processes, can deadlock two steps.
-    numbers = [f"AC{n:08d}" for n in (7, 3, 9, 1, 8, 2, 6)]
+    numbers = [f"AC{n:08d}|+15005550006" for n in (7, 3, 9, 1, 8, 2, 6)]
+    keys = [("owner", number) for number in numbers] + [("caller", CALLER), ("card", "k1:ab")]
     created = []
 
     def watch(execute, sql, params, many, context):
@@ -316,12 +332,80 @@ def test_counters_are_created_in_the_order_they_are_locked(demo_account):
             # On PostgreSQL the rows come as one array per column (INSERT … SELECT FROM UNNEST).
             for param in params:
                 for value in param if isinstance(param, list) else [param]:
-                    if isinstance(value, str) and value in [CALLER, *numbers]:
+                    if isinstance(value, str) and value in [CALLER, "k1:ab", *numbers]:
                         created.append(value)
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(watch):
-        counters = lockout.Counters.hold(CALLER, numbers)
-    # Accounts before the caller ("account" < "caller"), each scope's keys in order.
-    assert created == [*sorted(numbers), CALLER]
+        counters = lockout.Counters.hold(keys)
+    # Ordered by scope ("caller" < "card" < "owner"), then each scope's keys in order.
+    assert created == [CALLER, "k1:ab", *sorted(numbers)]
     assert [row.key for row in counters.rows] == created
+
+
+def checks_in_any_30_days(times):
+    month = timedelta(days=30)
+    return max(sum(start <= when < start + month for when in times) for start in times)
+
+
+@pytest.mark.django_db
+def test_the_tenth_failure_in_30_days_locks_the_card_until_the_oldest_leaves(demo_account, clock):
+    # Four failures a day from fresh numbers stay under the day's lock: the month's stops them.
+    for n in range(10):
+        if n and n % 4 == 0:
+            clock.shift(timedelta(days=1))
+        assert resolve("1234", "0000", f"+1555000{n:04d}") is None
+    assert card().locked_until == START + timedelta(days=30)
+    clock.shift(timedelta(days=27, hours=23, minutes=59))  # 29 days 23:59 after the first
+    with pytest.raises(Locked) as refused:
+        resolve("1234", "4321", "+15559990000")
+    assert refused.value.until == START + timedelta(days=30)
+    clock.shift(timedelta(minutes=1))
+    assert resolve("1234", "4321", "+15559990000").account_number == "AC12345678"
+    event = AuditEvent.objects.filter(
+        event="locked_out", detail__scope="card"
+    ).first()  # the newest
+    assert event.detail["failures"] == 10
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("every", [timedelta(minutes=31), timedelta(hours=5), timedelta(days=2)])
+def test_no_30_days_hold_more_than_10_pin_checks_whatever_the_pacing(demo_account, clock, every):
+    checked = []
+    for n in range(int(timedelta(days=60) / every)):
+        caller = f"+1555{n:07d}"  # a fresh number each time
+        try:
+            channel = AuditEvent.Channel.API if n % 2 else AuditEvent.Channel.VOICE
+            assert resolve("1234", "0000", caller, channel=channel) is None
+            checked.append(timezone.now())
+        except Locked:
+            pass
+        clock.shift(every)
+    assert checks_in_any_30_days(checked) <= 10
+    assert len(checked) >= 10  # the bound was reached, not dodged
+
+
+@pytest.mark.django_db
+def test_voice_and_api_count_on_the_same_card(demo_account, clock):
+    for n in range(3):
+        resolve("1234", "0000", f"+1555000000{n}")
+    for _ in range(2):
+        resolve("1234", "0000", "", channel="api", caller_counter=lockout.api_caller("t"))
+    with pytest.raises(Locked) as refused:
+        resolve("1234", "4321", "+15559990000")
+    assert refused.value.scope == "card"
+    assert len(lock("caller", lockout.api_caller("t")).failures) == 2
+
+
+def test_api_callers_are_named_by_a_digest_of_their_token_never_the_token():
+    assert lockout.api_caller("s3cret-token") != lockout.api_caller("other-token")
+    assert "s3cret" not in lockout.api_caller("s3cret-token")
+    assert lockout.api_caller("") == "api:open"
+
+
+@pytest.mark.django_db
+def test_lift_finds_a_caller_number_in_any_spelling(demo_account, clock):
+    fail(5, card="9999")
+    (row,) = lockout.lift("+1 (500) 555-0006", by="ops")
+    assert (row.scope, row.key) == ("caller", CALLER)
+    assert lock("caller", CALLER).locked_until is None

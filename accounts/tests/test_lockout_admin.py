@@ -1,6 +1,7 @@
 import pytest
 from django.contrib.auth.models import Permission
 
+from accounts import lockout
 from accounts.models import Lockout
 from accounts.resolvers import resolve
 from audit.models import AuditEvent
@@ -15,12 +16,54 @@ def staff():
     return verified_client(make_staff("ops", superuser=True))
 
 
-def test_lockouts_are_listed_with_the_caller_masked(staff, demo_account):
+def test_lockouts_are_listed_with_the_caller_masked_and_the_cards_account(staff, demo_account):
     for _ in range(5):
         resolve("1234", "0000", "+15005550006")
     page = staff.get("/admin/accounts/lockout/").content.decode()
     assert "**********06" in page and "AC12345678" in page
     assert "+15005550006" not in page
+    # The card's digest is shortened, never shown whole.
+    assert lockout.card_key("1234") not in page
+
+
+def test_locked_now_and_times_with_their_zone(staff, demo_account, clock):
+    for _ in range(4):
+        resolve("1234", "0000", "+15005550006")
+    page = staff.get("/admin/accounts/lockout/").content.decode()
+    assert page.count('alt="False"') == 2 and 'alt="True"' not in page
+    resolve("1234", "0000", "+15005550006")
+    page = staff.get("/admin/accounts/lockout/").content.decode()
+    assert page.count('alt="True"') == 2
+    assert "2026-11-28 09:30:00 UTC (UTC+0000)" in page
+
+
+@pytest.mark.parametrize(
+    "search", ["+15005550006", "+1 500 555 0006", "+1 (500) 555-0006", "001-500-555-0006"]
+)
+def test_a_caller_number_is_found_in_any_common_spelling(staff, demo_account, search):
+    for _ in range(5):
+        resolve("9999", "0000", "+15005550006")
+        resolve("1234", "0000", "+15557770000")
+    page = staff.get("/admin/accounts/lockout/", {"q": search}).content.decode()
+    assert "**********06" in page and "**********00" not in page
+    # Only the search box holds what was typed; the page shows no number in full.
+    assert "+15005550006" not in page.replace(f'value="{search}"', "")
+
+
+def test_an_account_number_finds_its_cards_counter(staff, demo_account):
+    for _ in range(5):
+        resolve("9999", "0000", "+15005550006")
+        resolve("1234", "0000", "+15557770000")
+    page = staff.get("/admin/accounts/lockout/", {"q": "AC12345678"}).content.decode()
+    assert lockout.card_key("1234")[:11] in page
+    assert lockout.card_key("9999")[:11] not in page and "**********06" not in page
+
+
+def test_a_prefix_finds_nothing(staff, demo_account):
+    for _ in range(5):
+        resolve("1234", "0000", "+15005550006")
+    page = staff.get("/admin/accounts/lockout/", {"q": "+1500"}).content.decode()
+    assert "**********06" not in page and "0 lockouts" in page
 
 
 def test_the_lift_action_unlocks_and_audits_the_staff_member(staff, demo_account):
@@ -105,3 +148,15 @@ def test_a_lift_by_a_role_without_the_permission_is_refused_and_audited(demo_acc
     row = AuditEvent.objects.get(event="unauthorized")
     assert (row.actor, row.channel, row.outcome) == ("watcher", "admin", "failure")
     assert row.detail == {"path": "/admin/accounts/lockout/", "method": "POST"}
+
+
+def test_a_searched_caller_number_is_masked_in_the_pages_audit_row(staff, demo_account):
+    for _ in range(5):
+        resolve("9999", "0000", "+15005550006")
+    staff.get("/admin/accounts/lockout/", {"q": "+1 500 555 0006", "scope__exact": "caller"})
+    row = AuditEvent.objects.filter(event="record_viewed").first()  # the newest
+    assert row.detail["filters"] == {"q": "**********06", "scope__exact": "caller"}
+    assert row.detail["model"] == "accounts.Lockout"
+    staff.get("/admin/accounts/lockout/", {"q": "AC12345678"})
+    row = AuditEvent.objects.filter(event="record_viewed").first()  # the newest
+    assert row.detail["filters"] == {"q": "AC12345678"}

@@ -48,7 +48,7 @@ def test_seed_demo_lifts_the_demo_accounts_lock_and_the_simulators_caller(capsys
     capsys.readouterr()
     call_command("seed_demo")
     out = capsys.readouterr().out
-    assert "Lifted the lockout of the demo account." in out
+    assert "Lifted the lockout of the demo card." in out
     assert "Lifted the lockout of the demo caller." in out
     assert not Lockout.objects.exclude(locked_until=None).exists()
     assert resolve("1234", "4321", "+15005550006").account_number == "AC12345678"

@@ -20,7 +20,7 @@ def test_unlock_a_caller_number(demo_account, capsys, monkeypatch):
     assert "Lifted: caller +15005550006" in capsys.readouterr().out
     row = Lockout.objects.get(scope="caller")
     assert (row.locked_until, row.failures) == (None, [])
-    assert Lockout.objects.get(scope="account").locked_until is not None  # only what was named
+    assert Lockout.objects.get(scope="card").locked_until is not None  # only what was named
     event = AuditEvent.objects.get(event="unlocked")
     assert (event.actor, event.caller) == ("alice", "*" * 10 + "06")
     # Who the operator named, and the OS user who ran the command.
@@ -30,7 +30,7 @@ def test_unlock_a_caller_number(demo_account, capsys, monkeypatch):
 def test_unlock_an_account_number_lets_its_owner_in(demo_account, capsys):
     lock_out()
     call_command("unlock", "AC12345678")
-    assert "Lifted: account AC12345678" in capsys.readouterr().out
+    assert "Lifted: card AC12345678" in capsys.readouterr().out
     assert resolve("1234", "4321", "+15551112222").account_number == "AC12345678"
     assert AuditEvent.objects.get(event="unlocked").actor == "system"
 

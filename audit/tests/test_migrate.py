@@ -20,8 +20,9 @@ from audit.models import AuditEvent
 from conftest import manage
 
 CALLS = "calls.0001_initial"
-# The calls app's migrations, in order: what a run forward applies of it, after `calls zero`.
-CALLS_ALL = [CALLS, "calls.0002_caller_digest"]
+# Every migration of calls, in the order a run applies them (a run back unapplies them in
+# reverse, and its end lists them in this order).
+CALLS_ALL = [CALLS, "calls.0002_caller_digest", "calls.0003_callsession_attestation"]
 LEGACY = "legacy.0001_initial"
 
 

@@ -13,7 +13,10 @@ pytestmark = pytest.mark.django_db
 
 def test_a_reachable_database_is_200_ok(client):
     response = client.get("/healthz")
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert (response.status_code, response.json()) == (
+        200,
+        {"status": "ok", "guessing_suspected": False},
+    )
     assert "no-cache" in response["Cache-Control"]
 
 

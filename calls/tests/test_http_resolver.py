@@ -73,7 +73,7 @@ def test_a_wrong_pin_is_not_found_and_counted_on_the_caller_and_the_backends_ref
 ):
     assert play(call, "1234", "0000") == NOT_FOUND
     counted = {(row.scope, row.key): len(row.failures) for row in Lockout.objects.all()}
-    assert counted == {("caller", call.caller): 1, ("account", DEMO_REF): 1}
+    assert counted == {("caller", call.caller): 1, ("card", DEMO_REF): 1}
     assert CallSession.objects.get().outcome == "not_found"
     plaintext.assert_absent("1234", "0000")
 

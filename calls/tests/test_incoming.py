@@ -69,3 +69,22 @@ def test_a_caller_number_that_is_not_printable_ascii_is_not_kept(call, caller):
     assert gather(response).get("action") == "/voice/card/"
     assert CallSession.objects.get().caller == ""
     assert AuditEvent.objects.get().caller == ""
+
+
+@pytest.mark.parametrize(
+    ("verstat", "kept"),
+    [
+        ("TN-Validation-Passed-A", "TN-Validation-Passed-A"),
+        ("No-TN-Validation", "No-TN-Validation"),
+        ("", ""),
+        ("TN-Validation-Passed-A<script>", ""),
+        ("A" * 41, ""),
+    ],
+)
+def test_the_calls_shaken_stir_verification_is_kept_from_its_first_webhook(call, verstat, kept):
+    call.params = {"StirVerstat": verstat}
+    call.start()
+    # A later webhook's value does not change the call's.
+    call.params = {"StirVerstat": "TN-Validation-Passed-A"}
+    call.card("1234")
+    assert CallSession.objects.get().attestation == kept

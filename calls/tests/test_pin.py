@@ -119,5 +119,7 @@ def test_verify_wipes_the_sealed_digits_when_no_answer_comes(raised):
         pytest.raises(type(raised)),
     ):
         session.verify()
-    resolve.assert_called_once_with("8264", "5937", "+15005550006", call_sid=session.call_sid)
+    resolve.assert_called_once_with(
+        "8264", "5937", "+15005550006", call_sid=session.call_sid, attestation=""
+    )
     assert (session.card, session.pin) == (None, None)

@@ -10,7 +10,8 @@ from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import Lockout
+from accounts import lockout
+from accounts.models import GuessingWindow, Lockout
 from accounts.resolvers import resolve
 from audit.models import AuditEvent
 from calls.management.commands import purge_sessions as purge
@@ -60,14 +61,42 @@ def test_sessions_past_24_hours_are_deleted(call, clock):
 
 
 def test_idle_lockout_counters_go_but_live_locks_stay(demo_account, clock):
-    resolve("9999", "0000", "+15550000001")
+    resolve("8888", "0000", "+15550000001")
     for _ in range(5):
         resolve("9999", "0000", "+15550000002")
     clock.shift(timedelta(hours=24, seconds=1))
-    resolve("9999", "0000", "+15550000003")
+    resolve("7777", "0000", "+15550000003")
     Lockout.objects.filter(key="+15550000002").update(locked_until=START + timedelta(days=2))
     assert purge_sessions()["counters"] == 1
-    assert set(Lockout.objects.values_list("key", flat=True)) == {"+15550000002", "+15550000003"}
+    assert set(Lockout.objects.values_list("key", flat=True)) == {
+        "+15550000002",
+        "+15550000003",
+        # A card's failures count for 30 days.
+        *(lockout.card_key(card) for card in ["7777", "8888", "9999"]),
+    }
+
+
+def test_a_cards_counter_goes_once_its_failures_stop_counting(demo_account, clock):
+    resolve("9999", "0000", "+15550000001")
+    clock.shift(timedelta(days=30) - timedelta(seconds=1))
+    purge_sessions()
+    assert Lockout.objects.filter(scope="card").exists()
+    clock.shift(timedelta(seconds=2))
+    purge_sessions()
+    assert not Lockout.objects.exists()
+
+
+def test_the_guessing_watchs_past_windows_go(demo_account, clock, settings):
+    settings.SECUREGATHER_GUESSING_WINDOW = 3600
+    resolve("9999", "0000", "+15550000001")
+    clock.shift(timedelta(hours=1))
+    resolve("9999", "0000", "+15550000001")
+    clock.shift(timedelta(hours=1, seconds=1))
+    purge_sessions()
+    # The window before this one stays: /healthz reads it.
+    assert list(GuessingWindow.objects.values_list("start", flat=True)) == [
+        START + timedelta(hours=1)
+    ]
 
 
 def test_the_command_reports_and_audits_what_it_did(call, clock, capsys):
@@ -91,6 +120,7 @@ def make_session(n: int, **fields) -> CallSession:
     values = {
         "account_sid": "AC" + "cd" * 16,
         "caller": "+15005550006",
+        "attestation": "",
         "language": "es",
         "state": CallSession.State.AWAITING_PIN,
         "tries": 1,
@@ -135,6 +165,7 @@ def test_a_batch_writes_what_ending_each_row_through_the_model_wrote(clock):
         "account_sid": "AC" + "cd" * 16,
         "caller": "+15005550006",
         "caller_digest": "",  # made by bulk_create, not by a call's first step
+        "attestation": "",
         "language": "es",
         "tries": 1,
         "card": None,
@@ -284,8 +315,8 @@ def _wait_for_a_lock_wait() -> bool:
 def test_a_failure_counted_while_its_idle_counter_is_purged_still_counts(demo_account, monkeypatch):
     caller = "+15550000009"
     assert resolve("1234", "0000", caller) is None
-    # Both counters idle for more than a window: the purge deletes them.
-    Lockout.objects.update(failures=[], updated_at=timezone.now() - timedelta(days=2))
+    # Both counters idle for longer than their failures count: the purge deletes them.
+    Lockout.objects.update(failures=[], updated_at=timezone.now() - timedelta(days=31))
     guess: list[object] = []
 
     def wrong_pin() -> None:
@@ -307,8 +338,8 @@ def test_a_failure_counted_while_its_idle_counter_is_purged_still_counts(demo_ac
     assert purge_sessions()["counters"] == 2
     thread.join(timeout=30)
     assert guess == [None]
-    # The wrong PIN is counted on the caller and on the account, as any other is.
+    # The wrong PIN is counted on the caller and on the card, as any other is.
     assert sorted((row.scope, row.key, len(row.failures)) for row in Lockout.objects.all()) == [
-        ("account", "AC12345678", 1),
         ("caller", caller, 1),
+        ("card", lockout.card_key("1234"), 1),
     ]

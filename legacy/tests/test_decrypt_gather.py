@@ -13,6 +13,8 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 from django.views.debug import ExceptionReporter
 
+from accounts import lockout
+from accounts.models import Lockout
 from accounts.resolvers import Locked, ResolverUnavailable
 from audit.models import AuditEvent
 from conftest import LEGACY_KEY, tutorial_encrypt
@@ -223,7 +225,7 @@ def test_a_lock_taken_and_expired_through_the_api_is_on_the_apis_rows(api, demo_
     pairs = list(zip(ciphertexts[::2], ciphertexts[1::2], strict=True))
     for card, pin in pairs[:5]:
         assert api(card, pin).status_code == 404
-    lock = AuditEvent.objects.get(event="locked_out")
+    lock = AuditEvent.objects.get(event="locked_out", detail__scope="card")
     assert (lock.actor, lock.channel, lock.account_number, lock.detail["action"]) == (
         "api",
         "api",
@@ -232,13 +234,31 @@ def test_a_lock_taken_and_expired_through_the_api_is_on_the_apis_rows(api, demo_
     )
     with time_machine.travel(timezone.now() + timedelta(minutes=31)):
         assert api(*pairs[5]).status_code == 200
-    unlocked = AuditEvent.objects.get(event="unlocked")
+    unlocked = AuditEvent.objects.get(event="unlocked", detail__scope="card")
     assert (unlocked.actor, unlocked.channel, unlocked.detail["reason"]) == (
         "system",
         "api",
         "expired",
     )
     plaintext.assert_absent("0000", "4321")
+
+
+def test_the_api_counts_each_guess_on_its_tokens_counter_and_the_card(api, settings, demo_account):
+    settings.SECUREGATHER_API_TOKEN = "t0ken-for-the-function"
+    bearer = {"HTTP_AUTHORIZATION": "Bearer t0ken-for-the-function"}
+    ciphertexts = tutorial_encrypt(*["1234", "0000"] * 5, "1234", "4321")
+    pairs = list(zip(ciphertexts[::2], ciphertexts[1::2], strict=True))
+    for card, pin in pairs[:5]:
+        assert api(card, pin, **bearer).status_code == 404
+    counters = dict(Lockout.objects.values_list("scope", "key"))
+    # One caller per token, named by a digest of it: never the token itself.
+    assert counters["caller"] == lockout.api_caller("t0ken-for-the-function")
+    assert "t0ken" not in counters["caller"]
+    assert counters["card"] == lockout.card_key("1234")
+    assert api(*pairs[5], **bearer).status_code == 404  # the right PIN, refused by the lock
+    locks = AuditEvent.objects.filter(event="locked_out")
+    (row,) = [lock for lock in locks if "action" not in lock.detail]
+    assert (row.account_number, row.channel, row.detail["scope"]) == ("AC12345678", "api", "card")
 
 
 def test_an_unavailable_resolver_gets_503_without_detail(api, demo_account, monkeypatch):

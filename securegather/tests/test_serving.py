@@ -71,7 +71,8 @@ def serves(server: subprocess.Popen[str], port: int) -> None:
         assert server.poll() is None, server.communicate()[0]
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-                assert (r.status, r.read()) == (200, b'{"status": "ok"}')
+                body = json.loads(r.read())
+                assert (r.status, body) == (200, {"status": "ok", "guessing_suspected": False})
                 return
         except OSError:
             assert time.monotonic() < deadline, "gunicorn did not answer in 60 s"

@@ -20,7 +20,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts import lockout
-from accounts.models import Lockout
+from accounts.models import GuessingWindow, Lockout
 from audit.models import AuditEvent, record_refusal_counts
 from calls.models import CallSession
 from keys.commands import DatabaseCommand
@@ -38,7 +38,9 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
     expired admin sessions.
 
     A call whose status callback never came is ended here: its sealed values and last answer
-    are wiped. Counters untouched for a whole lockout window hold no failure that still counts.
+    are wiped. Counters untouched for as long as their failures count (a day for a caller's, the
+    ceiling's 30 days for a card's or an owner's) hold no failure that still counts, and the
+    guessing watch's past windows are done with.
     An admin session past its expiry was ended by the idle timeout; Django deletes none. And
     the refusals counted in minutes gone by are recorded.
     """
@@ -47,9 +49,10 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
     retention = timedelta(seconds=settings.SECUREGATHER_SESSION_RETENTION)
     stale = CallSession.objects.filter(created_at__lt=now - lifetime, ended_at=None)
     expired = CallSession.objects.filter(created_at__lt=now - retention)
-    idle = Lockout.objects.filter(updated_at__lt=now - lockout.window()).exclude(
-        locked_until__gt=now
-    )
+    idle = Lockout.objects.filter(lockout.idle(now))
+    # The guessing watch reads this window and the one before (lockout.guessing_suspected).
+    watched = timedelta(seconds=2 * settings.SECUREGATHER_GUESSING_WINDOW)
+    past_windows = GuessingWindow.objects.filter(start__lt=now - watched)
     counts = {"ended": 0, "deleted": 0, "counters": 0, "staff_sessions": 0}
     # Each batch commits on its own: a run stopped halfway has still done, and must still
     # record, what its committed batches did.
@@ -58,6 +61,8 @@ def purge_sessions(now: datetime | None = None) -> dict[str, int]:
         _in_batches(stale, _expire, counts, "ended", "state", "call_sid", "caller")
         _in_batches(expired, _delete_rows, counts, "deleted")
         _in_batches(idle, _delete_rows, counts, "counters")
+        # Plain rate counters with nothing to account for: deleted, not counted in the row.
+        _in_batches(past_windows, _delete_rows, {"windows": 0}, "windows")
         clear_staff_sessions(now, counts)
         # Refusals counted in minutes gone by become their refusals_counted rows (each is
         # recorded then, so the purge's own row need not count them).
@@ -147,7 +152,8 @@ def _delete_rows(rows: QuerySet[Any], batch: _Batch) -> int:
 class Command(DatabaseCommand):
     help = (
         "End calls past their lifetime; delete sessions past retention, lockout counters idle "
-        "for a whole lockout window and expired admin sessions (run it hourly, from one host)."
+        "for as long as their failures count, and expired admin sessions (run it hourly, from "
+        "one host)."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
