@@ -1,6 +1,7 @@
 """Calls resolved by the user's backend over real HTTP: the example backend (examples/backend/)
 in a subprocess, or a stand-in server that is slow or talks nonsense."""
 
+import io
 import json
 import threading
 import time
@@ -9,6 +10,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.core.management import call_command
 from django.test import override_settings
 
 from accounts import backend_client
@@ -92,6 +94,16 @@ def test_wrong_pins_from_many_callers_lock_the_account_by_its_reference(twilio, 
     # The right PIN, from a caller with no failure: the backend's answer is withheld.
     assert play(another_call(twilio, 99, "+15005559999"), "1234", "4321") == LOCKED
     assert CallSession.objects.get(call_sid=f"CA{99:032x}").outcome == "locked_out"
+    # Staff lift it by the counter's key, as the audit row and the lockout list show it.
+    call_command("unlock", DEMO_REF, stdout=io.StringIO())
+    assert play(another_call(twilio, 100, "+15005559998"), "1234", "4321") == FOUND
+
+
+def test_calls_without_a_number_count_on_the_one_withheld_counter(twilio, backend):
+    play(another_call(twilio, 1, "anonymous"), "9999", "0000")
+    play(another_call(twilio, 2, "client:alice"), "9999", "0000")
+    counted = {(row.scope, row.key): len(row.failures) for row in Lockout.objects.all()}
+    assert counted == {("caller", "withheld"): 2}
 
 
 def test_a_locked_caller_is_refused_before_any_request(twilio, backend):
