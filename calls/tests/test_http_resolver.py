@@ -237,3 +237,11 @@ def test_the_example_backend_replays_its_first_answer_and_refuses_reused_ciphert
     again = json.dumps(request).encode()
     signature = backend_client.sign(BACKEND_SECRET.encode(), stamp, again)
     assert post_to(backend, again, stamp, signature) == (409, {"error": "ciphertext already used"})
+
+
+def test_the_backends_own_lock_is_told_to_the_caller_and_counts_nothing(call, stand_in):
+    stand_in.answer = b'{"status": "locked"}'
+    assert play(call, "1234", "4321") == LOCKED
+    row = AuditEvent.objects.get(event="locked_out")
+    assert row.detail["scope"] == "backend"
+    assert not Lockout.objects.exclude(failures=[]).exists()
