@@ -5,6 +5,7 @@ import gc
 import multiprocessing
 import os
 import re
+import stat
 import subprocess
 import sys
 import tempfile
@@ -26,13 +27,14 @@ control_socket_disable = True
 
 # Each worker writes the figures it measures itself (step latency, lost audit rows) to a file of
 # its own in this directory, and a scrape of /metrics on any worker sums them all
-# (monitoring.metrics). One directory per master, kept across reloads: this file is read again
-# on HUP, in the same process. gunicorn sets it in the environment before any worker starts.
+# (monitoring.metrics). One directory per master, made by mkdtemp (a new name, the master's
+# alone, mode 0700: never one another local user made first under a name they could guess), and
+# kept across reloads: this file is read again on HUP, in the same process, and finds it in the
+# environment, where the workers forked later find it too. Not gunicorn's raw_env: gunicorn
+# removes what raw_env set before it reads this file again.
 METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-metrics_dir = os.environ.get(METRICS_VARIABLE) or str(
-    Path(tempfile.gettempdir()) / f"securegather-metrics-{os.getpid()}"
-)
-raw_env = [f"{METRICS_VARIABLE}={metrics_dir}"]
+metrics_dir = os.environ.get(METRICS_VARIABLE) or tempfile.mkdtemp(prefix="securegather-metrics-")
+os.environ[METRICS_VARIABLE] = metrics_dir
 
 
 def post_worker_init(worker: object) -> None:
@@ -77,8 +79,23 @@ def forget_metrics() -> None:
         path.unlink(missing_ok=True)
 
 
+def private_directory(path: str) -> None:
+    """Make ``path`` (mode 0700) or accept it only as a directory of this user's that no one else
+    may write to, and not a link: anyone who can write there could forge the figures or have
+    the workers write where they choose."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        # gunicorn prints a RuntimeError's message and exits 1, before any worker starts.
+        raise RuntimeError(
+            f"{METRICS_VARIABLE}={path} is not a directory of this user's that only it can "
+            "write to (a link, another user's, or group- or world-writable): name another, or "
+            "leave it unset for a new one."
+        )
+
+
 def on_starting(server: Any) -> None:
-    os.makedirs(metrics_dir, mode=0o700, exist_ok=True)
+    private_directory(metrics_dir)
     # Figures of a previous server, whose workers' pids may come again, are not this one's.
     forget_metrics()
 

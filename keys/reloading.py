@@ -7,6 +7,11 @@ file, then `kill -HUP`, and the host serves nothing. So the checks run first, as
 will run them (`manage.py check`, in the master's own environment where the system shows it),
 and the signal is sent only when they pass. Nothing changes otherwise: the old workers go on
 serving.
+
+The checks run with the master's settings but nothing else of its: only the variables the
+settings read pass (SERVICE_VARIABLES), Python ignores its own (-E) and the user's site-packages
+(-s), and the process must be the caller's own. It runs as the service's user, never as root: root
+would run code from whatever process it was pointed at, as root.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ from django.conf import settings
 # A command measures nothing for /metrics (monitoring.metrics): it writes no file among the
 # workers'.
 METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# What of the master's environment the checks see: what settings.py and gunicorn.conf.py read,
+# libpq's own (PG*, and HOME for ~/.pgpass) and the locale. Never PYTHON* nor LD_*, which would
+# load code of the process's choosing, nor PATH: the interpreter is named in full.
+SERVICE_VARIABLES = re.compile(
+    r"^(?:DJANGO_\w*|SECUREGATHER_\w*|TWILIO_\w*|GUNICORN_\w*|PG\w*|LC_\w*|DATABASE_URL|LANG|TZ|HOME)$"
+)
 
 
 class ReloadRefused(Exception):
@@ -51,13 +62,43 @@ def process_file(pid: int, name: str) -> bytes | None:
 
 
 def environment_of(pid: int) -> dict[str, str]:
-    """The environment gunicorn's master runs with, which its new workers inherit; this
-    command's own where the system does not show another process's."""
+    """The variables of SERVICE_VARIABLES in the environment gunicorn's master runs with, which
+    its new workers inherit. Where the system does not show it, nothing is checked: this
+    command's own environment is not the server's."""
     raw = process_file(pid, "environ")
     if raw is None:
-        return dict(os.environ)
+        raise ReloadRefused(
+            f"Cannot read the environment of process {pid} (/proc/{pid}/environ): run this as "
+            "the service's user on the host gunicorn runs on."
+        )
     entries = raw.decode(errors="surrogateescape").split("\0")
-    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+    pairs = (entry.split("=", 1) for entry in entries if "=" in entry)
+    return {name: value for name, value in pairs if SERVICE_VARIABLES.match(name)}
+
+
+def directory_of(pid: int) -> str:
+    """The master's working directory: relative paths in its settings are read from there."""
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError as exc:
+        raise ReloadRefused(
+            f"Cannot read the working directory of process {pid}: {exc.strerror}."
+        ) from None
+
+
+def refuse_root() -> None:
+    if os.geteuid() == 0:
+        raise ReloadRefused(
+            "reload_service does not run as root: run it as the service's user, e.g. "
+            "`sudo -u securegather .venv/bin/python manage.py reload_service --pidfile FILE`."
+        )
+
+
+def owner_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
 
 
 def is_gunicorn(pid: int) -> bool | None:
@@ -88,9 +129,13 @@ def ensure_gunicorn(pid: int) -> None:
     except ProcessLookupError:
         raise ReloadRefused(f"No process {pid}: gunicorn is not running.") from None
     except PermissionError:
+        owner = None
+    else:
+        owner = owner_of(pid)
+    if owner != os.geteuid():
         raise ReloadRefused(
             f"Process {pid} belongs to another user: run this as the service's user."
-        ) from None
+        )
     if is_gunicorn(pid) is False:
         raise ReloadRefused(f"Process {pid} is not gunicorn.")
     parent = parent_of(pid)
@@ -101,12 +146,14 @@ def ensure_gunicorn(pid: int) -> None:
         )
 
 
-def check_problem(env: dict[str, str]) -> str | None:
-    """The first error `manage.py check` finds with ``env``, or None when it passes."""
+def check_problem(env: dict[str, str], directory: str) -> str | None:
+    """The first error `manage.py check` finds with ``env`` in ``directory``, or None when it
+    passes. This project's manage.py, by its full path: -E -s leave Python's path to the
+    project's own directory and the interpreter's site-packages (-I would drop the former)."""
     env = {name: value for name, value in env.items() if name != METRICS_VARIABLE}
-    done = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=settings.BASE_DIR,
+    done = subprocess.run(  # noqa: S603  (this interpreter and this project's manage.py)
+        [sys.executable, "-E", "-s", str(Path(settings.BASE_DIR) / "manage.py"), "check"],
+        cwd=directory,
         env=env,
         capture_output=True,
         text=True,
@@ -124,8 +171,9 @@ def check_problem(env: dict[str, str]) -> str | None:
 
 def reload_service(pid: int) -> None:
     """Check the configuration as gunicorn's new workers will, then send its master HUP."""
+    refuse_root()
     ensure_gunicorn(pid)
-    problem = check_problem(environment_of(pid))
+    problem = check_problem(environment_of(pid), directory_of(pid))
     if problem is not None:
         raise ReloadRefused(
             f"Not reloaded: the new workers would fail to start ({problem}). The running "

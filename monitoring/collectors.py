@@ -127,13 +127,16 @@ class DatabaseCollector(Collector):
         yield refusals
 
         lockouts = CounterMetricFamily(
-            "securegather_lockouts", "Caller numbers and accounts locked after failed guesses."
+            "securegather_lockouts",
+            "Lockout counters (callers, cards, owners) locked after failed guesses.",
         )
         lockouts.add_metric([], sum(n for (e, _), n in counts.items() if e == Event.LOCKED_OUT))
         yield lockouts
 
         locked = GaugeMetricFamily(
-            "securegather_locked", "Caller numbers and accounts locked now.", labels=["scope"]
+            "securegather_locked",
+            "Lockout counters locked now, by scope (caller, card, owner).",
+            labels=["scope"],
         )
         now_locked = Counter(
             Lockout.objects.filter(locked_until__gt=now).values_list("scope", flat=True)

@@ -279,8 +279,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=30)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 # The address is the one audit rows name (audit.origins.client_address), behind a declared proxy
 # the client's, not the proxy's: otherwise one address's 10 failures would lock out every staff
-# member.
-AXES_CLIENT_IP_CALLABLE = "audit.origins.client_address"
+# member. Requests named by no address (they bypassed the declared proxy) share one count, under
+# 0.0.0.0 (audit.origins.lockout_address).
+AXES_CLIENT_IP_CALLABLE = "audit.origins.lockout_address"
 AXES_RESET_ON_SUCCESS = True
 # A password typed into the username box stays out of axes' tables and log lines: failures are
 # stored and counted under an existing user's name or a keyed digest of what was typed, and the

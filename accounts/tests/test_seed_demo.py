@@ -53,5 +53,5 @@ def test_seed_demo_lifts_the_demo_accounts_lock_and_the_simulators_caller(capsys
     assert not Lockout.objects.exclude(locked_until=None).exists()
     assert resolve("1234", "4321", "+15005550006").account_number == "AC12345678"
     lifts = AuditEvent.objects.filter(event="unlocked", detail__reason="lifted")
-    assert sorted(row.detail["scope"] for row in lifts) == ["account", "caller"]
+    assert sorted(row.detail["scope"] for row in lifts) == ["caller", "card"]
     assert {row.detail["command"] for row in lifts} == {"seed_demo"}

@@ -74,6 +74,18 @@ def test_another_address_is_403():
     assert Client(REMOTE_ADDR="192.0.2.8").get("/metrics").status_code == 403
 
 
+@override_settings(
+    SECUREGATHER_METRICS_ADDRESSES=["127.0.0.1", "10.0.0.0/8", "0.0.0.0/0", "::/0"],
+    SECUREGATHER_TRUSTED_PROXY_HEADER="X-Forwarded-For",
+    SECUREGATHER_TRUSTED_PROXY_COUNT=1,
+)
+@pytest.mark.parametrize("forwarded", [None, '"', '10.0.0.5, "', "unknown"])
+def test_behind_the_proxy_a_request_named_by_no_address_is_403_whatever_is_listed(forwarded):
+    # Its peer is the proxy (127.0.0.1), listed here; the client's address is none at all.
+    headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics", headers=headers).status_code == 403
+
+
 @override_settings(SECUREGATHER_METRICS_TOKEN=TOKEN)
 def test_only_get_and_head():
     assert (
@@ -102,7 +114,8 @@ def test_calls_by_outcome_lockouts_refusals_and_step_latency(call, demo_account,
     assert grew("securegather_refusals_total", kind="signature_rejected") == 1
     assert grew("securegather_lockouts_total") == 2
     assert value(after, "securegather_locked", scope="caller") == 1
-    assert value(after, "securegather_locked", scope="account") == 1
+    assert value(after, "securegather_locked", scope="card") == 1
+    assert value(after, "securegather_locked", scope="owner") == 0
     # Every answer a step gives is timed, its refusals too: the forged request's 403.
     assert grew("securegather_step_seconds_count", step="incoming") == 2
     for step in ("card", "pin", "status"):

@@ -221,6 +221,22 @@ def test_without_the_proxy_declared_the_strangers_failures_lock_out_every_staff_
         assert {origin for _, origin in served.rows("staff_login_failed")} == {"127.0.0.1"}
 
 
+def test_a_quote_the_stranger_writes_into_x_forwarded_for_names_no_other_address(tmp_path):
+    # nginx forwards 'X-Forwarded-For: 10.0.0.5, ", 127.0.0.2': the service reads 127.0.0.2,
+    # never 10.0.0.5 nor nginx's own 127.0.0.1, which the metrics allow-list below holds.
+    metrics_listed = {"SECUREGATHER_METRICS_ADDRESSES": "127.0.0.1,10.0.0.5"}
+    with site(tmp_path, **BEHIND_NGINX, **metrics_listed) as served:
+        stranger = Browser(served, "127.0.0.2")
+        for forged in ('10.0.0.5, "', '"'):
+            assert stranger.sign_in("guess", "wrong password", **{"X-Forwarded-For": forged}) == 200
+        metrics = stranger.request("GET", "/metrics", **{"X-Forwarded-For": '"'})
+        failed = served.rows("staff_login_failed")
+    assert [origin for _, origin in failed] == ["127.0.0.2", "127.0.0.2"]
+    # nginx's own refusal: the shipped configuration lets no address through until one is listed.
+    status, page = metrics
+    assert (status, "<center>nginx</center>" in page) == (403, True)
+
+
 # --- Slow clients: nginx holds half-sent requests, gunicorn's workers never see them.
 
 

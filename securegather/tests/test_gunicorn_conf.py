@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import runpy
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,12 +17,55 @@ from django.conf import settings
 CONF = Path(settings.BASE_DIR) / "gunicorn.conf.py"
 
 
+METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
 def load(monkeypatch, **env: str) -> dict:
+    """The file as gunicorn reads it. The metrics directory is named (the file would make one, and
+    set it in this process's environment) unless a test says otherwise: monkeypatch restores it."""
     for name in ("GUNICORN_WORKERS", "GUNICORN_BIND"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(METRICS_VARIABLE, "/nonexistent/securegather-metrics")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    if env.get(METRICS_VARIABLE) == "":
+        monkeypatch.delenv(METRICS_VARIABLE)
     return runpy.run_path(str(CONF))
+
+
+def test_each_master_makes_a_metrics_directory_of_its_own_and_keeps_it_across_reloads(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    # What another local user could make first under the name of old: the pid is easy to guess.
+    planted = tmp_path / f"securegather-metrics-{os.getpid()}"
+    planted.mkdir()
+    planted.chmod(0o777)
+    made = Path(load(monkeypatch, PROMETHEUS_MULTIPROC_DIR="")["metrics_dir"])
+    assert made != planted and made.parent == tmp_path
+    assert made.name.startswith("securegather-metrics-")
+    info = made.lstat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o700, os.geteuid())
+    # Read again on HUP, in the same process: the same directory, from the environment.
+    assert os.environ[METRICS_VARIABLE] == str(made)
+    assert runpy.run_path(str(CONF))["metrics_dir"] == str(made)
+
+
+def test_a_metrics_directory_named_is_made_private_or_refused_when_others_could_write(
+    monkeypatch, tmp_path
+):
+    fresh = tmp_path / "fresh"
+    load(monkeypatch, PROMETHEUS_MULTIPROC_DIR=str(fresh))["on_starting"](None)
+    assert stat.S_IMODE(fresh.lstat().st_mode) == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    link = tmp_path / "link"
+    link.symlink_to(fresh)
+    for named in (shared, link):
+        conf = load(monkeypatch, PROMETHEUS_MULTIPROC_DIR=str(named))
+        with pytest.raises(RuntimeError, match=f"{METRICS_VARIABLE}={named} is not a directory"):
+            conf["on_starting"](None)
 
 
 def test_workers_follow_the_cpu_count_up_to_8(monkeypatch):

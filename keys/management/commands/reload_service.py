@@ -3,14 +3,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from keys.reloading import ReloadRefused, read_pid, reload_service
+from keys.reloading import ReloadRefused, read_pid, refuse_root, reload_service
 
 
 class Command(BaseCommand):
     help = (
         "Reload gunicorn (new settings and keys) only when its new workers can start: runs the "
         "system checks in the master's environment, then sends it HUP. Refuses, exit status 1, "
-        "leaving the running workers serving, when they fail."
+        "leaving the running workers serving, when they fail. Run it as the service's user."
     )
     # It runs the checks itself, in the server's environment, and reports what fails.
     requires_system_checks: list[str] = []
@@ -22,6 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, pidfile: Path | None, pid: int | None, **options: Any) -> None:
         try:
+            refuse_root()
             if pid is None:
                 assert pidfile is not None  # one of the two is required
                 pid = read_pid(pidfile)
