@@ -11,7 +11,7 @@ export GUNICORN_BIND
 # Translation catalogs are compiled here from the .po files under locale/, never committed.
 CATALOGS := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
 
-.PHONY: run test lint format clean messages
+.PHONY: run run-backend test lint format clean messages
 
 $(VENV)/.run: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed")'
@@ -32,16 +32,35 @@ locale/%/LC_MESSAGES/django.mo: locale/%/LC_MESSAGES/django.po $(VENV)/.run
 
 messages: $(CATALOGS)
 
-run: $(VENV)/.run .env $(CATALOGS)
+# `make run BACKEND=1`: resolve through the example backend (`make run-backend`, in another
+# terminal) instead of the accounts table; the key pair and signing secret go to .backend/.
+BACKEND ?=
+RUN_ENV := $(if $(BACKEND),set -a && . ./.backend/env && set +a &&,)
+
+run: $(VENV)/.run .env $(CATALOGS) $(if $(BACKEND),.backend/env)
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
+	$(if $(BACKEND),,$(PY) manage.py seed_demo)
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo
 	@echo "SecureGather on http://$(GUNICORN_BIND)  (webhook: POST /voice/)"
 	@echo "Simulate a call, in another terminal:"
 	@echo "  $(PY) manage.py simulate_call --card 1234 --pin 4321 --url http://$(GUNICORN_BIND)"
 	@echo
-	$(VENV)/bin/gunicorn -c gunicorn.conf.py securegather.wsgi
+	$(RUN_ENV) $(VENV)/bin/gunicorn -c gunicorn.conf.py securegather.wsgi
+
+# The example backend (examples/backend/), holding the demo account, on BACKEND_PORT.
+BACKEND_PORT ?= 8800
+.backend/env: | $(VENV)/.run .env
+	mkdir -p .backend && chmod 700 .backend
+	{ echo "SECUREGATHER_RESOLVER=accounts.resolvers.HttpResolver"; \
+	  echo "SECUREGATHER_BACKEND_URL=http://127.0.0.1:$(BACKEND_PORT)/resolve"; \
+	  echo "SECUREGATHER_BACKEND_PUBLIC_KEYS=$$($(PY) manage.py backend_keypair --id dev --out .backend/backend-dev.pem)"; \
+	  echo "SECUREGATHER_BACKEND_SECRET=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(32))')"; \
+	} > .backend/env.new && mv .backend/env.new $@
+
+run-backend: $(VENV)/.run .backend/env
+	set -a && . ./.backend/env && set +a && \
+	$(PY) examples/backend/server.py --port $(BACKEND_PORT) --private-key .backend/backend-dev.pem
 
 test: $(VENV)/.dev $(CATALOGS)
 	$(VENV)/bin/ruff check .
@@ -54,4 +73,4 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .mypy_cache .hypothesis $(CATALOGS)
+	rm -rf $(VENV) .backend staticfiles .pytest_cache .ruff_cache .mypy_cache .hypothesis $(CATALOGS)

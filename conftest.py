@@ -9,12 +9,14 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -466,3 +468,94 @@ def unreachable_database_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"postgres://nobody@127.0.0.1:{port}/securegather"
+
+
+# --- The user's backend: HPKE keys and the example backend (examples/backend/), over real HTTP.
+
+# The example backend is a standalone program whose modules import each other by plain name, as
+# they do when it runs: its tests find them the same way.
+EXAMPLE_BACKEND = Path(__file__).parent / "examples" / "backend"
+sys.path.insert(0, str(EXAMPLE_BACKEND))
+BACKEND_SECRET = "test-backend-signing-secret-0123456789"
+
+
+@dataclass
+class BackendKeys:
+    kid: str
+    pem_file: Path
+    public_entry: str
+
+    @property
+    def private_key(self) -> Any:
+        from cryptography.hazmat.primitives import serialization
+
+        return serialization.load_pem_private_key(self.pem_file.read_bytes(), password=None)
+
+
+def make_backend_keys(directory: Path, kid: str) -> BackendKeys:
+    from keys import hpke
+
+    pem, public = hpke.new_keypair()
+    path = directory / f"backend-{kid}.pem"
+    hpke.write_private_key(path, pem)
+    return BackendKeys(kid, path, f"{kid}:{public}")
+
+
+@pytest.fixture
+def backend_keys(tmp_path: Path) -> BackendKeys:
+    return make_backend_keys(tmp_path, "b1")
+
+
+@dataclass
+class ExampleBackend:
+    url: str
+    process: subprocess.Popen[str]
+    keys: BackendKeys
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that point SecureGather's HTTP resolver at this backend."""
+        return {
+            "SECUREGATHER_RESOLVER": "accounts.resolvers.HttpResolver",
+            "SECUREGATHER_BACKEND_URL": self.url,
+            "SECUREGATHER_BACKEND_PUBLIC_KEYS": self.keys.public_entry,
+            "SECUREGATHER_BACKEND_SECRET": BACKEND_SECRET,
+        }
+
+
+def start_example_backend(*keys: BackendKeys) -> ExampleBackend:
+    """examples/backend/server.py in a subprocess, on a port the OS picks; its URL once it
+    listens (it logs the URL when it does)."""
+    process = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            str(EXAMPLE_BACKEND / "server.py"),
+            "--port",
+            "0",
+            *[arg for key in keys for arg in ("--private-key", str(key.pem_file))],
+        ],
+        env={**os.environ, "SECUREGATHER_BACKEND_SECRET": BACKEND_SECRET},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if found := re.search(r"(http://\S+/resolve)", line):
+            # Its log goes on being read, so a full pipe never blocks it.
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+            return ExampleBackend(found[1], process, keys[0])
+    raise RuntimeError(f"the example backend did not start (exit status {process.wait()})")
+
+
+@pytest.fixture
+def example_backend(backend_keys: BackendKeys) -> Iterator[ExampleBackend]:
+    from accounts import backend_client
+
+    backend = start_example_backend(backend_keys)
+    # Each test starts with the breaker of this process closed.
+    backend_client.BREAKER.succeeded()
+    try:
+        yield backend
+    finally:
+        backend.process.terminate()
+        backend.process.wait(timeout=10)
+        backend_client.BREAKER.succeeded()

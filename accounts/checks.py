@@ -1,11 +1,16 @@
-"""System checks for the lockout settings: PCI DSS v4.0 8.3.4 sets the bounds."""
+"""System checks for the lockout settings (PCI DSS v4.0 8.3.4 sets the bounds) and for the HTTP
+resolver's."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
+
+from keys import hpke
 
 # 8.3.4: lock after no more than 10 invalid attempts, for at least 30 minutes.
 PCI_MAX_FAILURES, PCI_MIN_DURATION = 10, 30 * 60
@@ -52,3 +57,64 @@ def check_lockout(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+HTTP_RESOLVER = "accounts.resolvers.HttpResolver"
+# A signing secret shorter than this is guessable offline from one signed request.
+MIN_SECRET_LENGTH = 32
+
+
+@register()
+def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The HTTP resolver's settings, checked only when it is the one in use."""
+    if settings.SECUREGATHER_RESOLVER != HTTP_RESOLVER:
+        return []
+    errors: list[CheckMessage] = []
+    url = urlsplit(settings.SECUREGATHER_BACKEND_URL)
+    loopback = url.hostname in ("localhost", "127.0.0.1", "::1")
+    if not url.hostname or not (url.scheme == "https" or (url.scheme == "http" and loopback)):
+        errors.append(
+            Error(
+                "SECUREGATHER_BACKEND_URL must be an https:// URL (http:// only to this host).",
+                hint="e.g. https://accounts.example.com/securegather/resolve",
+                id="accounts.E010",
+            )
+        )
+    try:
+        hpke.parse_public_keys(settings.SECUREGATHER_BACKEND_PUBLIC_KEYS)
+    except hpke.BackendKeyError as exc:
+        errors.append(
+            Error(
+                f"SECUREGATHER_BACKEND_PUBLIC_KEYS: {exc}.",
+                hint="`manage.py backend_keypair --id KID --out FILE` prints an entry.",
+                id="accounts.E011",
+            )
+        )
+    if len(settings.SECUREGATHER_BACKEND_SECRET) < MIN_SECRET_LENGTH:
+        errors.append(
+            Error(
+                f"SECUREGATHER_BACKEND_SECRET must hold at least {MIN_SECRET_LENGTH} characters.",
+                hint="`python -c 'import secrets; print(secrets.token_urlsafe(32))'` makes one; "
+                "the backend is given the same.",
+                id="accounts.E012",
+            )
+        )
+    cert, key = settings.SECUREGATHER_BACKEND_CLIENT_CERT, settings.SECUREGATHER_BACKEND_CLIENT_KEY
+    ca = settings.SECUREGATHER_BACKEND_CA_FILE
+    if bool(cert) != bool(key) or not all(Path(f).is_file() for f in (cert, key, ca) if f):
+        errors.append(
+            Error(
+                "SECUREGATHER_BACKEND_CLIENT_CERT and _CLIENT_KEY go together, and every file "
+                "they and SECUREGATHER_BACKEND_CA_FILE name must exist.",
+                id="accounts.E013",
+            )
+        )
+    if not 0 < settings.SECUREGATHER_BACKEND_TIMEOUT <= 10:
+        errors.append(
+            Error(
+                "SECUREGATHER_BACKEND_TIMEOUT must be more than 0 and at most 10 seconds.",
+                hint="Twilio waits 15 s for the whole step; the default is 3.",
+                id="accounts.E014",
+            )
+        )
+    return errors

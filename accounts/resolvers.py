@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 
-from accounts import lockout
+from accounts import backend_client, lockout
 from accounts.models import Account, Lockout
 from audit.models import AuditEvent
 
@@ -98,6 +98,10 @@ def resolve(
     is locked; raises ResolverUnavailable when the backend fails in any way, which counts
     against no one: an outage is not a wrong PIN.
     """
+    if seals_for_backend():
+        # Only the user's backend checks digits then, and only sealed to it: a plaintext entry
+        # (the decrypt API's) has nowhere to go, and a digest of it here would be reversible.
+        raise ResolverUnavailable("backend_mode")
     locked = unavailable = None
     # No savepoint of its own: what this block raises is decided inside it and raised after it,
     # so the caller's transaction stays usable for its answer and audit rows.
@@ -148,6 +152,108 @@ def resolve(
     if locked is not None:
         named = numbers if locked.scope == Lockout.Scope.CARD else locked.accounts()
         raise Locked(locked.scope, locked.locked_until, named)
+    if unavailable is not None:
+        raise unavailable
+    return resolution
+
+
+class HttpResolver:
+    """Resolves at the user's own backend, over one signed HTTPS request (accounts.backend_client).
+
+    Its values are sealed with HPKE to the backend's public key as they arrive (keys.hpke), so
+    it takes tokens this service cannot open, never digits: see :func:`resolve_sealed`.
+    """
+
+    # The card and PIN steps seal to the backend instead of the keyring (CallSession.accept_*).
+    seals_for_backend = True
+
+    def resolve(self, card_last4: str, pin: str, caller: str) -> Resolution | None:
+        raise ResolverUnavailable("backend_mode")
+
+    def ask(self, card: str, pin: str, caller: str, call_sid: str) -> backend_client.BackendAnswer:
+        try:
+            return backend_client.ask(card, pin, caller, call_sid)
+        except backend_client.BackendUnavailable as exc:
+            raise ResolverUnavailable(str(exc)) from None
+        except Exception as exc:
+            # Whatever else fails (a client certificate that will not load, say) is an outage
+            # too: the caller hears the apology, never a 500. The type only, as resolve() logs.
+            backend_client.BREAKER.failed()
+            raise ResolverUnavailable(type(exc).__name__) from None
+
+
+def seals_for_backend() -> bool:
+    """Whether the resolver in use takes values sealed to the user's backend (HttpResolver)."""
+    return bool(getattr(import_string(settings.SECUREGATHER_RESOLVER), "seals_for_backend", False))
+
+
+def hold_backend_counters(caller: str, account_ref: str, channel: str) -> lockout.Counters:
+    """The caller's counter and, when the backend named one, its account reference's: keyed by
+    what the backend said ("ref:<reference>"), never by anything derived from the digits."""
+    keys = [(Lockout.Scope.CALLER.value, lockout.caller_key(caller))]
+    if account_ref:
+        # A card's counter (its policy bounds a month too), keyed by the reference: it names
+        # no account of ours, so its audit rows name none either.
+        keys.append((Lockout.Scope.CARD.value, f"ref:{account_ref}"))
+    return lockout.Counters.hold(keys, channel=channel)
+
+
+def resolve_sealed(
+    card: str,
+    pin: str,
+    caller: str,
+    *,
+    call_sid: str,
+    channel: str = AuditEvent.Channel.VOICE,
+    actor: str = "twilio",
+) -> Resolution | None:
+    """:func:`resolve` for two tokens sealed to the user's backend, which only it can open.
+
+    The caller's counter is held, and its lock refuses, before the request, as in resolve().
+    A card's counter cannot be: nothing here may know the card, and a keyed digest of 4 digits
+    falls to 10,000 tries with the service's own keys. So the account's counter is keyed by the
+    opaque reference the backend returns when the card matched an account, and it counts a wrong
+    PIN from then on; while it is locked, the backend's answer for that account, found or not,
+    is withheld (Locked, nothing counted), so a guesser learns nothing past the lock. A card
+    that matched no account counts on the caller's counter alone. The backend's own lock is
+    Locked("backend").
+    """
+    resolver = get_resolver()
+    if not isinstance(resolver, HttpResolver):
+        # Tokens sealed to the backend while the settings named another resolver.
+        raise ResolverUnavailable("not_backend_mode")
+    locked = unavailable = resolution = None
+    backend_locked = False
+    # As in resolve(): no savepoint; what is raised is decided inside and raised after.
+    with transaction.atomic(savepoint=False):
+        counters = hold_backend_counters(caller, "", channel)
+        locked = counters.lock()
+        if locked is None:
+            try:
+                answer = resolver.ask(card, pin, caller, call_sid)
+            except ResolverUnavailable as exc:
+                logger.warning("backend resolver unavailable: %s", exc)
+                unavailable = exc
+            else:
+                if answer.account_ref:
+                    # Held after the answer, as only the answer names it: the caller's is held
+                    # already, and every verification takes the caller's before an account's.
+                    counters = hold_backend_counters(caller, answer.account_ref, channel)
+                    locked = counters.lock()
+                if locked is not None:
+                    # The account is locked: its answer is withheld, and nothing is counted.
+                    resolution = None
+                elif answer.status == "locked":
+                    backend_locked = True
+                elif answer.status == "found":
+                    resolution = Resolution(answer.account, answer.balance or Decimal(0))
+                    counters.succeed(answer.account)
+                else:
+                    counters.fail(channel=channel, actor=actor, call_sid=call_sid)
+    if locked is not None:
+        raise Locked(locked.scope, locked.locked_until)
+    if backend_locked:
+        raise Locked("backend")
     if unavailable is not None:
         raise unavailable
     return resolution

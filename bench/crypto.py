@@ -9,11 +9,16 @@ that binds a value to its record must. The keyring adds the token text (header, 
 lookup. Each repeat times all three, one after another, and the ratio is the median of the
 repeats' ratios: on a shared VM the speed drifts between runs. Target: keyring seal+open within
 1.5x of raw AESGCM.
+
+Beside them, for the HTTP resolver: sealing one value with HPKE to the backend's public key
+(keys.hpke.seal, an X25519 key agreement per value, which the service does), and opening it
+(what the backend does, for one value).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import statistics
 import sys
@@ -23,8 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from bench.server import machine
+from keys import hpke
 from keys.keyring import Keyring, parse_entries
 
 CONTEXT = "calls.CallSession.card:CA" + "ab" * 16
@@ -73,6 +80,22 @@ def main() -> None:
         {label: rate(fn, args.rounds) for label, fn in rounds_of.items()}
         for _ in range(args.repeat)
     ]
+    hpke_rounds = max(1, args.rounds // 10)  # an X25519 agreement costs ~10x an AES-GCM seal
+    private_pem, public = hpke.new_keypair()
+    (backend_key,) = hpke.parse_public_keys(f"bench:{public}")
+    private = load_pem_private_key(private_pem, password=None)
+    token = hpke.seal(DIGITS, "card", CONTEXT, backend_key)
+    blob = token.rsplit(".", 1)[1]
+    sealed = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
+    info = hpke.info("card", CONTEXT)
+    hpke_seal = max(
+        rate(lambda: hpke.seal(DIGITS, "card", CONTEXT, backend_key), hpke_rounds)
+        for _ in range(args.repeat)
+    )
+    hpke_open = max(
+        rate(lambda: hpke.SUITE.decrypt(sealed, private, info=info), hpke_rounds)  # type: ignore[arg-type]
+        for _ in range(args.repeat)
+    )
     print(f"machine         {machine()}")
     print(f"rounds per run  {args.rounds:,}, {args.repeat} runs interleaved (best shown)")
     for label in rounds_of:
@@ -84,6 +107,15 @@ def main() -> None:
             f"  keyring time / {label[12:]:28s} {statistics.median(ratios):.2f}x   "
             f"(target <= 1.50x; runs {min(ratios):.2f}x to {max(ratios):.2f}x)"
         )
+    print(f"HPKE (X25519, HKDF-SHA256, AES-256-GCM), {hpke_rounds:,} rounds per run (best shown)")
+    print(
+        f"  {'seal to the backend (per value)':40s} {hpke_seal:10,.0f} seals/s   "
+        f"({1e6 / hpke_seal:.0f} us)"
+    )
+    print(
+        f"  {'open at the backend (per value)':40s} {hpke_open:10,.0f} opens/s   "
+        f"({1e6 / hpke_open:.0f} us)"
+    )
 
 
 if __name__ == "__main__":

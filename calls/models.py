@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts import lockout
-from accounts.resolvers import Resolution, resolve
+from accounts.resolvers import Resolution, resolve, resolve_sealed, seals_for_backend
 from audit import phones
 from calls import languages
 from keys.sealed import Sealed, SealedField, SealedFieldsMixin, db_values
@@ -244,12 +244,19 @@ class CallSession(SealedFieldsMixin, models.Model):
         self.language = languages.for_keypress(digits)
 
     def accept_card(self, digits: str) -> Sealed:
-        sealed = self.seal("card", digits)
+        sealed = self._seal_entry("card", digits)
         self.state, self.tries = self.State.AWAITING_PIN, 0
         return sealed
 
     def accept_pin(self, digits: str) -> Sealed:
-        return self.seal("pin", digits)
+        return self._seal_entry("pin", digits)
+
+    def _seal_entry(self, name: str, digits: str) -> Sealed:
+        """With the HTTP resolver, sealed to the user's backend alone (keys.hpke): the session
+        keeps that ciphertext only, which nothing this service holds can open."""
+        if seals_for_backend():
+            return self.seal_for_backend(name, digits)
+        return self.seal(name, digits)
 
     def count_invalid(self) -> bool:
         """Count one bad entry at the current prompt; True when that used up the last try."""
@@ -266,6 +273,10 @@ class CallSession(SealedFieldsMixin, models.Model):
         the account is locked out, after wiping in either case.
         """
         try:
+            if self.card is not None and self.pin is not None and self.card.backend_kid:
+                return resolve_sealed(
+                    self.card.token, self.pin.token, self.caller, call_sid=self.call_sid
+                )
             return resolve(
                 self.unseal("card"),
                 self.unseal("pin"),

@@ -8,6 +8,7 @@ I-Twilio-Idempotency-Token) hears the first answer again, and a call past its li
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any
@@ -45,6 +46,7 @@ from calls.webhooks import (
     unreadable_refusal,
 )
 from keys.redaction import describe
+from keys.sealed import sealed_by
 
 logger = logging.getLogger(__name__)
 Event, Outcome = AuditEvent.Event, AuditEvent.Outcome
@@ -220,6 +222,15 @@ def _out_of_order(request: HttpRequest, session: CallSession, step: str) -> Voic
     return say.ask_card()
 
 
+# A resolver's reason as the audit row keeps it: a word like "timeout", "circuit_open" or
+# "http_502". Anything else (a resolver's own message, which might quote a value) is "other".
+REASON = re.compile(r"[A-Za-z][A-Za-z_]{0,39}(?:_[0-9]{3})?")
+
+
+def _reason(exc: ResolverUnavailable) -> str:
+    return str(exc) if REASON.fullmatch(str(exc)) else "other"
+
+
 @twilio_step(opens_call=True)
 def incoming(request: HttpRequest, session: CallSession) -> VoiceResponse:
     """ "A call comes in": open the session and ask for the card's last 4 digits."""
@@ -248,7 +259,7 @@ def card(request: HttpRequest, session: CallSession) -> VoiceResponse:
     if not is_four_digits(digits):
         return _reject_invalid(request, session, "card")
     sealed = session.accept_card(digits)
-    _audit(request, session, Event.CARD_ENTERED, Outcome.SUCCESS, key_id=sealed.key_id or "")
+    _audit(request, session, Event.CARD_ENTERED, Outcome.SUCCESS, key_id=sealed_by(sealed))
     return say.ask_pin()
 
 
@@ -259,14 +270,14 @@ def pin(request: HttpRequest, session: CallSession) -> VoiceResponse:
     if not is_four_digits(digits):
         return _reject_invalid(request, session, "pin")
     sealed = session.accept_pin(digits)
-    _audit(request, session, Event.PIN_ENTERED, Outcome.SUCCESS, key_id=sealed.key_id or "")
+    _audit(request, session, Event.PIN_ENTERED, Outcome.SUCCESS, key_id=sealed_by(sealed))
     try:
         resolution = session.verify()
     except Locked as exc:
         return _locked_out(request, session, exc.scope, exc.accounts)
-    except ResolverUnavailable:
+    except ResolverUnavailable as exc:
         session.finish(CallSession.Outcome.RESOLVER_UNAVAILABLE)
-        _audit(request, session, Event.RESOLVER_UNAVAILABLE, Outcome.FAILURE)
+        _audit(request, session, Event.RESOLVER_UNAVAILABLE, Outcome.FAILURE, reason=_reason(exc))
         return say.resolver_unavailable()
     if resolution is None:
         session.finish(CallSession.Outcome.NOT_FOUND)

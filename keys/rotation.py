@@ -22,6 +22,7 @@ from django.db import connection, models, transaction
 from django.db.models import CharField, Count, Q, Value
 from django.db.models.functions import Concat, StrIndex, Substr
 
+from keys import hpke
 from keys.keyring import TOKEN_VERSION, Keyring, KeyringError, SealError
 from keys.models import KeyRecord
 from keys.sealed import DigestField, SealedField
@@ -59,9 +60,24 @@ class Column:
         return Substr(text, 1, StrIndex(text, Value(":")) - 1, output_field=CharField())
 
     def present(self) -> Q:
+        """The values this column holds under a keyring key: a value sealed to the user's
+        backend (keys.hpke) is none of the ring's to count, rotate or miss."""
         if self.kind == "sealed":
-            return Q(**{f"{self.field.attname}__isnull": False})
+            return Q(**{f"{self.field.attname}__isnull": False}) & ~self.for_backend()
         return Q(**{f"{self.field.attname}__isnull": False}) & ~Q(**{self.field.attname: ""})
+
+    def for_backend(self) -> Q:
+        return Q(**{f"{self.field.attname}__startswith": f"{hpke.FORMAT}."})
+
+    def backend_counts(self) -> dict[str, int]:
+        """How many values sit sealed to each of the user's backend's key ids (none for a
+        digest column). Call sessions are few and short-lived: counted here, not in SQL."""
+        if self.kind != "sealed":
+            return {}
+        tokens = self.model._default_manager.filter(self.for_backend()).values_list(
+            self.field.attname, flat=True
+        )
+        return dict(Counter(hpke.token_kid(token.token) or NO_KEY for token in tokens))
 
     def under(self, kid: str) -> Q:
         prefix = f"{TOKEN_VERSION}:{kid}:" if self.kind == "sealed" else f"{kid}:"
@@ -262,7 +278,8 @@ def _rotate_rows(
             current = row[f.attname]
             try:
                 if isinstance(f, SealedField):
-                    if current is None or current.key_id == primary:
+                    # A value sealed to the user's backend is no keyring's to rotate.
+                    if current is None or current.key_id == primary or current.backend_kid:
                         continue
                     plaintext = _open(ring, sealed, row, opened)
                     changes[f.attname] = ring.seal(plaintext, opened[f"ctx:{f.attname}"])

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.core.exceptions import ValidationError
 from django.db import connection, models
 
+from keys import hpke
 from keys.keyring import Keyring, get_keyring, is_token, token_kid
 
 MASK = "••••"
@@ -37,6 +38,11 @@ class Sealed:
     @property
     def key_id(self) -> str | None:
         return token_kid(self.token)
+
+    @property
+    def backend_kid(self) -> str | None:
+        """The backend key a value sealed to the user's backend (keys.hpke) names, else None."""
+        return hpke.token_kid(self.token)
 
     def __str__(self) -> str:
         return MASK
@@ -92,7 +98,7 @@ class SealedField(_SealedCharField):
     def run_validators(self, value: Any) -> None:
         # Validate the stored token (its form and length), not the masked object.
         if isinstance(value, Sealed):
-            if not is_token(value.token):
+            if not _is_sealed(value.token):
                 raise ValidationError("This is not a sealed value.", code="not_sealed")
             super().run_validators(value.token)
 
@@ -103,7 +109,7 @@ class SealedField(_SealedCharField):
         # plaintext on its way to a column. Neither message quotes it.
         if not isinstance(value, Sealed):
             raise TypeError(f"{self.name} takes a Sealed value; use instance.seal()")
-        if not is_token(value.token):
+        if not _is_sealed(value.token):
             raise TypeError(f"{self.name} holds no sealed value: only instance.seal() makes one")
         return value.token
 
@@ -134,6 +140,19 @@ class SealedField(_SealedCharField):
         if value is None:
             raise ValueError(f"{self.name} holds no sealed value")
         return get_keyring().open(value.token, self.context(instance))
+
+
+def sealed_by(value: Sealed) -> str:
+    """Which key sealed a value, as the audit log names it: a keyring key id, or
+    "backend:<kid>" for the user's backend's key (keys.hpke)."""
+    if (kid := value.backend_kid) is not None:
+        return f"backend:{kid}"
+    return value.key_id or ""
+
+
+def _is_sealed(token: str) -> bool:
+    """A keyring token, or one sealed to the user's backend (which nothing here opens)."""
+    return is_token(token) or hpke.is_token(token)
 
 
 def db_values(instance: models.Model, names: Sequence[str]) -> list[Any]:
@@ -213,6 +232,14 @@ class SealedFieldsMixin(models.Model):
     def seal(self, name: str, plaintext: str) -> Sealed:
         """Seal ``plaintext`` into the SealedField ``name``; the Sealed value it now holds."""
         sealed = field_of(self, name, SealedField).seal(self, plaintext)
+        setattr(self, name, sealed)
+        return sealed
+
+    def seal_for_backend(self, name: str, plaintext: str) -> Sealed:
+        """Seal ``plaintext`` into the SealedField ``name`` with HPKE to the user's backend
+        (keys.hpke), bound to the field's name and the record: write-only from here on."""
+        field = field_of(self, name, SealedField)
+        sealed = Sealed(hpke.seal(plaintext, name, getattr(self, field.context_field)))
         setattr(self, name, sealed)
         return sealed
 

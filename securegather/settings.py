@@ -148,6 +148,21 @@ SECUREGATHER_PUBLIC_URL = env.str("SECUREGATHER_PUBLIC_URL", default="")
 SECUREGATHER_RESOLVER = env.str(
     "SECUREGATHER_RESOLVER", default="accounts.resolvers.DatabaseResolver"
 )
+# The HTTP resolver (accounts.resolvers.HttpResolver, docs/backend.md): the user's backend's
+# URL; its public keys, "kid:base64" entries comma separated, the first sealing; the secret
+# that signs each request; the request's timeout in seconds (Twilio waits 15 s for the whole
+# step); an optional client certificate and key (PEM files) for mutual TLS, and a CA file to
+# trust instead of the system's. After 5 failures in a row a process answers "unavailable" at
+# once for 30 s instead of waiting on every call.
+SECUREGATHER_BACKEND_URL = env.str("SECUREGATHER_BACKEND_URL", default="")
+SECUREGATHER_BACKEND_PUBLIC_KEYS = env.str("SECUREGATHER_BACKEND_PUBLIC_KEYS", default="")
+SECUREGATHER_BACKEND_SECRET = env.str("SECUREGATHER_BACKEND_SECRET", default="")
+SECUREGATHER_BACKEND_TIMEOUT = env.float("SECUREGATHER_BACKEND_TIMEOUT", default=3.0)
+SECUREGATHER_BACKEND_CLIENT_CERT = env.str("SECUREGATHER_BACKEND_CLIENT_CERT", default="")
+SECUREGATHER_BACKEND_CLIENT_KEY = env.str("SECUREGATHER_BACKEND_CLIENT_KEY", default="")
+SECUREGATHER_BACKEND_CA_FILE = env.str("SECUREGATHER_BACKEND_CA_FILE", default="")
+SECUREGATHER_BACKEND_BREAKER_FAILURES = env.int("SECUREGATHER_BACKEND_BREAKER_FAILURES", default=5)
+SECUREGATHER_BACKEND_BREAKER_SECONDS = env.int("SECUREGATHER_BACKEND_BREAKER_SECONDS", default=30)
 # The language callers hear: words (locale/<lang>/LC_MESSAGES/django.po, compiled by `make`)
 # and the <Say language>: en-US, es-MX or es-ES.
 SECUREGATHER_LANGUAGE = env.str("SECUREGATHER_LANGUAGE", default="en-US")

@@ -103,3 +103,23 @@ def test_cryptoperiod_warnings(demo):
         output = keyring_status()
     assert "past SECUREGATHER_KEY_MAX_SEALS (1)" in output
     assert "Primary key is 400 days old" in output
+
+
+def test_values_sealed_to_the_backend_are_counted_apart_and_pass(call, backend_keys):
+    from keys.checks import check_keys_in_database
+
+    backend = {
+        "SECUREGATHER_RESOLVER": "accounts.resolvers.HttpResolver",
+        "SECUREGATHER_BACKEND_PUBLIC_KEYS": backend_keys.public_entry,
+    }
+    with override_settings(**backend):
+        call.start()
+        call.card("1234")
+        output = keyring_status()
+    assert line(output, "Resolver:") == "Resolver: accounts.resolvers.HttpResolver"
+    assert line(output, "calls.CallSession.card") == "calls.CallSession.card empty"
+    assert line(output, "calls.CallSession.card sealed") == (
+        "calls.CallSession.card sealed to backend key b1: 1"
+    )
+    assert "NOT IN RING" not in output
+    assert [m.id for m in check_keys_in_database(databases=["default"])] == []

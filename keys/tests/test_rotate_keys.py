@@ -303,3 +303,19 @@ def test_a_dry_run_tells_a_retired_key_from_one_the_ring_lacks(demo_account):
     with override_settings(SECUREGATHER_KEYS=f"{NEW},{TEST1}"):
         lacking = rotate_keys("--dry-run")
     assert "pin: 1 under 'test2' cannot rotate (key not in the ring)" in lacking
+
+
+def test_a_value_sealed_to_the_backend_is_left_as_it_is(call, backend_keys):
+    backend = {
+        "SECUREGATHER_RESOLVER": "accounts.resolvers.HttpResolver",
+        "SECUREGATHER_BACKEND_PUBLIC_KEYS": backend_keys.public_entry,
+    }
+    with override_settings(**backend):
+        call.start()
+        call.card("1234")
+    token = CallSession.objects.get().card.token
+    with override_settings(SECUREGATHER_KEYS=ROTATING):
+        output = rotate_keys()
+    assert "calls.CallSession.card: 1 rotated" not in output
+    assert CallSession.objects.get().card.token == token
+    assert kids_in_database() == set()

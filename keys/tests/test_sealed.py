@@ -4,6 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.test import override_settings
 
 from accounts.models import Account
 from calls.models import CallSession
@@ -172,3 +173,16 @@ def test_digest_fields_name_purpose_and_source():
     assert pin.message(Account(number="AC1"), "5937") == "AC1|5937"
     _, _, _, kwargs = pin.deconstruct()
     assert kwargs["purpose"] == "accounts.Account.pin" and kwargs["salt_field"] == "number"
+
+
+def test_a_value_sealed_to_the_backend_is_stored_and_names_its_backend_key(backend_keys, db):
+    from keys.sealed import sealed_by
+
+    session = CallSession(call_sid="CA" + "7" * 32)
+    with override_settings(SECUREGATHER_BACKEND_PUBLIC_KEYS=backend_keys.public_entry):
+        sealed = session.seal_for_backend("card", "1234")
+    session.save()
+    stored = CallSession.objects.get(pk=session.pk).card
+    assert stored == sealed and stored.backend_kid == "b1" and stored.key_id is None
+    assert sealed_by(stored) == "backend:b1"
+    assert "1234" not in repr(stored) + str(stored)

@@ -333,3 +333,17 @@ def test_an_unexpected_failure_leaves_its_audit_row(settings, demo_account, monk
         "api",
         {"path": URL, "error": "RuntimeError"},
     )
+
+
+def test_with_the_http_resolver_the_api_answers_503_and_digests_nothing(
+    api, demo_account, settings, backend_keys
+):
+    # Its plaintexts have no backend to go to, and a card counter keyed by their digest is
+    # what the HTTP resolver's mode must not keep.
+    settings.SECUREGATHER_RESOLVER = "accounts.resolvers.HttpResolver"
+    settings.SECUREGATHER_BACKEND_PUBLIC_KEYS = backend_keys.public_entry
+    card, pin = tutorial_encrypt("1234", "4321")
+    response = api(card, pin)
+    assert (response.status_code, response.content) == (503, b"Service unavailable")
+    assert events() == ["resolver_unavailable"]
+    assert not Lockout.objects.exists()

@@ -24,8 +24,10 @@ class Command(DatabaseCommand):
             ring = get_keyring()
         except KeyringError as exc:
             raise CommandError(f"The keyring is unusable: {exc}.") from None
+        self.stdout.write(f"Resolver: {settings.SECUREGATHER_RESOLVER}")
         changed = self.keys(ring)
         lacking = self.columns(ring)
+        self.backend_columns()
         self.verdict(ring, lacking)
         # The lines above say what is wrong; the exit status tells monitoring and runbooks.
         # Warnings (a cryptoperiod passed) leave it 0: every value still opens.
@@ -73,6 +75,19 @@ class Command(DatabaseCommand):
                     parts.append(f"{kid}: {n}{note}")
                 self.stdout.write(f"  {column.label:<36} {', '.join(parts) or 'empty'}")
         return lacking
+
+    def backend_columns(self) -> None:
+        """Values sealed to the user's backend (HttpResolver): no key of this ring opens them."""
+        counted = [(c.label, c.backend_counts()) for c in columns() if c.kind == "sealed"]
+        counted = [(label, counts) for label, counts in counted if counts]
+        if not counted:
+            return
+        self.stdout.write(
+            "Sealed to the backend (values per backend key id; nothing here opens them):"
+        )
+        for label, counts in counted:
+            parts = [f"sealed to backend key {kid}: {n}" for kid, n in sorted(counts.items())]
+            self.stdout.write(f"  {label:<36} {', '.join(parts)}")
 
     def verdict(self, ring: Keyring, lacking: int) -> None:
         if lacking:

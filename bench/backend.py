@@ -1,0 +1,146 @@
+"""Call steps resolved by the user's backend: the HTTP resolver against the local example backend.
+
+    .venv/bin/python bench/backend.py [--db postgres|sqlite] [--calls 400] [--interval 0.030]
+
+Writes a key pair and a signing secret to a temporary directory, starts the example backend
+(examples/backend/server.py, which holds the demo account) and gunicorn with
+SECUREGATHER_RESOLVER=accounts.resolvers.HttpResolver on a fresh database, then starts a call
+every 30 ms (open loop) and reports p50 and p99 over all steps and for the PIN step alone, whose
+request to the backend is the cost this resolver adds; then the same against the database resolver
+on a fresh database with the demo account, for comparison. Target: p99 < 50 ms, no errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import loadgen
+from bench.server import AUTH_TOKEN, PY, ROOT, bench_env, fresh_database, gunicorn, machine, manage
+from bench.steps import configured_workers
+from keys import hpke
+
+
+def example_backend(directory: Path, secret: str) -> tuple[subprocess.Popen[str], str, str]:
+    """The example backend on a port the OS picks: its process, URL and public key entry."""
+    pem, public = hpke.new_keypair()
+    key_file = directory / "backend-bench.pem"
+    hpke.write_private_key(key_file, pem)
+    process = subprocess.Popen(  # noqa: S603
+        [PY, "examples/backend/server.py", "--port", "0", "--private-key", str(key_file)],
+        cwd=ROOT,
+        env={"SECUREGATHER_BACKEND_SECRET": secret, "PATH": "/usr/bin:/bin"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if found := re.search(r"(http://\S+/resolve)", line):
+            # Its log goes on being read, so a full pipe never blocks it.
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+            return process, found[1], f"bench:{public}"
+    raise RuntimeError("the example backend did not start")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] * 1000
+
+
+def open_loop(url: str, interval: float, calls: int) -> tuple[list[float], list[float], int]:
+    """A call every ``interval`` s: every step's latency, the PIN steps', and the errors."""
+    caller = loadgen.Caller(url, AUTH_TOKEN, "")
+    prepared = [caller.prepare("1234", "4321") for _ in range(calls)]
+    latencies: list[float] = []
+    pins: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def play(steps: list[loadgen.Step]) -> None:
+        nonlocal errors
+        for step in steps:
+            started = time.perf_counter()
+            try:
+                status, body = caller.post(step)
+                ok = status == 200 and (not step.resolves or b"AC12345678" in body)
+            except OSError:
+                ok = False
+            took = time.perf_counter() - started
+            with lock:
+                latencies.append(took)
+                errors += not ok
+                if step.resolves:
+                    pins.append(took)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(256) as pool:
+        for i, steps in enumerate(prepared):
+            time.sleep(max(0.0, started + i * interval - time.perf_counter()))
+            pool.submit(play, steps)
+    return latencies, pins, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument("--interval", type=float, default=0.030, help="s between calls")
+    parser.add_argument("--workers", type=int, default=configured_workers())
+    parser.add_argument("--port", type=int, default=8501)
+    args = parser.parse_args()
+
+    secret = secrets.token_urlsafe(32)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="sg-bench-backend-") as directory:
+        backend, backend_url, public = example_backend(Path(directory), secret)
+        try:
+            resolvers = {
+                "HttpResolver": {
+                    "SECUREGATHER_RESOLVER": "accounts.resolvers.HttpResolver",
+                    "SECUREGATHER_BACKEND_URL": backend_url,
+                    "SECUREGATHER_BACKEND_PUBLIC_KEYS": public,
+                    "SECUREGATHER_BACKEND_SECRET": secret,
+                },
+                "DatabaseResolver": {},
+            }
+            print(f"{args.db}, {args.workers} gunicorn workers, {args.calls} calls; {machine()}")
+            for name, extra in resolvers.items():
+                env = bench_env(
+                    fresh_database(args.db, "securegather_bench_backend"),
+                    # The benchmark's own database, one role for everything (audit.E002 off).
+                    SECUREGATHER_DATABASE_ONE_ROLE="true",
+                    **extra,
+                )
+                manage(env, "migrate", "--noinput")
+                if not extra:
+                    manage(env, "seed_demo")
+                with gunicorn(env, args.port, args.workers) as url:
+                    open_loop(url, args.interval, 20)  # warm-up: imports, connections
+                    results[name] = open_loop(url, args.interval, args.calls)
+        finally:
+            backend.terminate()
+            backend.wait(timeout=10)
+    print(f"realistic (open loop, a call every {args.interval * 1000:.0f} ms)")
+    for name, (latencies, pins, errors) in results.items():
+        print(
+            f"  {name:16s} all steps p50 {statistics.median(latencies) * 1000:.1f} ms, "
+            f"p99 {percentile(latencies, 0.99):.1f} ms;  PIN step p50 "
+            f"{statistics.median(pins) * 1000:.1f} ms, p99 {percentile(pins, 0.99):.1f} ms;  "
+            f"errors {errors}"
+        )
+    print("  target: HttpResolver p99 < 50 ms, no errors")
+
+
+if __name__ == "__main__":
+    main()
