@@ -86,6 +86,9 @@ class Keys:
     max_seals: int
     retired: list[str]
     chart: Chart
+    # The resolver in use (SECUREGATHER_RESOLVER): with the HTTP resolver, callers' entries are
+    # sealed to the backend's keys, which the ring's figures do not count.
+    resolver: str = ""
 
 
 @dataclass
@@ -187,7 +190,10 @@ def keyring_state(now: datetime) -> Keys:
         ],
         scale=[max_age, max_seals],
     )
-    return Keys(ring.primary.kid, age, max_age, seals, max_seals, sorted(ring.retired), chart)
+    resolver = settings.SECUREGATHER_RESOLVER.rpartition(".")[2]
+    return Keys(
+        ring.primary.kid, age, max_age, seals, max_seals, sorted(ring.retired), chart, resolver
+    )
 
 
 # How long a worker shows the system checks it ran, in seconds: they scan every sealed column by

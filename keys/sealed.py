@@ -48,6 +48,8 @@ class Sealed:
         return MASK
 
     def __repr__(self) -> str:
+        if (backend_kid := self.backend_kid) is not None:
+            return f"<Sealed {MASK} backend_kid={backend_kid}>"
         return f"<Sealed {MASK} kid={self.key_id}>"
 
     def __format__(self, spec: str) -> str:

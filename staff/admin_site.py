@@ -201,9 +201,13 @@ class StaffAdminSite(OTPAdminSite):
 
 
 def masked(value: Sealed | None) -> str:
-    """A sealed value as staff see it: the mask and the key that sealed it, never the token."""
+    """A sealed value as staff see it: the mask and the key that sealed it, never the token.
+    A value sealed to the user's backend (keys.hpke) names the backend's key: no key of the
+    ring can open it."""
     if value is None:
         return "—"
+    if (backend_kid := value.backend_kid) is not None:
+        return f"{MASK} (sealed to backend key {backend_kid})"
     return f"{MASK} (key {value.key_id})"
 
 

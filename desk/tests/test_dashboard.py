@@ -15,7 +15,7 @@ from accounts.models import Lockout
 from audit.models import AuditEvent
 from audit.verification import verify_log
 from conftest import CALLER, START, make_staff, verified_client
-from desk.dashboard import CHECKS_CACHED_FOR, dashboard, failing_checks
+from desk.dashboard import CHECKS_CACHED_FOR, dashboard, failing_checks, keyring_state
 from keys.keyring import get_keyring
 from keys.models import KeyRecord
 
@@ -42,6 +42,7 @@ def test_ops_see_the_calls_locks_and_verification_but_not_keys_or_checks(ops_cli
 def test_a_superuser_sees_the_keyring_and_the_system_checks_too(admin_client, calls_made):
     page = board_of(admin_client)
     assert 'id="desk-keys"' in page and "Primary key <code>test2</code>" in page
+    assert "Accounts resolved by <code>DatabaseResolver</code>." in page
     # The test database's own server may warn (audit.W002 on a default PostgreSQL): shown as is.
     failing = failing_checks()
     assert 'id="desk-checks"' in page
@@ -146,3 +147,9 @@ def test_a_failing_system_check_is_shown_to_superusers_only(admin_client, ops_cl
     with override_settings(TWILIO_AUTH_TOKEN=""):
         assert "TWILIO_AUTH_TOKEN is not set" in board_of(admin_client)
         assert "TWILIO_AUTH_TOKEN" not in board_of(ops_client)
+
+
+@override_settings(SECUREGATHER_RESOLVER="accounts.resolvers.HttpResolver")
+def test_the_keyring_section_names_the_http_resolver():
+    # Its values are sealed to the backend's keys: the ring's seal count is not theirs.
+    assert keyring_state(timezone.now()).resolver == "HttpResolver"
