@@ -1,6 +1,7 @@
 """`make run`: the port it is given is the one gunicorn binds and the banner names."""
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -8,7 +9,10 @@ from django.conf import settings
 
 
 def run(tmp_path: Path, *args: str, **env: str) -> str:
-    """`make run` with a stand-in virtualenv whose gunicorn prints the address it was given."""
+    """`make run` with a stand-in virtualenv whose gunicorn prints the address it was given, in a
+    directory of its own: the stand-in python writes an empty .env, never the checkout's."""
+    for name in ("Makefile", "requirements.txt"):
+        shutil.copy(Path(settings.BASE_DIR) / name, tmp_path / name)
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / ".run").touch()
@@ -20,7 +24,7 @@ def run(tmp_path: Path, *args: str, **env: str) -> str:
     base = {k: v for k, v in os.environ.items() if k != "GUNICORN_BIND"}
     done = subprocess.run(  # noqa: S603
         ["make", "--no-print-directory", "run", f"VENV={venv}", *args],  # noqa: S607
-        cwd=settings.BASE_DIR,
+        cwd=tmp_path,
         env={**base, **env},
         capture_output=True,
         text=True,
