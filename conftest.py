@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -476,6 +475,8 @@ def unreachable_database_url() -> str:
 # they do when it runs: its tests find them the same way.
 EXAMPLE_BACKEND = Path(__file__).parent / "examples" / "backend"
 sys.path.insert(0, str(EXAMPLE_BACKEND))
+import launch  # noqa: E402  (examples/backend/launch.py, found through the path above)
+
 BACKEND_SECRET = "test-backend-signing-secret-0123456789"
 
 
@@ -523,27 +524,9 @@ class ExampleBackend:
 
 
 def start_example_backend(*keys: BackendKeys) -> ExampleBackend:
-    """examples/backend/server.py in a subprocess, on a port the OS picks; its URL once it
-    listens (it logs the URL when it does)."""
-    process = subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            str(EXAMPLE_BACKEND / "server.py"),
-            "--port",
-            "0",
-            *[arg for key in keys for arg in ("--private-key", str(key.pem_file))],
-        ],
-        env={**os.environ, "SECUREGATHER_BACKEND_SECRET": BACKEND_SECRET},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if found := re.search(r"(http://\S+/resolve)", line):
-            # Its log goes on being read, so a full pipe never blocks it.
-            threading.Thread(target=process.stderr.read, daemon=True).start()
-            return ExampleBackend(found[1], process, keys[0])
-    raise RuntimeError(f"the example backend did not start (exit status {process.wait()})")
+    """examples/backend/server.py in a subprocess, on a port the OS picks."""
+    process, url = launch.start([key.pem_file for key in keys], BACKEND_SECRET)
+    return ExampleBackend(url, process, keys[0])
 
 
 @pytest.fixture

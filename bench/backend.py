@@ -13,7 +13,6 @@ on a fresh database with the demo account, for comparison. Target: p99 < 50 ms, 
 from __future__ import annotations
 
 import argparse
-import re
 import secrets
 import statistics
 import subprocess
@@ -25,9 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The example backend's modules import each other by plain name, as they do when it runs.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "backend"))
+
+import launch  # examples/backend/launch.py
 
 from bench import loadgen
-from bench.server import AUTH_TOKEN, PY, ROOT, bench_env, fresh_database, gunicorn, machine, manage
+from bench.server import AUTH_TOKEN, bench_env, fresh_database, gunicorn, machine, manage
 from bench.steps import configured_workers
 from keys import hpke
 
@@ -37,20 +40,8 @@ def example_backend(directory: Path, secret: str) -> tuple[subprocess.Popen[str]
     pem, public = hpke.new_keypair()
     key_file = directory / "backend-bench.pem"
     hpke.write_private_key(key_file, pem)
-    process = subprocess.Popen(  # noqa: S603
-        [PY, "examples/backend/server.py", "--port", "0", "--private-key", str(key_file)],
-        cwd=ROOT,
-        env={"SECUREGATHER_BACKEND_SECRET": secret, "PATH": "/usr/bin:/bin"},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if found := re.search(r"(http://\S+/resolve)", line):
-            # Its log goes on being read, so a full pipe never blocks it.
-            threading.Thread(target=process.stderr.read, daemon=True).start()
-            return process, found[1], f"bench:{public}"
-    raise RuntimeError("the example backend did not start")
+    process, url = launch.start([key_file], secret)
+    return process, url, f"bench:{public}"
 
 
 def percentile(values: list[float], fraction: float) -> float:
