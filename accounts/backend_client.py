@@ -121,27 +121,59 @@ def ssl_context() -> ssl.SSLContext:
     return context
 
 
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error, never followed: the answer is trusted for the TLS connection it
+    came on (SECUREGATHER_BACKEND_URL's), and a redirect could send the request, and take the
+    answer, anywhere, plain http included."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def post(body: bytes, headers: dict[str, str]) -> bytes:
-    """POST to SECUREGATHER_BACKEND_URL; the answer's body when the status is 200."""
+    """POST to SECUREGATHER_BACKEND_URL; the answer's body when the status is 200, within
+    SECUREGATHER_BACKEND_TIMEOUT for the whole exchange.
+
+    urllib's timeout bounds each socket operation, not the exchange: a backend sending its
+    answer a byte at a time would hold the PIN step (and its row locks) for as long as it likes.
+    The exchange runs in a thread of its own, and the step waits for it no longer than the
+    timeout; a thread left behind ends with its socket's own timeout.
+    """
+    outcome: list[bytes | BackendUnavailable] = []
+    exchange = threading.Thread(target=lambda: outcome.append(_exchange(body, headers)))
+    exchange.daemon = True
+    exchange.start()
+    exchange.join(settings.SECUREGATHER_BACKEND_TIMEOUT)
+    if not outcome:
+        raise BackendUnavailable("timeout")
+    if isinstance(outcome[0], BackendUnavailable):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _exchange(body: bytes, headers: dict[str, str]) -> bytes | BackendUnavailable:
+    """One POST and its answer, or what went wrong, as a value: it runs in post()'s thread."""
     url = settings.SECUREGATHER_BACKEND_URL
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     try:
         context = ssl_context() if url.startswith("https:") else None
-        with urllib.request.urlopen(  # noqa: S310 (the URL's scheme is checked: accounts.E010)
-            request, timeout=settings.SECUREGATHER_BACKEND_TIMEOUT, context=context
-        ) as response:
+        opener = urllib.request.build_opener(
+            NoRedirects(), urllib.request.HTTPSHandler(context=context)
+        )
+        # The URL's scheme is checked: accounts.E010.
+        with opener.open(request, timeout=settings.SECUREGATHER_BACKEND_TIMEOUT) as response:
             answer: bytes = response.read(MAX_ANSWER + 1)
     except urllib.error.HTTPError as exc:
-        raise BackendUnavailable(f"http_{exc.code}") from None
+        return BackendUnavailable(f"http_{exc.code}")
     except TimeoutError:
-        raise BackendUnavailable("timeout") from None
+        return BackendUnavailable("timeout")
     except urllib.error.URLError as exc:
         timed_out = isinstance(exc.reason, TimeoutError)
-        raise BackendUnavailable("timeout" if timed_out else "unreachable") from None
+        return BackendUnavailable("timeout" if timed_out else "unreachable")
     except (OSError, ValueError) as exc:
-        raise BackendUnavailable(type(exc).__name__) from None
+        return BackendUnavailable(type(exc).__name__)
     if len(answer) > MAX_ANSWER:
-        raise BackendUnavailable("answer_too_large")
+        return BackendUnavailable("answer_too_large")
     return answer
 
 

@@ -126,7 +126,9 @@ def test_a_backend_that_is_down_gives_the_apology(call, backend, caplog):
 
 
 class StandIn(BaseHTTPRequestHandler):
-    """A backend that answers ``self.server.answer`` after ``self.server.delay`` seconds."""
+    """A backend that answers ``self.server.answer`` after ``self.server.delay`` seconds, a byte
+    every ``self.server.drip`` seconds when that is set, or redirects to ``self.server.location``
+    when that is set."""
 
     protocol_version = "HTTP/1.1"
 
@@ -135,6 +137,24 @@ class StandIn(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers["Content-Length"]))
         time.sleep(self.server.delay)
         body = self.server.answer
+        if self.server.location:
+            self.send_response(302)
+            self.send_header("Location", self.server.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for byte in body if self.server.drip else [body]:
+            time.sleep(self.server.drip)
+            self.wfile.write(bytes([byte]) if self.server.drip else byte)
+            self.wfile.flush()
+
+    def do_GET(self):
+        # Where a followed redirect would land: an answer no one signed, over plain http.
+        self.server.requests += 1
+        body = b'{"status": "found", "account": "AC99999999", "balance": "999.00"}'
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -148,6 +168,7 @@ class StandIn(BaseHTTPRequestHandler):
 def stand_in(backend):
     server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
     server.answer, server.delay, server.requests = b"{}", 0.0, 0
+    server.drip, server.location = 0.0, ""
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/resolve"
     with override_settings(SECUREGATHER_BACKEND_URL=url, SECUREGATHER_BACKEND_TIMEOUT=0.3):
@@ -161,6 +182,24 @@ def test_a_backend_slower_than_the_timeout_gives_the_apology(call, stand_in):
     assert play(call, "1234", "4321") == APOLOGY
     assert time.monotonic() - started < 1.0
     assert unavailable_reason() == "timeout"
+
+
+def test_a_backend_dripping_its_answer_is_cut_off_at_the_timeout(call, stand_in):
+    # Every byte comes within the socket's timeout (0.3 s), the whole answer would take 6 s.
+    stand_in.answer = b'{"status": "not_found", "padding": "' + b"x" * 30 + b'"}'
+    stand_in.drip = 0.1
+    started = time.monotonic()
+    assert play(call, "1234", "4321") == APOLOGY
+    assert time.monotonic() - started < 1.0
+    assert unavailable_reason() == "timeout"
+
+
+def test_a_redirect_is_not_followed(call, stand_in):
+    stand_in.location = f"http://127.0.0.1:{stand_in.server_address[1]}/elsewhere"
+    assert play(call, "1234", "4321") == APOLOGY
+    assert unavailable_reason() == "http_302"
+    assert stand_in.requests == 1  # the POST; the GET it points to was never made
+    assert CallSession.objects.get().account_number == ""
 
 
 @pytest.mark.parametrize(
