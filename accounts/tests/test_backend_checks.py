@@ -4,7 +4,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from django.test import override_settings
 
-from accounts.checks import HTTP_RESOLVER, check_backend
+from accounts.checks import check_backend
+from accounts.resolvers import HttpResolver
+
+HTTP_RESOLVER = "accounts.resolvers.HttpResolver"
 
 PUBLIC = (
     "b1:" + base64.b64encode(X25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
@@ -69,3 +72,15 @@ def test_a_missing_ca_file_is_e013(tmp_path):
 @pytest.mark.parametrize("timeout", [0, 10.5])
 def test_a_timeout_out_of_bounds_is_e014(timeout):
     assert ids(SECUREGATHER_BACKEND_TIMEOUT=timeout) == ["accounts.E014"]
+
+
+class LocalResolver(HttpResolver):
+    """A user's own subclass: it seals to the backend too, so its settings are checked alike."""
+
+
+@override_settings(
+    SECUREGATHER_RESOLVER="accounts.tests.test_backend_checks.LocalResolver",
+    SECUREGATHER_BACKEND_URL="",
+)
+def test_a_subclass_of_the_http_resolver_is_checked_too():
+    assert "accounts.E010" in [error.id for error in check_backend()]

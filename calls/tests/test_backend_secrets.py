@@ -99,10 +99,10 @@ def test_no_secret_of_the_service_recovers_a_digit_from_its_database(twilio, exa
     assert [d for d in TYPED if standalone(d).search(dump)] == []
     assert opened_tokens(dump) & TYPED == set()
     assert recovered_digits(dump) & TYPED == set()
-    # Nor does the keyring open a ciphertext sealed to the backend, under any context.
-    for token in re.findall(r"hpke1\.x25519\.b1\.[A-Za-z0-9_-]+", dump):
-        with pytest.raises(SealError):
-            get_keyring().open(token, f"calls.CallSession.card:CA{9:032x}")
+    # What would open a ciphertext sealed to the backend is the backend's private key: neither
+    # the service's settings nor its database hold one.
+    values = [str(getattr(settings, name)) for name in dir(settings) if name.isupper()]
+    assert not any("PRIVATE KEY" in value for value in [*values, dump])
 
 
 def test_the_same_search_recovers_the_card_from_the_database_resolvers_tables(twilio, demo_account):

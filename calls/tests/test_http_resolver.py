@@ -267,15 +267,23 @@ def test_the_example_backend_refuses_a_stale_request(backend):
 
 def test_the_example_backend_replays_its_first_answer_and_refuses_reused_ciphertexts(backend):
     body, stamp, signature = signed_request(backend, "CA" + "1" * 32)
-    first = post_to(backend, body, stamp, signature)
-    assert first == (200, {**first[1]}) and first[1]["status"] == "found"
-    assert post_to(backend, body, stamp, signature) == (200, {**first[1], "replayed": True})
-    # The same ciphertexts in a new request (new idempotency key, fresh signature): refused.
+    status, answer = post_to(backend, body, stamp, signature)
+    assert (status, answer["status"], answer["account"]) == (200, "found", "AC12345678")
+    assert post_to(backend, body, stamp, signature) == (200, {**answer, "replayed": True})
+    # The same ciphertexts in a new request, freshly signed: under another idempotency key,
+    # which is not the call's; under the call's, with the ciphertexts spelled otherwise.
     request = json.loads(body)
     request["idempotency_key"] = "another"
     again = json.dumps(request).encode()
     signature = backend_client.sign(BACKEND_SECRET.encode(), stamp, again)
-    assert post_to(backend, again, stamp, signature) == (409, {"error": "ciphertext already used"})
+    refused = (400, {"error": "idempotency key is not the call's"})
+    assert post_to(backend, again, stamp, signature) == refused
+    request = json.loads(body)
+    request["caller"] = "+15005550007"
+    again = json.dumps(request).encode()
+    signature = backend_client.sign(BACKEND_SECRET.encode(), stamp, again)
+    refused = (409, {"error": "idempotency key reused for another request"})
+    assert post_to(backend, again, stamp, signature) == refused
 
 
 def test_the_backends_own_lock_is_told_to_the_caller_and_counts_nothing(call, stand_in):

@@ -106,6 +106,23 @@ class Refused(Exception):
         self.status, self.reason = status, reason
 
 
+def idempotency_key(call_sid: str) -> str:
+    """The key SecureGather derives from the CallSid: one check per call, whatever redelivers."""
+    return hashlib.sha256(f"securegather.resolve|{call_sid}".encode()).hexdigest()[:32]
+
+
+def fingerprint(token: str) -> bytes:
+    """What identifies a sealed value: a digest of its bytes, not of its spelling, which
+    base64's unused trailing bits let a sender vary without changing a byte."""
+    match = TOKEN.fullmatch(token)
+    body = match["body"] if match else token
+    try:
+        sealed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError):
+        sealed = token.encode()
+    return hashlib.sha256(sealed).digest()
+
+
 @dataclass
 class Receiver:
     secret: bytes
@@ -130,7 +147,10 @@ class Receiver:
         signature = lowered.get(SIGNATURE_HEADER.lower(), "")
         if not hmac.compare_digest(sign(self.secret, timestamp, body), signature):
             raise Refused(401, "bad signature")
-        if not timestamp.isdigit() or abs(self.now() - int(timestamp)) > TOLERANCE:
+        # ASCII digits only: str.isdigit() takes "²", which int() refuses.
+        if not (timestamp.isascii() and timestamp.isdigit()):
+            raise Refused(401, "stale or future timestamp")
+        if abs(self.now() - int(timestamp)) > TOLERANCE:
             raise Refused(401, "stale or future timestamp")
         try:
             request = json.loads(body)
@@ -141,6 +161,8 @@ class Receiver:
             raise Refused(400, "malformed request") from None
         if str(request.get("timestamp")) != timestamp:
             raise Refused(400, "timestamp differs from the signed header")
+        if not hmac.compare_digest(key, idempotency_key(call_sid)):
+            raise Refused(400, "idempotency key is not the call's")
         digest = hashlib.sha256(body).digest()
         with self._lock:
             self._forget(self.now())
@@ -149,7 +171,7 @@ class Receiver:
                 if not hmac.compare_digest(first_body, digest):
                     raise Refused(409, "idempotency key reused for another request")
                 return {**answer, "replayed": True}
-            tokens = [hashlib.sha256(t.encode()).digest() for t in (card_token, pin_token)]
+            tokens = [fingerprint(token) for token in (card_token, pin_token)]
             if any(token in self._tokens for token in tokens):
                 raise Refused(409, "ciphertext already used")
             card = self._open(card_token, "card", call_sid)
@@ -165,6 +187,7 @@ class Receiver:
         return answer
 
     def _open(self, token: str, purpose: str, call_sid: str) -> str:
+        # (fingerprint() below reads tokens the same way, to remember the ciphertext itself.)
         match = TOKEN.fullmatch(token)
         if match is None or match["suite"] not in SUITES:
             raise Refused(400, f"{purpose}: not a token of a known suite")

@@ -163,3 +163,43 @@ def test_malformed_json_is_refused_and_no_answer_names_a_digit(receiver, sealed)
     }
     status, answer = receiver.handle(headers, body)
     assert status == 400 and "1234" not in json.dumps(answer)
+
+
+def test_an_idempotency_key_not_derived_from_the_call_is_refused_unchecked(
+    receiver, checks, sealed
+):
+    card, pin = sealed()
+    stamp = str(NOW)
+    body = json.loads(backend_client.request_body(card, pin, "+15005550006", CALL, stamp))
+    body["idempotency_key"] = "0" * 32
+    raw = json.dumps(body).encode()
+    headers = {
+        "X-SecureGather-Timestamp": stamp,
+        "X-SecureGather-Signature": sign(b"s" * 32, stamp, raw),
+    }
+    assert receiver.handle(headers, raw) == (400, {"error": "idempotency key is not the call's"})
+    assert checks.seen == []
+
+
+def test_the_client_and_the_receiver_derive_the_same_idempotency_key():
+    from receiver import idempotency_key
+
+    assert backend_client.idempotency_key(CALL) == idempotency_key(CALL)
+
+
+def test_a_timestamp_of_other_digits_is_refused(receiver, checks, sealed):
+    headers, body = request(*sealed())
+    body = body.replace(str(NOW).encode(), "²".encode())
+    headers["X-SecureGather-Timestamp"] = "²"
+    headers["X-SecureGather-Signature"] = sign(b"s" * 32, "²", body)
+    assert receiver.handle(headers, body) == (401, {"error": "stale or future timestamp"})
+    assert checks.seen == []
+
+
+def test_a_ciphertext_is_known_by_its_bytes_not_its_spelling():
+    from receiver import fingerprint
+
+    token = "hpke1.x25519.b1.QUI"  # "AB"
+    variant = "hpke1.x25519.b1.QUJ"  # "AB" too: only base64's unused bits differ
+    assert fingerprint(token) == fingerprint(variant)
+    assert fingerprint(token) != fingerprint("hpke1.x25519.b1.QUM")  # "AC"
