@@ -7,6 +7,7 @@ Screenshots of the dashboard and of a search go to $SECUREGATHER_SCREENSHOTS (de
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from urllib.parse import unquote_plus
 import pytest
 from django.utils import timezone
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -167,7 +169,17 @@ def search(driver: webdriver.Chrome, text: str) -> None:
     box.send_keys(text)
     box.submit()
     WebDriverWait(driver, 15).until(expected_conditions.url_contains("q=caller"))
-    sent = requested(driver)
+    # Chromium hands over its network log a little after the page it loaded: read until both
+    # requests are in it, or the wait ends and the assertions below say what was missing.
+    sent: list[tuple[str, str]] = []
+
+    def both_sent(driver: webdriver.Chrome) -> bool:
+        sent.extend(requested(driver))
+        posted = ("POST", action) in sent
+        return posted and any(method == "GET" and "q=caller" in url for method, url in sent)
+
+    with contextlib.suppress(TimeoutException):
+        WebDriverWait(driver, 15, poll_frequency=0.2).until(both_sent)
     assert ("POST", action) in sent, sent
     assert any(method == "GET" and "q=caller" in url for method, url in sent), sent
     for _, url in sent:
