@@ -86,13 +86,32 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             )
         )
     try:
-        hpke.parse_public_keys(settings.SECUREGATHER_BACKEND_PUBLIC_KEYS)
+        keys = hpke.parse_public_keys(settings.SECUREGATHER_BACKEND_PUBLIC_KEYS)
     except hpke.BackendKeyError as exc:
+        keys = []
         errors.append(
             Error(
                 f"SECUREGATHER_BACKEND_PUBLIC_KEYS: {exc}.",
                 hint="`manage.py backend_keypair --id KID --out FILE` prints an entry.",
                 id="accounts.E011",
+            )
+        )
+    kem = settings.SECUREGATHER_BACKEND_KEM
+    if kem not in hpke.KEMS:
+        errors.append(
+            Error(
+                f"SECUREGATHER_BACKEND_KEM must be one of {', '.join(hpke.KEMS)}.",
+                id="accounts.E015",
+            )
+        )
+    elif keys and not any(key.kem.name == kem for key in keys):
+        errors.append(
+            Error(
+                f"SECUREGATHER_BACKEND_KEM is {kem}, and SECUREGATHER_BACKEND_PUBLIC_KEYS holds "
+                f"no {kem} key to seal with.",
+                hint=f"`manage.py backend_keypair --kem {kem} --id KID --out FILE` makes one; "
+                "give the private key to the backend before SecureGather seals to it.",
+                id="accounts.E015",
             )
         )
     if len(settings.SECUREGATHER_BACKEND_SECRET) < MIN_SECRET_LENGTH:

@@ -20,6 +20,7 @@ from accounts import lockout
 from accounts.resolvers import Resolution, resolve, resolve_sealed, seals_for_backend
 from audit import phones
 from calls import languages
+from keys import hpke
 from keys.sealed import Sealed, SealedField, SealedFieldsMixin, db_values
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
@@ -105,8 +106,9 @@ class CallSession(SealedFieldsMixin, models.Model):
     outcome = models.CharField(max_length=24, choices=Outcome.choices, blank=True)
     # Invalid entries at the current prompt; reset when the prompt changes.
     tries = models.PositiveSmallIntegerField(default=0)
-    card = SealedField(context_field="call_sid")
-    pin = SealedField(context_field="call_sid")
+    # Sealed to the backend with the hybrid suite, a value takes 1,574 characters at most.
+    card = SealedField(context_field="call_sid", max_length=hpke.TOKEN_MAX_LENGTH)
+    pin = SealedField(context_field="call_sid", max_length=hpke.TOKEN_MAX_LENGTH)
     account_number = models.CharField(max_length=32, blank=True)
     # The last step's Twilio idempotency token and what it answered, so that a redelivery of
     # that webhook hears the same answer without the step running twice. Cleared at call end.

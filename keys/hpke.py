@@ -2,21 +2,30 @@
 
 With the HTTP resolver, each keypad entry is sealed the moment it arrives to the backend's public
 key, and only the backend's private key opens it: nothing this service holds (keyring, Django
-secret, backend signing secret) can. A token names its format, suite and key id, so a second
-suite can follow and the backend knows which of its private keys to use:
+secret, backend signing secret) can. A token names its format, suite and key id, so the backend
+knows which of its private keys to use:
 
-    hpke1.x25519.<kid>.<base64url of enc ‖ ciphertext ‖ tag>
+    hpke1.<suite>.<kid>.<base64url of enc ‖ ciphertext ‖ tag>
 
-The suite is DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM. cryptography's single-shot
-``Suite.encrypt`` writes the 32-byte encapsulated key (enc) before the ciphertext. The ``info``
+Two suites, both with HKDF-SHA256 and AES-256-GCM, differ in their KEM:
+
+- ``x25519``: DHKEM(X25519, HKDF-SHA256). A 32-byte public key and encapsulated key (enc).
+- ``mlkem768x25519``: X-Wing, ML-KEM-768 combined with X25519, which holds as long as either
+  does: a ciphertext stored today stays closed to a quantum computer built later. A 1,216-byte
+  public key and a 1,120-byte enc, so a sealed PIN is 1,140 bytes, 1,520 characters in a token.
+
+cryptography's single-shot ``Suite.encrypt`` writes enc before the ciphertext. The ``info``
 binds a token to its purpose and call (``securegather/card:<CallSid>``): a card token opens
-neither as a PIN nor under another call.
+neither as a PIN nor under another call. ``SECUREGATHER_BACKEND_KEM`` names the suite that seals;
+the backend's ring may hold keys of both, so a deployment moves from one to the other without a
+flag day (docs/backend.md).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -24,31 +33,71 @@ from functools import cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
+from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+from cryptography.hazmat.primitives.hpke import (
+    AEAD,
+    KDF,
+    KEM,
+    MLKEM768X25519PrivateKey,
+    MLKEM768X25519PublicKey,
+    Suite,
+)
 from django.conf import settings
 
 FORMAT = "hpke1"
-SUITE_NAME = "x25519"  # DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM
-SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
-ENC_BYTES = KEM.X25519.enc_length()  # 32
 TAG_BYTES = 16
 KID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
-TOKEN_PATTERN = re.compile(
-    rf"{FORMAT}\.{SUITE_NAME}\.(?P<kid>{KID_PATTERN.pattern})\.(?P<body>[A-Za-z0-9_-]{{60,200}})"
-)
 # The purposes a token may be sealed for: what the backend expects in ``info``.
 PURPOSES = ("card", "pin")
+# The PEM label of a hybrid private key file: the X-Wing seed, 32 bytes, and nothing else.
+SEED_LABEL = "MLKEM768_X25519 SEED"
+SEED_BYTES = 32
+MLKEM768_PUBLIC_BYTES = 1184
+
+PublicKey = x25519.X25519PublicKey | MLKEM768X25519PublicKey
+
+
+@dataclass(frozen=True)
+class Kem:
+    """One suite of format hpke1: what the settings call it and what a token calls it."""
+
+    name: str  # in SECUREGATHER_BACKEND_KEM and public entries
+    token_name: str  # in tokens
+    suite: Suite
+    public_bytes: int
+    enc_bytes: int
+
+
+X25519 = Kem("X25519", "x25519", Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM), 32, 32)
+MLKEM768_X25519 = Kem(
+    "MLKEM768_X25519",
+    "mlkem768x25519",
+    Suite(KEM.MLKEM768_X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM),
+    MLKEM768_PUBLIC_BYTES + 32,
+    KEM.MLKEM768_X25519.enc_length(),  # 1,088 of ML-KEM-768 and 32 of X25519
+)
+KEMS = {kem.name: kem for kem in (X25519, MLKEM768_X25519)}
+BY_TOKEN_NAME = {kem.token_name: kem for kem in KEMS.values()}
+
+TOKEN_PATTERN = re.compile(
+    rf"{FORMAT}\.(?P<suite>{'|'.join(BY_TOKEN_NAME)})\.(?P<kid>{KID_PATTERN.pattern})"
+    r"\.(?P<body>[A-Za-z0-9_-]{60,1700})"
+)
+# The longest token, for the columns that hold them: a hybrid token of a 4-digit value with
+# the longest key id is 1,574 characters.
+TOKEN_MAX_LENGTH = 2048
 
 
 class BackendKeyError(ValueError):
-    """A public key entry that is not ``kid:base64`` of 32 bytes. The message quotes no key."""
+    """A public key entry that is not ``kid[:SUITE]:base64`` of a key of that suite, or a suite
+    with no key to seal. The message quotes no key."""
 
 
 @dataclass(frozen=True)
 class BackendKey:
     kid: str
-    public_key: X25519PublicKey
+    kem: Kem
+    public_key: PublicKey
 
 
 def info(purpose: str, call_sid: str) -> bytes:
@@ -56,45 +105,73 @@ def info(purpose: str, call_sid: str) -> bytes:
     return f"securegather/{purpose}:{call_sid}".encode()
 
 
+def load_public_key(kem: Kem, raw: bytes) -> PublicKey:
+    """A suite's public key from its raw bytes: X25519's 32, or X-Wing's ML-KEM-768
+    encapsulation key (1,184 bytes) followed by its X25519 key (32), as the draft orders them."""
+    if kem is X25519:
+        return x25519.X25519PublicKey.from_public_bytes(raw)
+    return MLKEM768X25519PublicKey(
+        mlkem.MLKEM768PublicKey.from_public_bytes(raw[:MLKEM768_PUBLIC_BYTES]),
+        x25519.X25519PublicKey.from_public_bytes(raw[MLKEM768_PUBLIC_BYTES:]),
+    )
+
+
 def parse_public_keys(text: str) -> list[BackendKey]:
-    """``kid:base64`` entries, comma separated, the first the one that seals."""
+    """``kid:SUITE:base64`` entries, comma separated; ``kid:base64`` is an X25519 key."""
     keys: list[BackendKey] = []
     for position, entry in enumerate(filter(None, (e.strip() for e in text.split(","))), 1):
-        kid, colon, encoded = entry.partition(":")
-        if not colon or not KID_PATTERN.fullmatch(kid):
+        kid, _, rest = entry.partition(":")
+        suite, colon, encoded = rest.rpartition(":")
+        if not rest or not KID_PATTERN.fullmatch(kid):
             raise BackendKeyError(
-                f"entry {position} is not 'kid:base64' (kid: 1-32 of A-Z a-z 0-9 _ -)"
+                f"entry {position} is not 'kid:SUITE:base64' (kid: 1-32 of A-Z a-z 0-9 _ -)"
+            )
+        kem = KEMS.get(suite if colon else X25519.name)
+        if kem is None:
+            raise BackendKeyError(
+                f"entry {position} ({kid}) names no known suite (one of {', '.join(KEMS)})"
             )
         try:
             raw = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raise BackendKeyError(f"entry {position} ({kid}) is not base64") from None
-        if len(raw) != 32:
-            raise BackendKeyError(f"entry {position} ({kid}) is not a 32-byte X25519 public key")
+        if len(raw) != kem.public_bytes:
+            raise BackendKeyError(
+                f"entry {position} ({kid}) is not a {kem.public_bytes}-byte {kem.name} public key"
+            )
         if any(key.kid == kid for key in keys):
             raise BackendKeyError(f"key id {kid} appears twice")
-        keys.append(BackendKey(kid, X25519PublicKey.from_public_bytes(raw)))
+        try:
+            public_key = load_public_key(kem, raw)
+        except ValueError:
+            raise BackendKeyError(f"entry {position} ({kid}) is not a {kem.name} key") from None
+        keys.append(BackendKey(kid, kem, public_key))
     if not keys:
         raise BackendKeyError("no public key is configured")
     return keys
 
 
 @cache
-def _sealing_key(text: str) -> BackendKey:
-    return parse_public_keys(text)[0]
+def _sealing_key(text: str, kem_name: str) -> BackendKey:
+    for key in parse_public_keys(text):
+        if key.kem.name == kem_name:
+            return key
+    raise BackendKeyError(f"no {kem_name} key is configured to seal with")
 
 
 def sealing_key() -> BackendKey:
-    """The backend's key that seals: the first of SECUREGATHER_BACKEND_PUBLIC_KEYS."""
-    return _sealing_key(settings.SECUREGATHER_BACKEND_PUBLIC_KEYS)
+    """The backend's key that seals: the first of SECUREGATHER_BACKEND_PUBLIC_KEYS of the suite
+    SECUREGATHER_BACKEND_KEM names."""
+    keys, kem = settings.SECUREGATHER_BACKEND_PUBLIC_KEYS, settings.SECUREGATHER_BACKEND_KEM
+    return _sealing_key(keys, kem)
 
 
 def seal(plaintext: str, purpose: str, call_sid: str, key: BackendKey | None = None) -> str:
     """A token only the backend's private key opens, bound to ``purpose`` and ``call_sid``."""
     key = key or sealing_key()
-    sealed = SUITE.encrypt(plaintext.encode(), key.public_key, info=info(purpose, call_sid))
+    sealed = key.kem.suite.encrypt(plaintext.encode(), key.public_key, info=info(purpose, call_sid))
     body = base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
-    return f"{FORMAT}.{SUITE_NAME}.{key.kid}.{body}"
+    return f"{FORMAT}.{key.kem.token_name}.{key.kid}.{body}"
 
 
 def is_token(text: str) -> bool:
@@ -107,16 +184,53 @@ def token_kid(text: str) -> str | None:
     return match["kid"] if match else None
 
 
-def new_keypair() -> tuple[bytes, str]:
-    """A new X25519 key pair: the private key as PKCS#8 PEM, the raw public key in base64."""
-    private = X25519PrivateKey.generate()
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+def seed_keys(seed: bytes) -> tuple[mlkem.MLKEM768PrivateKey, x25519.X25519PrivateKey]:
+    """The two halves of X-Wing's private key from its 32-byte seed, expanded as the draft does
+    (draft-connolly-cfrg-xwing-kem, which draft-ietf-hpke-pq takes for HPKE): SHAKE256 of the
+    seed gives 96 bytes, the first 64 ML-KEM-768's seed (d ‖ z), the last 32 the X25519 key.
+    cryptography's hybrid key objects have no serialization of their own: the seed is the file."""
+    if len(seed) != SEED_BYTES:
+        raise ValueError("an X-Wing seed is 32 bytes")
+    expanded = hashlib.shake_256(seed).digest(96)
+    return (
+        mlkem.MLKEM768PrivateKey.from_seed_bytes(expanded[:64]),
+        x25519.X25519PrivateKey.from_private_bytes(expanded[64:]),
     )
-    public = private.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    return pem, base64.b64encode(public).decode()
+
+
+def hybrid_private_key(seed: bytes) -> MLKEM768X25519PrivateKey:
+    return MLKEM768X25519PrivateKey(*seed_keys(seed))
+
+
+def hybrid_public_bytes(seed: bytes) -> bytes:
+    """The public key of the seed's X-Wing key pair, as entries and the backend spell it."""
+    encapsulation, exchange = (key.public_key() for key in seed_keys(seed))
+    return encapsulation.public_bytes_raw() + exchange.public_bytes_raw()
+
+
+def seed_pem(seed: bytes) -> bytes:
+    """A seed in PEM armour, so the file is text an operator can move like any key file."""
+    body = base64.encodebytes(seed).decode().strip()
+    return f"-----BEGIN {SEED_LABEL}-----\n{body}\n-----END {SEED_LABEL}-----\n".encode()
+
+
+def new_keypair(kem_name: str = X25519.name) -> tuple[bytes, str]:
+    """A new key pair of the suite: the private key file's bytes, and the public entry's
+    ``SUITE:base64`` (the key id goes before it). X25519's file is PKCS#8 PEM; X-Wing's is
+    its 32-byte seed in PEM armour (:func:`seed_pem`)."""
+    kem = KEMS[kem_name]
+    if kem is MLKEM768_X25519:
+        seed = os.urandom(SEED_BYTES)
+        private_file, public = seed_pem(seed), hybrid_public_bytes(seed)
+    else:
+        private = x25519.X25519PrivateKey.generate()
+        private_file = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        public = private.public_key().public_bytes_raw()
+    return private_file, f"{kem.name}:{base64.b64encode(public).decode()}"
 
 
 def write_private_key(path: Path, pem: bytes) -> None:

@@ -149,13 +149,16 @@ SECUREGATHER_RESOLVER = env.str(
     "SECUREGATHER_RESOLVER", default="accounts.resolvers.DatabaseResolver"
 )
 # The HTTP resolver (accounts.resolvers.HttpResolver, docs/backend.md): the user's backend's
-# URL; its public keys, "kid:base64" entries comma separated, the first sealing; the secret
-# that signs each request; the request's timeout in seconds (Twilio waits 15 s for the whole
-# step); an optional client certificate and key (PEM files) for mutual TLS, and a CA file to
-# trust instead of the system's. After 5 failures in a row a process answers "unavailable" at
-# once for 30 s instead of waiting on every call.
+# URL; its public keys, "kid:SUITE:base64" entries comma separated, of which the first of the
+# suite SECUREGATHER_BACKEND_KEM names seals; the secret that signs each request; the request's
+# timeout in seconds (Twilio waits 15 s for the whole step); an optional client certificate and
+# key (PEM files) for mutual TLS, and a CA file to trust instead of the system's. After 5
+# failures in a row a process answers "unavailable" at once for 30 s instead of waiting on
+# every call.
 SECUREGATHER_BACKEND_URL = env.str("SECUREGATHER_BACKEND_URL", default="")
 SECUREGATHER_BACKEND_PUBLIC_KEYS = env.str("SECUREGATHER_BACKEND_PUBLIC_KEYS", default="")
+# X25519, or MLKEM768_X25519: X-Wing, a hybrid that also holds against a quantum computer.
+SECUREGATHER_BACKEND_KEM = env.str("SECUREGATHER_BACKEND_KEM", default="X25519")
 SECUREGATHER_BACKEND_SECRET = env.str("SECUREGATHER_BACKEND_SECRET", default="")
 SECUREGATHER_BACKEND_TIMEOUT = env.float("SECUREGATHER_BACKEND_TIMEOUT", default=3.0)
 SECUREGATHER_BACKEND_CLIENT_CERT = env.str("SECUREGATHER_BACKEND_CLIENT_CERT", default="")

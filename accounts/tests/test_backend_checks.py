@@ -84,3 +84,21 @@ class LocalResolver(HttpResolver):
 )
 def test_a_subclass_of_the_http_resolver_is_checked_too():
     assert "accounts.E010" in [error.id for error in check_backend()]
+
+
+@pytest.mark.parametrize("kem", ["", "x25519", "MLKEM1024_P384"])
+def test_an_unknown_kem_is_e015(kem):
+    assert ids(SECUREGATHER_BACKEND_KEM=kem) == ["accounts.E015"]
+
+
+def test_a_kem_with_no_key_of_its_suite_in_the_ring_is_e015():
+    assert ids(SECUREGATHER_BACKEND_KEM="MLKEM768_X25519") == ["accounts.E015"]
+
+
+def test_a_mixed_ring_passes_with_either_kem():
+    from keys import hpke
+
+    _, hybrid = hpke.new_keypair("MLKEM768_X25519")
+    ring = f"{PUBLIC},h1:{hybrid}"
+    for kem in ("X25519", "MLKEM768_X25519"):
+        assert ids(SECUREGATHER_BACKEND_PUBLIC_KEYS=ring, SECUREGATHER_BACKEND_KEM=kem) == []

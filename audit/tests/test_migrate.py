@@ -22,7 +22,12 @@ from conftest import manage
 CALLS = "calls.0001_initial"
 # Every migration of calls, in the order a run applies them (a run back unapplies them in
 # reverse, and its end lists them in this order).
-CALLS_ALL = [CALLS, "calls.0002_caller_digest", "calls.0003_callsession_attestation"]
+CALLS_ALL = [
+    CALLS,
+    "calls.0002_caller_digest",
+    "calls.0003_callsession_attestation",
+    "calls.0004_longer_sealed_values",
+]
 LEGACY = "legacy.0001_initial"
 
 

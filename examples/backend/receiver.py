@@ -1,8 +1,9 @@
 """The backend's side of SecureGather's HTTP resolver: verify, open, hand over, answer.
 
 Copy this file into the service that holds your accounts; it needs Python 3.11 and the
-``cryptography`` package (46 or later, for HPKE), nothing of SecureGather. Give it the signing
-secret SecureGather holds (SECUREGATHER_BACKEND_SECRET), your private key(s) by key id, and a
+``cryptography`` package (50, as SecureGather pins it, for HPKE with X-Wing), nothing of
+SecureGather. Give it the signing secret SecureGather holds (SECUREGATHER_BACKEND_SECRET), your
+private key(s) by key id (of either suite, as ``manage.py backend_keypair`` writes them), and a
 function ``check(card_last4, pin, caller)`` that returns one of :func:`found`, :func:`not_found`
 or :func:`locked`. Then hand every POST's headers and body to :meth:`Receiver.handle` and send
 back the status and JSON it returns.
@@ -37,12 +38,32 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
+from cryptography.hazmat.primitives.hpke import (
+    AEAD,
+    KDF,
+    KEM,
+    MLKEM768X25519PrivateKey,
+    Suite,
+)
 
-# The one suite of format "hpke1": DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM.
-SUITES = {"x25519": (Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM), KEM.X25519)}
+PrivateKey = X25519PrivateKey | MLKEM768X25519PrivateKey
+# The suites of format "hpke1", by the name a token gives: the KEM, then HKDF-SHA256 and
+# AES-256-GCM. x25519 is DHKEM(X25519, HKDF-SHA256); mlkem768x25519 is X-Wing, ML-KEM-768 with
+# X25519, which a quantum computer does not open as long as ML-KEM holds.
+SUITES: dict[str, tuple[Suite, KEM, type[PrivateKey]]] = {
+    "x25519": (Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM), KEM.X25519, X25519PrivateKey),
+    "mlkem768x25519": (
+        Suite(KEM.MLKEM768_X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM),
+        KEM.MLKEM768_X25519,
+        MLKEM768X25519PrivateKey,
+    ),
+}
 TAG_BYTES = 16
+# An X-Wing private key file (``manage.py backend_keypair --kem MLKEM768_X25519``): its 32-byte
+# seed in PEM armour under this label.
+SEED_LABEL = "MLKEM768_X25519 SEED"
 TOLERANCE = 5 * 60  # seconds either side of this host's clock
 # Answers kept for replays: longer than the tolerance, so a request is stale before it is
 # forgotten, and a bound on memory whatever the rate.
@@ -86,11 +107,32 @@ def info(purpose: str, call_sid: str) -> bytes:
     return f"securegather/{purpose}:{call_sid}".encode()
 
 
-def load_private_key(pem: bytes) -> X25519PrivateKey:
+def load_private_key(pem: bytes) -> PrivateKey:
+    """A private key file of either suite: X25519 as PKCS#8 PEM, X-Wing as its seed."""
+    text = pem.decode("ascii", errors="replace").strip()
+    begin, end = f"-----BEGIN {SEED_LABEL}-----", f"-----END {SEED_LABEL}-----"
+    if text.startswith(begin) and text.endswith(end):
+        try:
+            seed = base64.b64decode("".join(text[len(begin) : -len(end)].split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("not an X-Wing seed file") from None
+        return hybrid_private_key(seed)
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, X25519PrivateKey):
         raise ValueError("not an X25519 private key")
     return key
+
+
+def hybrid_private_key(seed: bytes) -> MLKEM768X25519PrivateKey:
+    """X-Wing's key pair from its 32-byte seed, expanded as the draft does: SHAKE256 gives 96
+    bytes, the first 64 ML-KEM-768's seed (d ‖ z), the last 32 the X25519 private key."""
+    if len(seed) != 32:
+        raise ValueError("an X-Wing seed is 32 bytes")
+    expanded = hashlib.shake_256(seed).digest(96)
+    return MLKEM768X25519PrivateKey(
+        MLKEM768PrivateKey.from_seed_bytes(expanded[:64]),
+        X25519PrivateKey.from_private_bytes(expanded[64:]),
+    )
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -126,7 +168,7 @@ def fingerprint(token: str) -> bytes:
 @dataclass
 class Receiver:
     secret: bytes
-    private_keys: Mapping[str, X25519PrivateKey]
+    private_keys: Mapping[str, PrivateKey]
     check: Check
     now: Callable[[], float] = time.time
     # Idempotency key → (when, body digest, answer); ciphertext digest → idempotency key.
@@ -191,17 +233,19 @@ class Receiver:
         match = TOKEN.fullmatch(token)
         if match is None or match["suite"] not in SUITES:
             raise Refused(400, f"{purpose}: not a token of a known suite")
-        suite, kem = SUITES[match["suite"]]
+        suite, kem, key_type = SUITES[match["suite"]]
         private_key = self.private_keys.get(match["kid"])
         if private_key is None:
             raise Refused(400, f"{purpose}: unknown key id {match['kid']}")
+        if not isinstance(private_key, key_type):
+            raise Refused(400, f"{purpose}: key {match['kid']} is not a {match['suite']} key")
         try:
             body = match["body"]
             sealed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except (binascii.Error, ValueError):
             raise Refused(400, f"{purpose}: not base64url") from None
-        # The encapsulated key (enc, 32 bytes for X25519) comes first, then ciphertext and tag;
-        # cryptography's single-shot decrypt takes both together and splits them there.
+        # The encapsulated key (enc: 32 bytes for X25519, 1,120 for X-Wing) comes first, then
+        # the ciphertext and tag; cryptography's single-shot decrypt splits them there.
         if len(sealed) <= kem.enc_length() + TAG_BYTES:
             raise Refused(400, f"{purpose}: too short")
         try:

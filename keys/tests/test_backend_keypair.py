@@ -1,3 +1,4 @@
+import base64
 import io
 
 import pytest
@@ -38,3 +39,27 @@ def test_an_existing_file_is_not_overwritten(tmp_path):
     with pytest.raises(CommandError, match="cannot write"):
         backend_keypair("--id", "b1", "--out", str(path))
     assert path.read_bytes() == b"kept"
+
+
+def test_a_hybrid_key_is_written_as_its_seed_and_printed_with_its_suite(tmp_path):
+    path = tmp_path / "backend-h1.pem"
+    output = backend_keypair("--kem", "MLKEM768_X25519", "--id", "h1", "--out", str(path))
+    assert path.stat().st_mode & 0o777 == 0o600
+    lines = path.read_text().splitlines()
+    assert (lines[0], lines[-1]) == (
+        "-----BEGIN MLKEM768_X25519 SEED-----",
+        "-----END MLKEM768_X25519 SEED-----",
+    )
+    seed = base64.b64decode("".join(lines[1:-1]))
+    assert len(seed) == 32
+    kid, suite, public = output.strip().split(":")
+    assert (kid, suite) == ("h1", "MLKEM768_X25519")
+    assert base64.b64decode(public) == hpke.hybrid_public_bytes(seed)
+    (key,) = hpke.parse_public_keys(output.strip())
+    assert key.kem is hpke.MLKEM768_X25519
+
+
+def test_an_unknown_kem_is_refused(tmp_path):
+    with pytest.raises(CommandError, match="invalid choice"):
+        backend_keypair("--kem", "KYBER", "--id", "b1", "--out", str(tmp_path / "k.pem"))
+    assert not (tmp_path / "k.pem").exists()

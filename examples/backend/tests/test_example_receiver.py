@@ -1,5 +1,5 @@
 """The receiver the user's backend runs, driven in-process with requests as SecureGather signs
-them (accounts.backend_client), its clock injected."""
+them (accounts.backend_client), its clock injected; every test with keys of each suite."""
 
 import json
 
@@ -32,6 +32,13 @@ def checks():
     return Checks()
 
 
+@pytest.fixture(params=["X25519", "MLKEM768_X25519"])
+def backend_keys(request, tmp_path):
+    from conftest import make_backend_keys
+
+    return make_backend_keys(tmp_path, "b1", request.param)
+
+
 @pytest.fixture
 def receiver(backend_keys, checks):
     return Receiver(
@@ -44,7 +51,10 @@ def receiver(backend_keys, checks):
 
 @pytest.fixture
 def sealed(backend_keys):
-    with override_settings(SECUREGATHER_BACKEND_PUBLIC_KEYS=backend_keys.public_entry):
+    with override_settings(
+        SECUREGATHER_BACKEND_PUBLIC_KEYS=backend_keys.public_entry,
+        SECUREGATHER_BACKEND_KEM=backend_keys.kem,
+    ):
 
         def seal(card="1234", pin="4321", call_sid=CALL, card_purpose="card", pin_purpose="pin"):
             return hpke.seal(card, card_purpose, call_sid), hpke.seal(pin, pin_purpose, call_sid)
@@ -139,19 +149,61 @@ def test_an_unknown_key_id_is_refused(receiver, checks, sealed, tmp_path):
     assert (status, answer) == (400, {"error": "card: unknown key id b9"})
 
 
-def test_several_private_keys_open_tokens_by_key_id(tmp_path, backend_keys, checks):
+@pytest.mark.parametrize("old_kem", ["X25519", "MLKEM768_X25519"])
+def test_several_private_keys_open_tokens_by_key_id(tmp_path, backend_keys, checks, old_kem):
     from conftest import make_backend_keys
 
-    old = make_backend_keys(tmp_path, "b0")
+    old = make_backend_keys(tmp_path, "b0", old_kem)
     receiver = Receiver(
         secret=b"s" * 32,
         private_keys={k.kid: k.private_key for k in (backend_keys, old)},
         check=checks,
         now=lambda: NOW,
     )
-    with override_settings(SECUREGATHER_BACKEND_PUBLIC_KEYS=f"{old.public_entry}"):
+    with override_settings(
+        SECUREGATHER_BACKEND_PUBLIC_KEYS=f"{backend_keys.public_entry},{old.public_entry}",
+        SECUREGATHER_BACKEND_KEM=old_kem,
+    ):
         card, pin = hpke.seal("1234", "card", CALL), hpke.seal("4321", "pin", CALL)
+    assert hpke.token_kid(card) == ("b0" if old_kem != backend_keys.kem else "b1")
     assert receiver.handle(*request(card, pin))[1]["status"] == "found"
+
+
+def test_a_token_naming_the_other_suite_for_a_key_id_is_refused(receiver, checks, sealed):
+    card, pin = sealed()
+    suite = card.split(".")[1]
+    other = "x25519" if suite == "mlkem768x25519" else "mlkem768x25519"
+    card = card.replace(f".{suite}.", f".{other}.", 1)
+    status, answer = receiver.handle(*request(card, pin))
+    assert (status, answer) == (400, {"error": f"card: key b1 is not a {other} key"})
+    assert checks.seen == []
+
+
+def test_a_seed_file_and_a_pkcs8_file_load_as_their_suites(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.hpke import MLKEM768X25519PrivateKey
+
+    from conftest import make_backend_keys
+
+    hybrid = make_backend_keys(tmp_path, "h1", "MLKEM768_X25519")
+    assert hybrid.pem_file.read_text().startswith("-----BEGIN MLKEM768_X25519 SEED-----\n")
+    assert isinstance(hybrid.private_key, MLKEM768X25519PrivateKey)
+    assert isinstance(make_backend_keys(tmp_path, "x1").private_key, X25519PrivateKey)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"-----BEGIN MLKEM768_X25519 SEED-----\nc2hvcnQ=\n-----END MLKEM768_X25519 SEED-----\n",
+        b"-----BEGIN MLKEM768_X25519 SEED-----\n!!\n-----END MLKEM768_X25519 SEED-----\n",
+    ],
+    ids=["short seed", "not base64"],
+)
+def test_a_bad_seed_file_is_refused(text):
+    from receiver import load_private_key
+
+    with pytest.raises(ValueError, match="seed"):
+        load_private_key(text)
 
 
 def test_malformed_json_is_refused_and_no_answer_names_a_digit(receiver, sealed):
