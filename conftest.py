@@ -474,6 +474,16 @@ def unreachable_database_url() -> str:
 # The example backend is a standalone program whose modules import each other by plain name, as
 # they do when it runs: its tests find them the same way.
 EXAMPLE_BACKEND = Path(__file__).parent / "examples" / "backend"
+# The Node.js twin, whose packages `make test` installs (npm ci) before it runs the suite.
+NODE_BACKEND = Path(__file__).parent / "examples" / "backend-node"
+
+
+def require_node_backend() -> None:
+    """Fail, naming the remedy, when the Node.js backend's packages are not installed."""
+    if not (NODE_BACKEND / "node_modules" / ".installed").exists():
+        pytest.fail("the Node.js backend's packages are missing: `make test` installs them")
+
+
 sys.path.insert(0, str(EXAMPLE_BACKEND))
 import launch  # noqa: E402  (examples/backend/launch.py, found through the path above)
 
@@ -485,21 +495,23 @@ class BackendKeys:
     kid: str
     pem_file: Path
     public_entry: str
+    kem: str = "X25519"
 
     @property
     def private_key(self) -> Any:
-        from cryptography.hazmat.primitives import serialization
+        from receiver import load_private_key  # examples/backend/receiver.py
 
-        return serialization.load_pem_private_key(self.pem_file.read_bytes(), password=None)
+        return load_private_key(self.pem_file.read_bytes())
 
 
-def make_backend_keys(directory: Path, kid: str) -> BackendKeys:
+def make_backend_keys(directory: Path, kid: str, kem: str = "X25519") -> BackendKeys:
+    """A backend key pair of the suite, its private key in a file as backend_keypair writes it."""
     from keys import hpke
 
-    pem, public = hpke.new_keypair()
+    private_file, public = hpke.new_keypair(kem)
     path = directory / f"backend-{kid}.pem"
-    hpke.write_private_key(path, pem)
-    return BackendKeys(kid, path, f"{kid}:{public}")
+    hpke.write_private_key(path, private_file)
+    return BackendKeys(kid, path, f"{kid}:{public}", kem)
 
 
 @pytest.fixture
@@ -519,13 +531,15 @@ class ExampleBackend:
             "SECUREGATHER_RESOLVER": "accounts.resolvers.HttpResolver",
             "SECUREGATHER_BACKEND_URL": self.url,
             "SECUREGATHER_BACKEND_PUBLIC_KEYS": self.keys.public_entry,
+            "SECUREGATHER_BACKEND_KEM": self.keys.kem,
             "SECUREGATHER_BACKEND_SECRET": BACKEND_SECRET,
         }
 
 
-def start_example_backend(*keys: BackendKeys) -> ExampleBackend:
-    """examples/backend/server.py in a subprocess, on a port the OS picks."""
-    process, url = launch.start([key.pem_file for key in keys], BACKEND_SECRET)
+def start_example_backend(*keys: BackendKeys, node: bool = False) -> ExampleBackend:
+    """examples/backend/server.py, or with ``node`` examples/backend-node/server.mjs, in a
+    subprocess on a port the OS picks."""
+    process, url = launch.start([key.pem_file for key in keys], BACKEND_SECRET, node=node)
     return ExampleBackend(url, process, keys[0])
 
 

@@ -1,4 +1,5 @@
-"""Start the example backend (server.py) in a subprocess, for the tests and the benchmarks."""
+"""Start an example backend in a subprocess, for the tests and the benchmarks: the Python one
+(server.py) or the Node.js one (../backend-node/server.mjs), which log alike when they listen."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ import threading
 from pathlib import Path
 
 SERVER = Path(__file__).resolve().parent / "server.py"
+NODE_SERVER = Path(__file__).resolve().parent.parent / "backend-node" / "server.mjs"
 
 
-def start(private_keys: list[Path], secret: str) -> tuple[subprocess.Popen[str], str]:
+def start(
+    private_keys: list[Path], secret: str, *, node: bool = False
+) -> tuple[subprocess.Popen[str], str]:
     """The example backend on a port the OS picks, with these private key files: its process
     and, once it listens (it logs the URL when it does), its URL."""
+    program = ["node", str(NODE_SERVER)] if node else [sys.executable, str(SERVER)]
     process = subprocess.Popen(  # noqa: S603
         [
-            sys.executable,
-            str(SERVER),
+            *program,
             "--port",
             "0",
             *[arg for key in private_keys for arg in ("--private-key", str(key))],
