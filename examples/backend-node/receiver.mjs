@@ -207,10 +207,20 @@ export class Receiver {
    * @param {() => number} [options.now] the time in seconds, for tests.
    */
   constructor({ secret, privateKeys, check, now = () => Date.now() / 1000 }) {
+    // SecureGather refuses a shorter secret (accounts.E012); a missing one here would only show
+    // as every request failing.
+    if (!(secret?.length >= 32)) {
+      throw new Error("the signing secret must hold at least 32 characters");
+    }
     this.secret = secret;
     this.check = check;
     this.now = now;
     this.#keys = new Map(privateKeys instanceof Map ? privateKeys : Object.entries(privateKeys));
+    for (const [kid, key] of this.#keys) {
+      // A PEM's text, or a loadPrivateKey() promise not awaited, would otherwise be refused
+      // request by request as a key of the wrong suite.
+      if (!SUITES.has(key?.suite)) throw new Error(`key ${kid} is not loadPrivateKey()'s result`);
+    }
   }
 
   /**

@@ -375,3 +375,20 @@ test("no refusal carries a digit the caller typed", async () => {
   assert.equal(answers.filter((answer) => "error" in answer).length, answers.length);
   assert.ok(!text.includes(CARD) && !text.includes(PIN), text);
 });
+
+test("a receiver refuses to start with a short secret or a key not loaded", () => {
+  const check = () => notFound();
+  assert.throws(
+    () => new Receiver({ secret: "x".repeat(31), privateKeys: KEYS, check }),
+    /at least 32 characters/,
+  );
+  assert.throws(
+    () => new Receiver({ secret: undefined, privateKeys: KEYS, check }),
+    /at least 32 characters/,
+  );
+  const pending = { b1: Promise.resolve(KEYS.get("b1")) };
+  assert.throws(
+    () => new Receiver({ secret: SECRET, privateKeys: pending, check }),
+    /^Error: key b1 is not loadPrivateKey\(\)'s result$/,
+  );
+});
