@@ -13,6 +13,12 @@ CATALOGS := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
 
 .PHONY: run run-backend test lint format clean messages
 
+# The Node.js example backend's packages, exactly as its lockfile pins them.
+NODE_BACKEND := examples/backend-node
+$(NODE_BACKEND)/node_modules/.installed: $(NODE_BACKEND)/package.json $(NODE_BACKEND)/package-lock.json
+	npm ci --prefix $(NODE_BACKEND) --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(VENV)/.run: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed")'
 	$(PYTHON) -m venv $(VENV)
@@ -48,24 +54,29 @@ run: $(VENV)/.run .env $(CATALOGS) $(if $(BACKEND),.backend/env)
 	@echo
 	$(RUN_ENV) $(VENV)/bin/gunicorn -c gunicorn.conf.py securegather.wsgi
 
-# The example backend (examples/backend/), holding the demo account, on BACKEND_PORT.
+# The example backend (examples/backend/), holding the demo account, on BACKEND_PORT; with
+# NODE=1 the Node.js one (examples/backend-node/). Its key is of the hybrid suite (X-Wing).
 BACKEND_PORT ?= 8800
+NODE ?=
 .backend/env: | $(VENV)/.run .env
 	mkdir -p .backend && chmod 700 .backend
 	{ echo "SECUREGATHER_RESOLVER=accounts.resolvers.HttpResolver"; \
 	  echo "SECUREGATHER_BACKEND_URL=http://127.0.0.1:$(BACKEND_PORT)/resolve"; \
-	  echo "SECUREGATHER_BACKEND_PUBLIC_KEYS=$$($(PY) manage.py backend_keypair --id dev --out .backend/backend-dev.pem)"; \
+	  echo "SECUREGATHER_BACKEND_KEM=MLKEM768_X25519"; \
+	  echo "SECUREGATHER_BACKEND_PUBLIC_KEYS=$$($(PY) manage.py backend_keypair --kem MLKEM768_X25519 --id dev --out .backend/backend-dev.pem)"; \
 	  echo "SECUREGATHER_BACKEND_SECRET=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(32))')"; \
 	} > .backend/env.new && mv .backend/env.new $@
 
-run-backend: $(VENV)/.run .backend/env
+run-backend: $(VENV)/.run .backend/env $(if $(NODE),$(NODE_BACKEND)/node_modules/.installed)
 	set -a && . ./.backend/env && set +a && \
-	$(PY) examples/backend/server.py --port $(BACKEND_PORT) --private-key .backend/backend-dev.pem
+	$(if $(NODE),node $(NODE_BACKEND)/server.mjs,$(PY) examples/backend/server.py) \
+	  --port $(BACKEND_PORT) --private-key .backend/backend-dev.pem
 
-test: $(VENV)/.dev $(CATALOGS)
+test: $(VENV)/.dev $(CATALOGS) $(NODE_BACKEND)/node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	npm test --prefix $(NODE_BACKEND) --silent
 	$(PY) -m pytest
 
 format: $(VENV)/.dev
@@ -73,4 +84,4 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) .backend staticfiles .pytest_cache .ruff_cache .mypy_cache .hypothesis $(CATALOGS)
+	rm -rf $(VENV) .backend $(NODE_BACKEND)/node_modules staticfiles .pytest_cache .ruff_cache .mypy_cache .hypothesis $(CATALOGS)
