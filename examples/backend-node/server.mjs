@@ -50,7 +50,7 @@ function samePin(pin, expected) {
   return left.length === right.length && timingSafeEqual(left, right);
 }
 
-/** One line on stderr, dated as server.py's logging dates it; never a body or a digit. */
+/** One dated line on stderr, as server.py logs; never a body or a digit. */
 function log(message) {
   process.stderr.write(`${new Date().toISOString()} backend ${message}\n`);
 }
