@@ -9,6 +9,9 @@ import os
 import re
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -536,23 +539,56 @@ class ExampleBackend:
         }
 
 
-def start_example_backend(*keys: BackendKeys, node: bool = False) -> ExampleBackend:
-    """examples/backend/server.py, or with ``node`` examples/backend-node/server.mjs, in a
-    subprocess on a port the OS picks."""
+@contextmanager
+def running_backend(*keys: BackendKeys, node: bool = False) -> Iterator[ExampleBackend]:
+    """examples/backend/server.py, or with ``node`` examples/backend-node/server.mjs, with these
+    keys, in a subprocess on a port the OS picks; this process's breaker closed before and after."""
+    from accounts import backend_client
+
+    if node:
+        require_node_backend()
     process, url = launch.start([key.pem_file for key in keys], BACKEND_SECRET, node=node)
-    return ExampleBackend(url, process, keys[0])
+    backend_client.BREAKER.succeeded()
+    try:
+        yield ExampleBackend(url, process, keys[0])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        backend_client.BREAKER.succeeded()
 
 
 @pytest.fixture
 def example_backend(backend_keys: BackendKeys) -> Iterator[ExampleBackend]:
-    from accounts import backend_client
-
-    backend = start_example_backend(backend_keys)
-    # Each test starts with the breaker of this process closed.
-    backend_client.BREAKER.succeeded()
-    try:
+    with running_backend(backend_keys) as backend:
         yield backend
-    finally:
-        backend.process.terminate()
-        backend.process.wait(timeout=10)
-        backend_client.BREAKER.succeeded()
+
+
+def signed_request(
+    call_sid: str, timestamp: float | None = None, key: Any = None
+) -> tuple[bytes, str, str]:
+    """A request for the demo account's digits as SecureGather signs it: its body, timestamp
+    and signature header. Sealed with ``key``, or with the key the settings seal with."""
+    from accounts import backend_client
+    from keys import hpke
+
+    stamp = str(int(time.time() if timestamp is None else timestamp))
+    card, pin = hpke.seal("1234", "card", call_sid, key), hpke.seal("4321", "pin", call_sid, key)
+    body = backend_client.request_body(card, pin, "+15005550006", call_sid, stamp)
+    return body, stamp, backend_client.sign(BACKEND_SECRET.encode(), stamp, body)
+
+
+def post_to(
+    backend: ExampleBackend, body: bytes, timestamp: str, signature: str
+) -> tuple[int, Any]:
+    """POST a request to an example backend: the status and the JSON answer, refusals too."""
+    request = urllib.request.Request(  # noqa: S310 (the example backend's http:// URL)
+        backend.url,
+        data=body,
+        headers={"X-SecureGather-Timestamp": timestamp, "X-SecureGather-Signature": signature},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

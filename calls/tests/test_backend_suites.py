@@ -4,10 +4,9 @@ to the hybrid (X-Wing) while a call is under way: the backend holds both private
 import pytest
 from django.test import override_settings
 
-from accounts import backend_client
 from audit.models import AuditEvent
 from calls.models import CallSession
-from conftest import make_backend_keys, spoken, start_example_backend
+from conftest import make_backend_keys, running_backend, spoken
 
 pytestmark = pytest.mark.django_db
 
@@ -22,14 +21,8 @@ def both_keys(tmp_path):
 
 @pytest.fixture
 def backend(both_keys):
-    backend = start_example_backend(*both_keys)
-    backend_client.BREAKER.succeeded()
-    try:
+    with running_backend(*both_keys) as backend:
         yield backend
-    finally:
-        backend.process.terminate()
-        backend.process.wait(timeout=10)
-        backend_client.BREAKER.succeeded()
 
 
 def settings_for(backend, both_keys, kem):

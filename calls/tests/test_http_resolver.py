@@ -5,8 +5,6 @@ import io
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -17,7 +15,7 @@ from accounts import backend_client
 from accounts.models import Account, Lockout
 from audit.models import AuditEvent
 from calls.models import CallSession
-from conftest import BACKEND_SECRET, FakeCall, spoken
+from conftest import BACKEND_SECRET, FakeCall, post_to, signed_request, spoken
 from keys.keyring import SealError
 
 pytestmark = pytest.mark.django_db
@@ -231,42 +229,19 @@ def test_repeated_failures_open_the_circuit_and_calls_are_answered_at_once(twili
     assert [row.detail["reason"] for row in rows] == ["bad_answer", "bad_answer", "circuit_open"]
 
 
-def post_to(backend, body, timestamp, signature):
-    request = urllib.request.Request(  # noqa: S310 (the example backend's http:// URL)
-        backend.url,
-        data=body,
-        headers={"X-SecureGather-Timestamp": timestamp, "X-SecureGather-Signature": signature},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def signed_request(backend, call_sid, timestamp=None):
-    from keys import hpke
-
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    card, pin = hpke.seal("1234", "card", call_sid), hpke.seal("4321", "pin", call_sid)
-    body = backend_client.request_body(card, pin, "+15005550006", call_sid, stamp)
-    return body, stamp, backend_client.sign(BACKEND_SECRET.encode(), stamp, body)
-
-
 def test_the_example_backend_refuses_a_tampered_request(backend):
-    body, stamp, signature = signed_request(backend, "CA" + "1" * 32)
+    body, stamp, signature = signed_request("CA" + "1" * 32)
     tampered = body.replace(b"+15005550006", b"+15005550007")
     assert post_to(backend, tampered, stamp, signature) == (401, {"error": "bad signature"})
 
 
 def test_the_example_backend_refuses_a_stale_request(backend):
-    body, stamp, signature = signed_request(backend, "CA" + "1" * 32, time.time() - 301)
+    body, stamp, signature = signed_request("CA" + "1" * 32, time.time() - 301)
     assert post_to(backend, body, stamp, signature)[0] == 401
 
 
 def test_the_example_backend_replays_its_first_answer_and_refuses_reused_ciphertexts(backend):
-    body, stamp, signature = signed_request(backend, "CA" + "1" * 32)
+    body, stamp, signature = signed_request("CA" + "1" * 32)
     status, answer = post_to(backend, body, stamp, signature)
     assert (status, answer["status"], answer["account"]) == (200, "found", "AC12345678")
     assert post_to(backend, body, stamp, signature) == (200, {**answer, "replayed": True})

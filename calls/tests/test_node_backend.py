@@ -1,10 +1,9 @@
-"""Calls resolved by the Node.js example backend (examples/backend-node/), over real HTTP: it
-opens what SecureGather sealed with each suite, and refuses what it must."""
+"""The Node.js example backend (examples/backend-node/) over real HTTP: it opens what SecureGather
+sealed with each suite and serves the demo call, and it answers every refused request exactly as
+the Python one (examples/backend/) does."""
 
 import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
@@ -16,9 +15,10 @@ from conftest import (
     BACKEND_SECRET,
     FakeCall,
     make_backend_keys,
-    require_node_backend,
+    post_to,
+    running_backend,
+    signed_request,
     spoken,
-    start_example_backend,
 )
 from keys import hpke
 
@@ -37,28 +37,14 @@ def keys(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def node_backend(keys):
-    require_node_backend()
-    backend = start_example_backend(*keys.values(), node=True)
-    try:
+    with running_backend(*keys.values(), node=True) as backend:
         yield backend
-    finally:
-        backend.process.terminate()
-        backend.process.wait(timeout=10)
 
 
-@pytest.fixture
-def settings_for(node_backend, keys):
-    backend_client.BREAKER.succeeded()
-
-    def settings(kem):
-        return {
-            **node_backend.settings(),
-            "SECUREGATHER_BACKEND_PUBLIC_KEYS": ",".join(k.public_entry for k in keys.values()),
-            "SECUREGATHER_BACKEND_KEM": kem,
-        }
-
-    yield settings
-    backend_client.BREAKER.succeeded()
+@pytest.fixture(scope="module")
+def python_backend(keys):
+    with running_backend(*keys.values()) as backend:
+        yield backend
 
 
 @pytest.fixture
@@ -68,76 +54,119 @@ def call(twilio, db):
     return FakeCall(twilio, call_sid=f"CA{uuid.uuid4().hex}")
 
 
+def sealing_with(backend, keys, kem):
+    return {
+        **backend.settings(),
+        "SECUREGATHER_BACKEND_PUBLIC_KEYS": ",".join(k.public_entry for k in keys.values()),
+        "SECUREGATHER_BACKEND_KEM": kem,
+    }
+
+
+@pytest.mark.parametrize(("pin", "heard"), [("4321", FOUND), ("9999", NOT_FOUND)])
 @pytest.mark.parametrize(("kem", "kid"), KEMS)
-def test_the_demo_call_is_verified_by_the_node_backend(call, settings_for, plaintext, kem, kid):
-    with override_settings(**settings_for(kem)):
+def test_the_demo_call_is_resolved_by_the_node_backend(
+    call, node_backend, keys, plaintext, kem, kid, pin, heard
+):
+    with override_settings(**sealing_with(node_backend, keys, kem)):
         call.start()
         call.card("1234")
         assert CallSession.objects.get(call_sid=call.call_sid).card.backend_kid == kid
-        assert spoken(call.pin("4321")) == FOUND
-    plaintext.assert_absent("1234", "4321")
+        assert spoken(call.pin(pin)) == heard
+    plaintext.assert_absent("1234", pin)
 
 
-@pytest.mark.parametrize(("kem", "kid"), KEMS)
-def test_a_wrong_pin_is_not_found_by_the_node_backend(call, settings_for, plaintext, kem, kid):
-    with override_settings(**settings_for(kem)):
-        call.start()
-        call.card("1234")
-        assert CallSession.objects.get(call_sid=call.call_sid).card.backend_kid == kid
-        assert spoken(call.pin("9999")) == NOT_FOUND
-    plaintext.assert_absent("1234", "9999")
+def key_of(keys, kem):
+    return hpke.parse_public_keys(keys[kem].public_entry)[0]
 
 
-def post(backend, body, timestamp, signature):
-    request = urllib.request.Request(  # noqa: S310 (the example backend's http:// URL)
-        backend.url,
-        data=body,
-        headers={"X-SecureGather-Timestamp": timestamp, "X-SecureGather-Signature": signature},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def signed(keys, kem, call_sid, timestamp=None):
-    key = hpke.parse_public_keys(keys[kem].public_entry)[0]
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    card, pin = hpke.seal("1234", "card", call_sid, key), hpke.seal("4321", "pin", call_sid, key)
-    body = backend_client.request_body(card, pin, "+15005550006", call_sid, stamp)
+def resigned(request: dict, stamp: str) -> tuple[bytes, str, str]:
+    body = json.dumps(request).encode()
     return body, stamp, backend_client.sign(BACKEND_SECRET.encode(), stamp, body)
 
 
-@pytest.mark.parametrize(("kem", "kid"), KEMS)
-def test_the_node_backend_refuses_a_tampered_request(node_backend, keys, kem, kid):
-    body, stamp, signature = signed(keys, kem, f"CA{kid:0>32}")
-    tampered = body.replace(b"+15005550006", b"+15005550007")
-    assert post(node_backend, tampered, stamp, signature) == (401, {"error": "bad signature"})
+def moved_to_another_call(request: dict) -> dict:
+    """The request as another call's: its CallSid and the idempotency key derived from it."""
+    call_sid = f"CA{uuid.uuid4().hex}"
+    return {
+        **request,
+        "call_sid": call_sid,
+        "idempotency_key": backend_client.idempotency_key(call_sid),
+    }
 
 
-@pytest.mark.parametrize(("kem", "kid"), KEMS)
-def test_the_node_backend_refuses_a_stale_request(node_backend, keys, kem, kid):
-    body, stamp, signature = signed(keys, kem, f"CB{kid:0>32}", int(time.time()) - 301)
-    refused = (401, {"error": "stale or future timestamp"})
-    assert post(node_backend, body, stamp, signature) == refused
+def refused_requests(keys, kem):
+    """Sequences of requests, each with the answer its last one must get: every refusal the
+    receivers make, in the order they check, and the replays they remember."""
+    key = key_of(keys, kem)
+
+    def fresh(**changes):
+        body, stamp, signature = signed_request(f"CA{uuid.uuid4().hex}", key=key, **changes)
+        return body, stamp, signature, json.loads(body)
+
+    def refused(status, error):
+        return status, {"error": error}
+
+    body, stamp, signature, request = fresh()
+    card = request["card"]
+    tampered = (body.replace(b"+15005550006", b"+15005550007"), stamp, signature)
+    yield refused(401, "bad signature"), [tampered]
+    yield refused(401, "stale or future timestamp"), [fresh(timestamp=time.time() - 301)[:3]]
+    yield refused(401, "stale or future timestamp"), [fresh(timestamp=time.time() + 301)[:3]]
+    yield refused(400, "malformed request"), [resigned({"card": "1234"}, stamp)]
+    not_a_string = {**request, "caller": 15005550006}
+    yield refused(400, "malformed request"), [resigned(not_a_string, stamp)]
+    other_stamp = {**request, "timestamp": "1"}
+    yield refused(400, "timestamp differs from the signed header"), [resigned(other_stamp, stamp)]
+    not_the_calls = {**request, "idempotency_key": "0" * 32}
+    yield refused(400, "idempotency key is not the call's"), [resigned(not_the_calls, stamp)]
+    yield (
+        refused(400, "card: does not open for this purpose and call"),
+        [resigned(moved_to_another_call(request), stamp)],
+    )
+    swapped = {**request, "card": request["pin"], "pin": card}
+    yield refused(400, "card: does not open for this purpose and call"), [resigned(swapped, stamp)]
+    unknown = {**request, "card": card.replace(f".{key.kid}.", ".zz.")}
+    yield refused(400, "card: unknown key id zz"), [resigned(unknown, stamp)]
+    suite = card.split(".")[1]
+    other = "x25519" if suite == "mlkem768x25519" else "mlkem768x25519"
+    other_suite = {**request, "card": card.replace(suite, other, 1)}
+    yield refused(400, f"card: key {key.kid} is not a {other} key"), [resigned(other_suite, stamp)]
+    # A length of 4n + 1 characters holds no whole last byte: no decoder takes it.
+    prefix, _, sealed = card.rpartition(".")
+    cut = {**request, "card": f"{prefix}.{sealed[: len(sealed) - (len(sealed) - 1) % 4]}"}
+    yield refused(400, "card: not base64url"), [resigned(cut, stamp)]
+    short = {**request, "card": f"{prefix}.AAAA"}
+    yield refused(400, "card: too short"), [resigned(short, stamp)]
+    nonsense = {**request, "card": "hpke1.kyber.b1.AAAA"}
+    yield refused(400, "card: not a token of a known suite"), [resigned(nonsense, stamp)]
+
+    body, stamp, signature, request = fresh()
+    found = {
+        "status": "found",
+        "account": "AC12345678",
+        "balance": "12.55",
+        "account_ref": "acct_5f0c9e2a41d7",
+    }
+    yield (200, {**found, "replayed": True}), [(body, stamp, signature)] * 2
+    body, stamp, signature, request = fresh()
+    again = resigned({**request, "caller": "+15005550007"}, stamp)
+    yield (
+        refused(409, "idempotency key reused for another request"),
+        [(body, stamp, signature), again],
+    )
+    body, stamp, signature, request = fresh()
+    yield (
+        refused(409, "ciphertext already used"),
+        [(body, stamp, signature), resigned(moved_to_another_call(request), stamp)],
+    )
 
 
-@pytest.mark.parametrize(("kem", "kid"), KEMS)
-def test_the_node_backend_replays_its_first_answer_once_opened(node_backend, keys, kem, kid):
-    body, stamp, signature = signed(keys, kem, f"CC{kid:0>32}")
-    status, answer = post(node_backend, body, stamp, signature)
-    assert (status, answer["status"], answer["account"]) == (200, "found", "AC12345678")
-    assert post(node_backend, body, stamp, signature) == (200, {**answer, "replayed": True})
-
-
-def test_the_node_backend_refuses_a_ciphertext_moved_to_another_call(node_backend, keys):
-    body, stamp, _ = signed(keys, "MLKEM768_X25519", "CD" + "0" * 32)
-    request = json.loads(body)
-    request["call_sid"] = "CE" + "0" * 32
-    request["idempotency_key"] = backend_client.idempotency_key(request["call_sid"])
-    moved = json.dumps(request).encode()
-    signature = backend_client.sign(BACKEND_SECRET.encode(), stamp, moved)
-    refused = (400, {"error": "card: does not open for this purpose and call"})
-    assert post(node_backend, moved, stamp, signature) == refused
+@pytest.mark.parametrize("kem", ["X25519", "MLKEM768_X25519"])
+def test_the_node_backend_answers_every_request_as_the_python_one(
+    node_backend, python_backend, keys, kem
+):
+    for expected, sequence in refused_requests(keys, kem):
+        node = [post_to(node_backend, *request) for request in sequence]
+        python = [post_to(python_backend, *request) for request in sequence]
+        assert node == python
+        assert node[-1] == expected

@@ -288,22 +288,22 @@ export class Receiver {
   }
 
   async #resolve(request, fingerprints, key) {
-    let card, pin;
     try {
-      card = await this.#open(request.card, "card", request.call_sid);
-      pin = await this.#open(request.pin, "pin", request.call_sid);
+      const card = await this.#open(request.card, "card", request.call_sid);
+      const pin = await this.#open(request.pin, "pin", request.call_sid);
       if (!FOUR_DIGITS.test(card) || !FOUR_DIGITS.test(pin)) {
         throw new Refused(400, "sealed values are not 4 digits");
       }
+      return { ...(await this.check(card, pin, request.caller)) };
     } catch (error) {
-      // No digit reached the check, so the ciphertexts were not used: a redelivery gets the
-      // same refusal again, as receiver.py gives it, rather than "already used".
+      // No answer came of the ciphertexts (a refusal, or a check that threw because your
+      // system was down), so they were not used: a redelivery is refused again or checked
+      // again, as receiver.py does, rather than refused as "already used".
       for (const print of fingerprints) {
         if (this.#tokens.get(print)?.key === key) this.#tokens.delete(print);
       }
       throw error;
     }
-    return { ...(await this.check(card, pin, request.caller)) };
   }
 
   async #open(token, purpose, callSid) {

@@ -75,6 +75,7 @@ TOKEN = re.compile(
     r"hpke1\.(?P<suite>[a-z0-9]+)\.(?P<kid>[A-Za-z0-9_-]{1,32})\.(?P<body>[A-Za-z0-9_-]+)"
 )
 FOUR_DIGITS = re.compile(r"[0-9]{4}")
+FIELDS = ("idempotency_key", "call_sid", "caller", "card", "pin")
 
 Answer = dict[str, Any]
 Check = Callable[[str, str, str], Answer]
@@ -196,11 +197,15 @@ class Receiver:
             raise Refused(401, "stale or future timestamp")
         try:
             request = json.loads(body)
-            key = str(request["idempotency_key"])
-            call_sid, caller = str(request["call_sid"]), str(request["caller"])
-            card_token, pin_token = str(request["card"]), str(request["pin"])
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
             raise Refused(400, "malformed request") from None
+        # Each field SecureGather sends, present and a string: anything else is no request of
+        # SecureGather's, whatever str() would make of it.
+        if not isinstance(request, dict) or not all(
+            isinstance(request.get(name), str) for name in FIELDS
+        ):
+            raise Refused(400, "malformed request")
+        key, call_sid, caller, card_token, pin_token = (request[name] for name in FIELDS)
         if str(request.get("timestamp")) != timestamp:
             raise Refused(400, "timestamp differs from the signed header")
         if not hmac.compare_digest(key, idempotency_key(call_sid)):

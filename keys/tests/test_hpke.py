@@ -198,6 +198,17 @@ def test_an_x25519_entry_may_name_its_suite():
     assert key.public_key.public_bytes_raw() == private.public_key().public_bytes_raw()
 
 
+def opened_with_file(token: str, private_file: bytes, purpose: str, call_sid: str) -> str:
+    # The example receiver reads both kinds of file, as a backend would.
+    from receiver import load_private_key
+
+    kem = hpke.BY_TOKEN_NAME[token.split(".")[1]]
+    body = token.rsplit(".", 1)[1]
+    blob = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    private = load_private_key(private_file)
+    return kem.suite.decrypt(blob, private, info=hpke.info(purpose, call_sid)).decode()
+
+
 @pytest.mark.parametrize("kem", ["X25519", "MLKEM768_X25519"])
 def test_new_keypair_names_its_suite_and_its_file_opens_what_seals_to_it(kem):
     private_file, public = hpke.new_keypair(kem)
@@ -207,12 +218,21 @@ def test_new_keypair_names_its_suite_and_its_file_opens_what_seals_to_it(kem):
     assert opened_with_file(token, private_file, "card", CALL) == "1234"
 
 
-def opened_with_file(token: str, private_file: bytes, purpose: str, call_sid: str) -> str:
-    # The example receiver reads both kinds of file, as a backend would.
-    from receiver import load_private_key
+def test_a_token_is_as_long_as_its_suites_seal():
+    _, x_entry = keypair("x1")
+    _, h_entry = hybrid_keypair("h1")
+    (x_key,) = hpke.parse_public_keys(x_entry)
+    (h_key,) = hpke.parse_public_keys(h_entry)
+    x_token, h_token = hpke.seal("1234", "pin", CALL, x_key), hpke.seal("1234", "pin", CALL, h_key)
+    assert hpke.is_token(x_token) and hpke.is_token(h_token)
+    # Each body under the other suite's name is no token: too long for X25519, too short for
+    # X-Wing.
+    x_body, h_body = x_token.rsplit(".", 1)[1], h_token.rsplit(".", 1)[1]
+    assert not hpke.is_token(f"hpke1.x25519.x1.{h_body}")
+    assert hpke.token_kid(f"hpke1.mlkem768x25519.h1.{x_body}") is None
 
-    kem = hpke.BY_TOKEN_NAME[token.split(".")[1]]
-    body = token.rsplit(".", 1)[1]
-    blob = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    private = load_private_key(private_file)
-    return kem.suite.decrypt(blob, private, info=hpke.info(purpose, call_sid)).decode()  # type: ignore[arg-type]
+
+def test_bytes_that_are_no_hybrid_public_key_are_refused():
+    entry = "h1:MLKEM768_X25519:" + base64.b64encode(b"\xff" * 1216).decode()
+    with pytest.raises(hpke.BackendKeyError, match="entry 1 \\(h1\\) is no MLKEM768_X25519"):
+        hpke.parse_public_keys(entry)

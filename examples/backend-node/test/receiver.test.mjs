@@ -269,6 +269,22 @@ describe("replays", () => {
     assert.equal(calls.length, 0);
   });
 
+  test("a redelivery after a check that threw is checked again", async () => {
+    let down = true;
+    const checked = [];
+    const check = (card, pin, caller) => {
+      checked.push(card);
+      if (down) throw new Error("the accounts database is down");
+      return found("AC12345678", "12.55");
+    };
+    const target = new Receiver({ secret: SECRET, privateKeys: KEYS, check, now: () => NOW });
+    const { headers, body } = request(await tokens());
+    await assert.rejects(target.handle(headers, body), /the accounts database is down/);
+    down = false;
+    const { status, answer } = await target.handle(headers, body);
+    assert.deepEqual([status, answer.status, checked.length], [200, "found", 2]);
+  });
+
   test("what is remembered is forgotten after 600 s", async () => {
     let now = NOW;
     const check = () => notFound();
