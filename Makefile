@@ -76,7 +76,7 @@ test: $(VENV)/.dev $(CATALOGS) $(NODE_BACKEND)/node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	npm test --prefix $(NODE_BACKEND) --silent
+	npm test --prefix $(NODE_BACKEND) --silent -- --test-reporter=dot
 	$(PY) -m pytest
 
 format: $(VENV)/.dev
