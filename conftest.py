@@ -506,6 +506,14 @@ class BackendKeys:
 
         return load_private_key(self.pem_file.read_bytes())
 
+    def settings(self) -> dict[str, Any]:
+        """The settings that seal to this key with the HTTP resolver, no backend to ask."""
+        return {
+            "SECUREGATHER_RESOLVER": "accounts.resolvers.HttpResolver",
+            "SECUREGATHER_BACKEND_PUBLIC_KEYS": self.public_entry,
+            "SECUREGATHER_BACKEND_KEM": self.kem,
+        }
+
 
 def make_backend_keys(directory: Path, kid: str, kem: str = "X25519") -> BackendKeys:
     """A backend key pair of the suite, its private key in a file as backend_keypair writes it."""
@@ -526,15 +534,16 @@ def backend_keys(tmp_path: Path) -> BackendKeys:
 class ExampleBackend:
     url: str
     process: subprocess.Popen[str]
-    keys: BackendKeys
+    keys: tuple[BackendKeys, ...]
 
-    def settings(self) -> dict[str, Any]:
-        """The settings that point SecureGather's HTTP resolver at this backend."""
+    def settings(self, kem: str | None = None) -> dict[str, Any]:
+        """The settings that point SecureGather's HTTP resolver at this backend, with the public
+        keys of all its private ones; ``kem`` names the suite that seals (the first key's)."""
         return {
-            "SECUREGATHER_RESOLVER": "accounts.resolvers.HttpResolver",
+            **self.keys[0].settings(),
             "SECUREGATHER_BACKEND_URL": self.url,
-            "SECUREGATHER_BACKEND_PUBLIC_KEYS": self.keys.public_entry,
-            "SECUREGATHER_BACKEND_KEM": self.keys.kem,
+            "SECUREGATHER_BACKEND_PUBLIC_KEYS": ",".join(key.public_entry for key in self.keys),
+            "SECUREGATHER_BACKEND_KEM": kem or self.keys[0].kem,
             "SECUREGATHER_BACKEND_SECRET": BACKEND_SECRET,
         }
 
@@ -550,7 +559,7 @@ def running_backend(*keys: BackendKeys, node: bool = False) -> Iterator[ExampleB
     process, url = launch.start([key.pem_file for key in keys], BACKEND_SECRET, node=node)
     backend_client.BREAKER.succeeded()
     try:
-        yield ExampleBackend(url, process, keys[0])
+        yield ExampleBackend(url, process, keys)
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -14,31 +14,21 @@ FOUND = "Thank you. Your account number is AC12345678 and your balance is 12.55"
 
 
 @pytest.fixture
-def both_keys(tmp_path):
-    """The backend's ring during a move: the old X25519 key and the new hybrid one."""
-    return make_backend_keys(tmp_path, "x1"), make_backend_keys(tmp_path, "h1", "MLKEM768_X25519")
-
-
-@pytest.fixture
-def backend(both_keys):
-    with running_backend(*both_keys) as backend:
+def backend(tmp_path):
+    """A backend whose ring is that of a move: the old X25519 key and the new hybrid one."""
+    old, new = (
+        make_backend_keys(tmp_path, "x1"),
+        make_backend_keys(tmp_path, "h1", "MLKEM768_X25519"),
+    )
+    with running_backend(old, new) as backend:
         yield backend
-
-
-def settings_for(backend, both_keys, kem):
-    old, new = both_keys
-    return {
-        **backend.settings(),
-        "SECUREGATHER_BACKEND_PUBLIC_KEYS": f"{new.public_entry},{old.public_entry}",
-        "SECUREGATHER_BACKEND_KEM": kem,
-    }
 
 
 @pytest.mark.parametrize(
     ("kem", "suite"), [("X25519", "x25519"), ("MLKEM768_X25519", "mlkem768x25519")]
 )
-def test_the_demo_call_is_verified_with_each_suite(call, backend, both_keys, plaintext, kem, suite):
-    with override_settings(**settings_for(backend, both_keys, kem)):
+def test_the_demo_call_is_verified_with_each_suite(call, backend, plaintext, kem, suite):
+    with override_settings(**backend.settings(kem)):
         call.start()
         call.card("1234")
         assert CallSession.objects.get().card.token.startswith(f"hpke1.{suite}.")
@@ -49,12 +39,12 @@ def test_the_demo_call_is_verified_with_each_suite(call, backend, both_keys, pla
     plaintext.assert_absent("1234", "4321")
 
 
-def test_a_call_sealed_on_both_sides_of_the_switch_is_verified(call, backend, both_keys, plaintext):
+def test_a_call_sealed_on_both_sides_of_the_switch_is_verified(call, backend, plaintext):
     # The card arrives before the reload that switches the suite, the PIN after it.
-    with override_settings(**settings_for(backend, both_keys, "X25519")):
+    with override_settings(**backend.settings("X25519")):
         call.start()
         call.card("1234")
-    with override_settings(**settings_for(backend, both_keys, "MLKEM768_X25519")):
+    with override_settings(**backend.settings("MLKEM768_X25519")):
         assert CallSession.objects.get().card.backend_kid == "x1"
         assert spoken(call.pin("4321")) == FOUND
     rows = AuditEvent.objects.filter(event__in=["card_entered", "pin_entered"])

@@ -54,20 +54,12 @@ def call(twilio, db):
     return FakeCall(twilio, call_sid=f"CA{uuid.uuid4().hex}")
 
 
-def sealing_with(backend, keys, kem):
-    return {
-        **backend.settings(),
-        "SECUREGATHER_BACKEND_PUBLIC_KEYS": ",".join(k.public_entry for k in keys.values()),
-        "SECUREGATHER_BACKEND_KEM": kem,
-    }
-
-
 @pytest.mark.parametrize(("pin", "heard"), [("4321", FOUND), ("9999", NOT_FOUND)])
 @pytest.mark.parametrize(("kem", "kid"), KEMS)
 def test_the_demo_call_is_resolved_by_the_node_backend(
-    call, node_backend, keys, plaintext, kem, kid, pin, heard
+    call, node_backend, plaintext, kem, kid, pin, heard
 ):
-    with override_settings(**sealing_with(node_backend, keys, kem)):
+    with override_settings(**node_backend.settings(kem)):
         call.start()
         call.card("1234")
         assert CallSession.objects.get(call_sid=call.call_sid).card.backend_kid == kid

@@ -108,11 +108,7 @@ def test_cryptoperiod_warnings(demo):
 def test_values_sealed_to_the_backend_are_counted_apart_and_pass(call, backend_keys):
     from keys.checks import check_keys_in_database
 
-    backend = {
-        "SECUREGATHER_RESOLVER": "accounts.resolvers.HttpResolver",
-        "SECUREGATHER_BACKEND_PUBLIC_KEYS": backend_keys.public_entry,
-    }
-    with override_settings(**backend):
+    with override_settings(**backend_keys.settings()):
         call.start()
         call.card("1234")
         output = keyring_status()

@@ -306,11 +306,7 @@ def test_a_dry_run_tells_a_retired_key_from_one_the_ring_lacks(demo_account):
 
 
 def test_a_value_sealed_to_the_backend_is_left_as_it_is(call, backend_keys):
-    backend = {
-        "SECUREGATHER_RESOLVER": "accounts.resolvers.HttpResolver",
-        "SECUREGATHER_BACKEND_PUBLIC_KEYS": backend_keys.public_entry,
-    }
-    with override_settings(**backend):
+    with override_settings(**backend_keys.settings()):
         call.start()
         call.card("1234")
     token = CallSession.objects.get().card.token
