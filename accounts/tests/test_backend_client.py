@@ -1,17 +1,13 @@
-import datetime
 import json
 import ssl
 from decimal import Decimal
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django.test import override_settings
 
 from accounts import backend_client
 from accounts.backend_client import BackendAnswer, BackendUnavailable, CircuitBreaker, parse
+from deploy.proxy import self_signed
 
 
 def test_a_found_answer_is_read_with_its_balance_and_reference():
@@ -79,32 +75,6 @@ def test_the_request_is_signed_over_timestamp_and_body_and_carries_the_idempoten
     assert backend_client.idempotency_key("CA1") != backend_client.idempotency_key("CA2")
     assert (request["kid"], request["timestamp"]) == ("b1", "7")
     assert backend_client.sign(b"k", "7", body) != backend_client.sign(b"k", "8", body)
-
-
-def self_signed(directory):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "securegather-client")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "client.pem", directory / "client.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
 
 
 def test_the_tls_context_carries_the_client_certificate_and_the_ca_file(tmp_path):
