@@ -38,7 +38,6 @@ from cryptography.hazmat.primitives.hpke import (
     AEAD,
     KDF,
     KEM,
-    MLKEM768X25519PrivateKey,
     MLKEM768X25519PublicKey,
     Suite,
 )
@@ -210,10 +209,6 @@ def seed_keys(seed: bytes) -> tuple[mlkem.MLKEM768PrivateKey, x25519.X25519Priva
         mlkem.MLKEM768PrivateKey.from_seed_bytes(expanded[:64]),
         x25519.X25519PrivateKey.from_private_bytes(expanded[64:]),
     )
-
-
-def hybrid_private_key(seed: bytes) -> MLKEM768X25519PrivateKey:
-    return MLKEM768X25519PrivateKey(*seed_keys(seed))
 
 
 def hybrid_public_bytes(seed: bytes) -> bytes:
